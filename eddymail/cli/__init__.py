@@ -1,0 +1,21 @@
+"""The command-line interface: argument parsing and rendering only (design.md §2)."""
+
+from __future__ import annotations
+
+from eddymail.cli.app import cli
+from eddymail.cli.channels import channel_group
+from eddymail.cli.departments import department_group
+from eddymail.cli.init import init_command
+from eddymail.cli.log import log_command
+from eddymail.cli.settings import settings_group
+
+for command in (init_command, department_group, channel_group, settings_group, log_command):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="eddymail")
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,145 @@
+"""The root command, its global options and the one error boundary.
+
+Every expected failure is an ``EddymailError``; it is turned into a message on stderr and
+its exit code here and nowhere else. Anything unexpected is reported in one line too, with
+the traceback only under ``-v``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import click
+
+from eddymail import __version__
+from eddymail.cli.output import Output
+from eddymail.errors import EXIT_FAILED, EddymailError
+from eddymail.services import runtime
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@dataclass
+class AppState:
+    """What the root command hands every subcommand."""
+
+    config_path: str | None
+    output: Output
+    verbose: int = 0
+    _runtime: runtime.Runtime | None = field(default=None, repr=False)
+
+    @property
+    def runtime(self) -> runtime.Runtime:
+        """The configuration, loaded on first use (so ``--help`` works with a broken file)."""
+        if self._runtime is None:
+            self._runtime = runtime.start(self.config_path, self.verbose)
+        return self._runtime
+
+    def database(self) -> runtime.Runtime:
+        """The runtime with its database open (created or upgraded if needed)."""
+        self.runtime.open_database()
+        return self.runtime
+
+
+class EddymailGroup(click.Group):
+    """A group whose invocation is the error boundary for every command below it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EddymailError as error:
+            output = _output_of(ctx)
+            output.error(error.message, error.hint)
+            ctx.exit(error.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            _output_of(ctx).error("Interrupted.")
+            ctx.exit(130)
+        except Exception as error:  # noqa: BLE001 - the boundary must catch the unknown too
+            output = _output_of(ctx)
+            logging.getLogger("eddymail").debug("unexpected error", exc_info=True)
+            output.error(
+                f"Unexpected {type(error).__name__}: {error}",
+                "This is a bug in eddymail; run again with -v for the traceback and report it.",
+            )
+            if output.verbose:
+                output.stderr.print(traceback.format_exc(), markup=False)
+            ctx.exit(EXIT_FAILED)
+        finally:
+            state = ctx.find_object(AppState)
+            if state is not None and state._runtime is not None:
+                state._runtime.close()
+
+
+def _output_of(ctx: click.Context) -> Output:
+    state = ctx.find_object(AppState)
+    return state.output if state else Output()
+
+
+def state() -> AppState:
+    """The current invocation's state."""
+    return click.get_current_context().ensure_object(AppState)
+
+
+def json_option(function: F) -> F:
+    """``--json`` on a data command (it may also be given before the subcommand)."""
+
+    def enable(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.ensure_object(AppState).output.json_mode = True
+
+    return click.option(
+        "--json", "json_mode", is_flag=True, expose_value=False, callback=enable,
+        is_eager=True, help="Print one JSON document on stdout.",
+    )(function)
+
+
+def with_database(function: F) -> F:
+    """Open the database before the command runs."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        state().database()
+        return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(cls=EddymailGroup, context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    help="Configuration file (default: $EDDYMAIL_CONFIG, then the platform config dir).",
+)
+@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success (for cron).")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv: debug).")
+@click.version_option(__version__, "--version", prog_name="eddymail")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, json_mode: bool, quiet: bool,
+        verbose: int) -> None:
+    """eddymail: a mail-to-ticket helpdesk for the terminal.
+
+    Mailboxes ("channels") belong to departments; `eddymail fetch`, run from cron,
+    turns their mail into tickets that staff read and answer here.
+
+    \b
+    Examples:
+      eddymail department add Support
+      eddymail channel add support --department Support --email help@example.com
+      eddymail channel test --all
+      eddymail -q fetch
+    """
+    existing = ctx.find_object(AppState)
+    output = Output(
+        json_mode=json_mode or bool(existing and existing.output.json_mode),
+        quiet=quiet,
+        verbose=verbose,
+    )
+    ctx.obj = AppState(config_path=config_path, output=output, verbose=verbose)

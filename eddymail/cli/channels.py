@@ -1,0 +1,309 @@
+"""``eddymail channel``: mailboxes, their servers and passwords."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from eddymail.cli.app import json_option, state, with_database
+from eddymail.presets import PRESETS
+from eddymail.services import channels
+from eddymail.services.channels import AFTER_FETCH, PROTOCOLS, SECURITIES, ChannelInfo
+
+SECURITY = click.Choice(SECURITIES, case_sensitive=False)
+
+
+@click.group("channel")
+def channel_group() -> None:
+    """Channels: mailboxes attached to departments.
+
+    \b
+    Examples:
+      eddymail channel add support --department Support --email help@gmail.com --preset gmail
+      eddymail channel test --all
+    """
+
+
+def settings_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The server options shared by ``channel add`` and ``channel edit``."""
+    options = [
+        click.option("--department", help="Department whose tickets this mailbox feeds."),
+        click.option("--email", help="The mailbox's e-mail address."),
+        click.option("--display-name", help="Name shown in From: of mail sent from it."),
+        click.option("--preset", help="Provider preset: " + ", ".join(p.key for p in PRESETS)
+                     + " (detected from the address when no server is given)."),
+        click.option("--protocol", type=click.Choice(PROTOCOLS, case_sensitive=False),
+                     help="Incoming protocol (none: outgoing only)."),
+        click.option("--host", help="Incoming (IMAP/POP3) server."),
+        click.option("--port", type=int, help="Incoming port (default from the security)."),
+        click.option("--security", type=SECURITY, help="Incoming connection security."),
+        click.option("--login", help="Login name (default: the e-mail address)."),
+        click.option("--folder", help="IMAP folder to fetch from (default INBOX)."),
+        click.option("--smtp-host", help="Outgoing (SMTP) server."),
+        click.option("--smtp-port", type=int, help="Outgoing port (default from the security)."),
+        click.option("--smtp-security", type=SECURITY, help="Outgoing connection security."),
+        click.option("--smtp-login", help="SMTP login (default: the incoming login)."),
+        click.option("--ca-file", type=click.Path(dir_okay=False),
+                     help="PEM file of a CA to trust besides the system's (company servers)."),
+        click.option("--password-command",
+                     help="Command that prints the password (run without a shell), instead "
+                     "of the keyring: e.g. 'pass show mail/support'."),
+        click.option("--after-fetch", type=click.Choice(AFTER_FETCH, case_sensitive=False),
+                     help="What fetch does with a message once stored (default mark_read)."),
+        click.option("--move-to", "move_to_folder", help="Folder for --after-fetch move."),
+        click.option("--unread-only/--include-read", "unread_only", default=None,
+                     help="Take only unread mail (the classic rule), or also new mail someone "
+                     "already read in webmail (default)."),
+        click.option("--initial", help="On first fetch take the last N unread messages, "
+                     "'all' or 'none' (default 100)."),
+        click.option("--notify-initial/--no-notify-initial", "notify_initial", default=None,
+                     help="Send notifications for the first fetch's mail (default: yes)."),
+        click.option("--authserv-id", help="Authentication-Results id of the mail provider "
+                     "that is trusted for sender verification."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _options(values: dict[str, Any]) -> channels.ChannelOptions:
+    return channels.ChannelOptions(**{
+        key: value for key, value in values.items()
+        if key in channels.ChannelOptions.__dataclass_fields__
+    })
+
+
+def read_password(password_stdin: bool, channel_name: str) -> str:
+    """The password from stdin (``--password-stdin``) or a hidden prompt asked twice."""
+    if password_stdin:
+        text = click.get_text_stream("stdin").read()
+        # Exactly one line ending is the pipe's, anything else belongs to the password.
+        for ending in ("\r\n", "\n"):
+            if text.endswith(ending):
+                text = text[: -len(ending)]
+                break
+        if not text:
+            raise click.UsageError("--password-stdin read an empty password.")
+        return text
+    if not sys.stdin.isatty():
+        raise click.UsageError(
+            "No terminal to ask for the password: pipe it in with --password-stdin, or use "
+            "--password-command."
+        )
+    return click.prompt(
+        f"Password for channel {channel_name}", hide_input=True, confirmation_prompt=True
+    )
+
+
+def render_channel(info: ChannelInfo) -> None:
+    """The ``channel show`` view."""
+    incoming = (
+        f"{info.protocol.upper()} {info.host}:{info.port} ({info.security}), login {info.login}"
+        + (f", folder {info.folder}" if info.protocol == "imap" else "")
+        if info.protocol != "none" else "(none)"
+    )
+    outgoing = (
+        f"SMTP {info.smtp_host}:{info.smtp_port} ({info.smtp_security}), login {info.smtp_login}"
+        if info.smtp_host else "(none)"
+    )
+    password = {
+        "keyring": "in the keyring",
+        "command": "from command: " + " ".join(info.password_command or []),
+        "none": "(not needed)",
+    }[info.password_source]
+    roles = [role for role, on in (("outgoing channel of its department",
+                                    info.outgoing_for_department),
+                                   ("system-channel (sends system notifications)",
+                                    info.system_channel)) if on]
+    state().output.fields(
+        [
+            ("Name", info.name),
+            ("Department", info.department),
+            ("Address", f"{info.display_name} <{info.email}>" if info.display_name else info.email),
+            ("Enabled", info.enabled),
+            ("Preset", info.preset or "-"),
+            ("Incoming", incoming),
+            ("Outgoing", outgoing),
+            ("CA file", info.ca_file or "-"),
+            ("Password", password),
+            ("After fetch", info.after_fetch + (f" → {info.move_to_folder}"
+                                                if info.after_fetch == "move" else "")),
+            ("Mail taken", "unread only" if info.unread_only else "new mail, read or not"),
+            ("First fetch", f"last {info.initial} unread" if info.initial.isdigit()
+             else info.initial),
+            ("Notify on first fetch", info.notify_initial),
+            ("Roles", ", ".join(roles) or "-"),
+            ("Connected", info.connected_at or "not fetched yet"),
+        ],
+        title=f"Channel {info.name}",
+    )
+
+
+@channel_group.command("add")
+@click.argument("name")
+@settings_options
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@json_option
+@with_database
+def add(name: str, password_stdin: bool, **values: Any) -> None:
+    """Add a mailbox to a department.
+
+    With a preset (or an address at a known provider) only the address and the password
+    remain to be typed. The password goes to the system keyring, never to the database.
+
+    \b
+    Examples:
+      eddymail channel add support --department Support --email help@gmail.com
+      printf '%s\\n' "$APP_PASSWORD" | eddymail channel add billing --department Accounting \\
+          --email billing@example.com --host mail.example.com --smtp-host mail.example.com \\
+          --password-stdin
+    """
+    out = state().output
+    options = _options(values)
+    if password_stdin and options.password_command:
+        raise click.UsageError("Give either --password-stdin or --password-command, not both.")
+    draft = channels.resolve_channel(name, options)
+    if draft.preset_hint:
+        out.info(draft.preset_hint)
+    password = read_password(password_stdin, draft.name) if draft.needs_password else None
+    saved = channels.create_channel(draft, password)
+
+    def render() -> None:
+        out.success(f"Channel {saved.channel.name} added to {saved.channel.department}.")
+        if saved.became_outgoing:
+            out.line(f"Replies of {saved.channel.department} will be sent from "
+                     f"{saved.channel.email}.")
+        out.line(f"Check it with: eddymail channel test {saved.channel.name}")
+
+    out.emit({"channel": saved.channel, "preset_hint": draft.preset_hint,
+              "became_outgoing": saved.became_outgoing}, render)
+
+
+@channel_group.command("edit")
+@click.argument("name")
+@click.option("--name", "new_name", help="A new name for the channel.")
+@settings_options
+@click.option("--enable/--disable", "enabled", default=None, help="Include it in fetch or not.")
+@json_option
+@with_database
+def edit(name: str, new_name: str | None, **values: Any) -> None:
+    """Change a channel's settings (only the options given change).
+
+    \b
+    Examples:
+      eddymail channel edit support --security starttls --port 143
+      eddymail channel edit support --after-fetch move --move-to Processed
+    """
+    out = state().output
+    channel = channels.find_channel(name)
+    draft = channels.resolve_channel(channel.name, _options(values), existing=channel)
+    saved = channels.update_channel(channel, draft, new_name=new_name)
+    out.emit({"channel": saved.channel},
+             lambda: out.success(f"Channel {saved.channel.name} updated."))
+
+
+@channel_group.command("password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@with_database
+def password(name: str, password_stdin: bool) -> None:
+    """Store a new password for a channel in the keyring.
+
+    \b
+    Example:
+      eddymail channel password support
+    """
+    channel = channels.find_channel(name)
+    secret = read_password(password_stdin, channel.name)
+    channels.set_password(channel.name, secret)
+    state().output.success(f"Password of channel {channel.name} stored in the keyring.")
+
+
+@channel_group.command("list")
+@click.option("--department", help="Only this department's channels.")
+@json_option
+@with_database
+def list_(department: str | None) -> None:
+    """List channels.
+
+    \b
+    Example:
+      eddymail channel list --department Support
+    """
+    items = channels.list_channels(department)
+    out = state().output
+
+    def incoming(info: ChannelInfo) -> str:
+        return f"{info.protocol} {info.host}:{info.port}" if info.protocol != "none" else "-"
+
+    out.emit(
+        {"channels": items},
+        lambda: out.table(
+            ["Name", "Department", "Address", "Incoming", "Outgoing", "Enabled"],
+            [[c.name, c.department, c.email, incoming(c),
+              f"{c.smtp_host}:{c.smtp_port}" if c.smtp_host else "-", c.enabled] for c in items],
+            empty="No channels yet: eddymail channel add NAME --department DEPT --email ADDR",
+        ),
+    )
+
+
+@channel_group.command("show")
+@click.argument("name")
+@json_option
+@with_database
+def show(name: str) -> None:
+    """Show a channel's settings (never its password).
+
+    \b
+    Example:
+      eddymail channel show support --json
+    """
+    info = channels.show_channel(name)
+    state().output.emit({"channel": info}, lambda: render_channel(info))
+
+
+@channel_group.command("remove")
+@click.argument("name")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@with_database
+def remove(name: str, yes: bool) -> None:
+    """Remove a channel and its stored password; its tickets stay.
+
+    \b
+    Example:
+      eddymail channel remove old-support --yes
+    """
+    channel = channels.find_channel(name)
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Remove channel {channel.name} <{channel.email}>?", abort=True)
+    channels.remove_channel(channel.name)
+    out = state().output
+    out.emit({"removed": channel.name}, lambda: out.success(f"Channel {channel.name} removed."))
+
+
+@channel_group.command("presets")
+@json_option
+def presets() -> None:
+    """List the mail provider presets and what each provider requires.
+
+    \b
+    Example:
+      eddymail channel presets --json
+    """
+    out = state().output
+
+    def server(s: Any) -> str:
+        return f"{s.host}:{s.port} {s.security}" if s else "-"
+
+    out.emit(
+        {"presets": list(PRESETS)},
+        lambda: out.table(
+            ["Preset", "Provider", "IMAP", "POP3", "SMTP", "App password", "Note"],
+            [[p.key, p.name, server(p.imap), server(p.pop3), server(p.smtp),
+              "required" if p.app_password else "-", p.hint] for p in PRESETS],
+        ),
+    )

@@ -1,0 +1,33 @@
+"""``eddymail init``: create or upgrade the database."""
+
+from __future__ import annotations
+
+import click
+
+from eddymail.cli.app import json_option, state
+from eddymail.services import setup
+
+
+@click.command("init")
+@json_option
+def init_command() -> None:
+    """Create the database, or upgrade it to this version's schema.
+
+    Safe to run again at any time; other commands also upgrade on the fly.
+
+    \b
+    Example:
+      eddymail init
+    """
+    runtime = state().runtime
+    report = setup.initialise(runtime)
+    out = state().output
+
+    def render() -> None:
+        if report.applied:
+            out.success(f"Database ready at {report.database} "
+                        f"(applied: {', '.join(report.applied)}).")
+        else:
+            out.success(f"Database at {report.database} is up to date.")
+
+    out.emit({"init": report}, render)

@@ -1,0 +1,169 @@
+"""The one output module: rich tables for people, one JSON document for scripts.
+
+Rules kept here so no command can get them wrong:
+- ``--json``: exactly one JSON document on stdout (snake_case keys, ISO-8601 UTC times,
+  collections present even when empty); messages and errors go to stderr.
+- ``-q``: nothing on stdout on success; errors still reach stderr.
+- Every string is shown through ``safetext.for_terminal`` and as ``rich.text.Text``, never
+  as markup, so text from an email or a server cannot drive the terminal or rich.
+- Colour follows the terminal: rich turns it off for pipes and honours ``NO_COLOR``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from eddymail.safetext import for_json, for_terminal
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, datetimes, tuples and sets turned into plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    return value
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO-8601 in UTC with a ``Z``; naive datetimes are taken as UTC (as stored)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.replace(microsecond=0).isoformat() + "Z"
+
+
+def cell(value: Any) -> Text:
+    """A value as a safe one-line table cell."""
+    if value is None:
+        return Text("")
+    if isinstance(value, bool):
+        return Text("yes" if value else "no")
+    if isinstance(value, datetime):
+        return Text(local_time(value))
+    return Text(for_terminal(value, multiline=False))
+
+
+def local_time(moment: datetime) -> str:
+    """A stored (naive UTC) time in the reader's local zone, to the minute."""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return aware.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+class Output:
+    """Where a command's results, messages and errors go."""
+
+    def __init__(self, *, json_mode: bool = False, quiet: bool = False, verbose: int = 0) -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.verbose = verbose
+        self._stdout: Console | None = None
+        self._stderr: Console | None = None
+
+    # Consoles are made on first use so they bind to the streams current at that moment
+    # (click's test runner swaps sys.stdout per invocation).
+    @property
+    def stdout(self) -> Console:
+        """The console for results."""
+        if self._stdout is None:
+            self._stdout = _console(sys.stdout)
+        return self._stdout
+
+    @property
+    def stderr(self) -> Console:
+        """The console for messages and errors."""
+        if self._stderr is None:
+            self._stderr = _console(sys.stderr)
+        return self._stderr
+
+    def emit(self, payload: Any, render: Callable[[], None] | None = None) -> None:
+        """Print a command's result: ``payload`` as JSON, or ``render()`` for people."""
+        if self.json_mode:
+            document = json.dumps(to_jsonable(payload), ensure_ascii=False, indent=2)
+            sys.stdout.write(for_json(document) + "\n")
+            sys.stdout.flush()
+        elif not self.quiet and render is not None:
+            render()
+
+    def table(
+        self,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        *,
+        title: str | None = None,
+        empty: str = "Nothing to show.",
+    ) -> None:
+        """A table of safe cells, or the ``empty`` sentence when there are no rows."""
+        rows = list(rows)
+        if not rows:
+            self.line(empty, style="dim")
+            return
+        table = Table(title=for_terminal(title, multiline=False) if title else None,
+                      header_style="bold", show_edge=False, pad_edge=False)
+        for column in columns:
+            table.add_column(for_terminal(column, multiline=False), overflow="fold")
+        for row in rows:
+            table.add_row(*(cell(value) for value in row))
+        self.stdout.print(table)
+
+    def fields(self, pairs: Iterable[tuple[str, Any]], *, title: str | None = None) -> None:
+        """A two-column "name: value" view for ``show`` commands."""
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column(overflow="fold")
+        for name, value in pairs:
+            grid.add_row(Text(for_terminal(name, multiline=False)), cell(value))
+        if title:
+            self.stdout.print(Text(for_terminal(title, multiline=False), style="bold underline"))
+        self.stdout.print(grid)
+
+    def text(self, body: str, *, style: str | None = None) -> None:
+        """A block of (untrusted, multi-line) text, shown safely."""
+        self.stdout.print(Text(for_terminal(body), style=style or ""))
+
+    def line(self, message: str, *, style: str | None = None) -> None:
+        """One line of result text on stdout (silent under ``-q`` and ``--json``)."""
+        if self.quiet or self.json_mode:
+            return
+        self.stdout.print(Text(for_terminal(message), style=style or ""))
+
+    def success(self, message: str) -> None:
+        """A confirmation ("Department Support added.")."""
+        self.line(message, style="green")
+
+    def info(self, message: str) -> None:
+        """Advice for the person at the terminal; stderr, silent under ``-q``."""
+        if not self.quiet:
+            self.stderr.print(Text(for_terminal(message), style="cyan"))
+
+    def warning(self, message: str) -> None:
+        """Something that worked but needs attention; stderr, silent under ``-q``."""
+        if not self.quiet:
+            self.stderr.print(Text("Warning: " + for_terminal(message), style="yellow"))
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        """A failure: one line on stderr (plus the hint), always shown."""
+        text = Text("Error: ", style="bold red")
+        text.append(for_terminal(message, multiline=False))
+        if hint:
+            text.append("\nHint: ", style="bold")
+            text.append(for_terminal(hint, multiline=False))
+        self.stderr.print(text)
+
+
+def _console(stream) -> Console:
+    # markup/emoji/highlight off: nothing we print is ever parsed as rich markup.
+    # soft_wrap: a message is one line however long, so cron mail and grep see it whole.
+    return Console(file=stream, markup=False, emoji=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,193 @@
+"""Reading ``eddymail.toml``: lookup, defaults, validation.
+
+The tool only ever reads this file. Lookup order: an explicit path (``--config``), then
+``$EDDYMAIL_CONFIG``, then ``eddymail.toml`` in the platform config directory. No file at
+all is fine: every key has a default. ``$EDDYMAIL_DATABASE_URL`` overrides the database URL,
+so a cron line or a CI job can point at another database without a file.
+
+Every key is declared once in ``SCHEMA``; unknown keys and wrong types are rejected with a
+message naming the key and the file, because a typo silently ignored is a setting silently
+lost.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from eddymail.errors import ConfigError
+
+APP_NAME = "eddymail"
+CONFIG_ENV = "EDDYMAIL_CONFIG"
+DATABASE_URL_ENV = "EDDYMAIL_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its type, default and a line of documentation."""
+
+    type: type | tuple[type, ...]
+    default: Any
+    doc: str
+
+
+# section -> key -> declaration. eddymail.toml.example documents the same keys; a test keeps
+# the two in step.
+SCHEMA: dict[str, dict[str, Key]] = {
+    "database": {
+        "url": Key(str, "", "Database URL; empty means a SQLite file in the data directory."),
+        "busy_timeout": Key((int, float), 15, "Seconds to wait for another writer (SQLite)."),
+    },
+    "agent": {
+        "name": Key(str, "", "Your name on replies; empty means the login name."),
+    },
+    "network": {
+        "timeout": Key((int, float), 30, "Seconds allowed for each network step."),
+    },
+    "fetch": {
+        "deadline": Key((int, float), 900, "Seconds one fetch run may take in all."),
+        "batch_size": Key(int, 50, "Messages downloaded per IMAP FETCH command."),
+        "max_message_bytes": Key(int, 50 * 1024 * 1024, "Larger messages are quarantined."),
+    },
+    "logging": {
+        "level": Key(str, "warning", "debug, info, warning or error."),
+        "file": Key(str, "", "Also append log records to this file; empty means stderr only."),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration: file values over defaults, environment over both."""
+
+    path: Path | None
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def get(self, section: str, key: str) -> Any:
+        """Value of ``section.key`` (declared in ``SCHEMA``)."""
+        return self.values[section][key]
+
+    @property
+    def database_url(self) -> str:
+        """The database URL to open, with the environment override and the default applied."""
+        url = os.environ.get(DATABASE_URL_ENV) or self.get("database", "url")
+        return url or default_database_url()
+
+    @property
+    def agent_name(self) -> str:
+        """The operator's name for replies: ``[agent] name``, else the login name."""
+        name = self.get("agent", "name")
+        if name:
+            return name
+        try:
+            return os.getlogin()
+        except OSError:
+            import getpass
+
+            return getpass.getuser()
+
+
+def default_config_path() -> Path:
+    """``eddymail.toml`` in the platform's per-user config directory."""
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "eddymail.toml"
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory (the SQLite file and the fetch lock live here)."""
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def default_database_url() -> str:
+    """A SQLite file in the data directory."""
+    return f"sqlite:///{default_data_dir() / 'eddymail.db'}"
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None) -> tuple[Path | None, bool]:
+    """Return the config path to read and whether the user named it.
+
+    A file the user named (option or environment) must exist; the platform default may not.
+    """
+    if explicit:
+        return Path(explicit), True
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env), True
+    path = default_config_path()
+    return (path if path.exists() else None), False
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Find, read and validate the configuration. Raises ``ConfigError``."""
+    path, named = find_config_path(explicit)
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with path.open("rb") as handle:
+                raw = tomllib.load(handle)
+        except FileNotFoundError:
+            if named:
+                raise ConfigError(f"Configuration file {path} does not exist.") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"Configuration file {path} is not valid TOML: {error}.") from None
+        except OSError as error:
+            raise ConfigError(f"Cannot read configuration file {path}: {error.strerror}.") from None
+    return Config(path=path, values=_validate(raw, path))
+
+
+def _validate(raw: dict[str, Any], path: Path | None) -> dict[str, dict[str, Any]]:
+    where = f"in {path}" if path else ""
+    values = {section: {k: key.default for k, key in keys.items()} for section, keys in SCHEMA.items()}
+    for section, table in raw.items():
+        if section not in SCHEMA:
+            known = ", ".join(f"[{name}]" for name in SCHEMA)
+            raise ConfigError(f"Unknown section [{section}] {where}; known sections: {known}.")
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{section}] {where} must be a table of keys.")
+        for name, value in table.items():
+            declared = SCHEMA[section].get(name)
+            if declared is None:
+                known = ", ".join(SCHEMA[section])
+                raise ConfigError(
+                    f"Unknown key '{section}.{name}' {where}; keys of [{section}]: {known}."
+                )
+            # bool is an int in Python; a number key given `true` is still a mistake.
+            if isinstance(value, bool) or not isinstance(value, declared.type):
+                expected = _type_name(declared.type)
+                raise ConfigError(
+                    f"Key '{section}.{name}' {where} must be {expected}, "
+                    f"not {_type_name(type(value))}."
+                )
+            values[section][name] = value
+    _check_ranges(values, where)
+    return values
+
+
+def _check_ranges(values: dict[str, dict[str, Any]], where: str) -> None:
+    positive = [
+        ("database", "busy_timeout"),
+        ("network", "timeout"),
+        ("fetch", "deadline"),
+        ("fetch", "batch_size"),
+        ("fetch", "max_message_bytes"),
+    ]
+    for section, name in positive:
+        if values[section][name] <= 0:
+            raise ConfigError(f"Key '{section}.{name}' {where} must be greater than zero.")
+    level = values["logging"]["level"].lower()
+    if level not in {"debug", "info", "warning", "error"}:
+        raise ConfigError(
+            f"Key 'logging.level' {where} must be one of debug, info, warning, error."
+        )
+    values["logging"]["level"] = level
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    if isinstance(kind, tuple):
+        return "a number" if set(kind) == {int, float} else " or ".join(map(_type_name, kind))
+    return names.get(kind, kind.__name__)

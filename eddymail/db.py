@@ -1,0 +1,117 @@
+"""The one place that opens the database.
+
+Models are bound to ``database_proxy``; ``open_database`` picks the engine from the URL
+(SQLite by default, ``postgresql://`` for teams that outgrow one machine), sets SQLite up for a
+cron job and a person working at the same time (WAL, foreign keys, a busy timeout), and brings
+the schema up to date. Engine errors that a person can act on (locked, full, read-only, too
+new) become ``DatabaseError`` here, so no caller has to know peewee's exception zoo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import peewee
+from playhouse import db_url
+
+from eddymail.errors import DatabaseError
+
+database_proxy = peewee.DatabaseProxy()
+
+SQLITE_SCHEMES = {"sqlite", ""}
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL (``sqlite:////abs/path``), or None for other engines."""
+    parsed = urlparse(url)
+    if parsed.scheme not in SQLITE_SCHEMES:
+        return None
+    if parsed.scheme == "":
+        return Path(url)
+    # sqlite:///relative and sqlite:////absolute, as SQLAlchemy and playhouse spell them.
+    return Path(parsed.path[1:] if parsed.path.startswith("//") else parsed.path.lstrip("/") or "")
+
+
+def open_database(url: str, *, busy_timeout: float = 15.0, migrate: bool = True) -> peewee.Database:
+    """Connect ``database_proxy`` to ``url`` and, unless told not to, apply pending migrations.
+
+    A bare path is accepted as a SQLite file. Raises ``DatabaseError``.
+    """
+    path = sqlite_path(url)
+    try:
+        if path is not None:
+            if str(path) != ":memory:":
+                path = path.expanduser()
+                path.parent.mkdir(parents=True, exist_ok=True)
+            database: peewee.Database = peewee.SqliteDatabase(
+                str(path),
+                timeout=busy_timeout,
+                pragmas={
+                    "journal_mode": "wal",
+                    "foreign_keys": 1,
+                    "busy_timeout": int(busy_timeout * 1000),
+                    # WAL + NORMAL is durable against process crashes (our kill -9 case);
+                    # only an OS crash can lose the last transactions.
+                    "synchronous": "normal",
+                },
+            )
+        else:
+            database = db_url.connect(url)
+    except (ValueError, RuntimeError) as error:
+        raise DatabaseError(f"Cannot use database URL {redact_url(url)}: {error}.") from None
+    except OSError as error:
+        raise DatabaseError(f"Cannot create the database directory: {error}.") from None
+    database_proxy.initialize(database)
+    with translate_errors(url):
+        database.connect(reuse_if_open=True)
+        if migrate:
+            from eddymail.migrations import apply_migrations
+
+            apply_migrations(database)
+    return database
+
+
+def close_database() -> None:
+    """Close the connection if one is open (safe to call twice)."""
+    database = database_proxy.obj
+    if database is not None and not database.is_closed():
+        database.close()
+
+
+@contextlib.contextmanager
+def translate_errors(url: str = "") -> Iterator[None]:
+    """Turn engine errors a person can act on into ``DatabaseError`` with a sentence."""
+    where = f" ({redact_url(url)})" if url else ""
+    try:
+        yield
+    except peewee.OperationalError as error:
+        text = str(error)
+        lowered = text.lower()
+        if "locked" in lowered or "busy" in lowered:
+            message = (
+                f"The database{where} is locked by another eddymail process; "
+                "try again in a moment."
+            )
+        elif "full" in lowered:
+            message = f"The database{where} is full (disk or size limit): free space, then retry."
+        elif "readonly" in lowered or "read-only" in lowered:
+            message = f"The database{where} is read-only for this user."
+        elif "unable to open" in lowered:
+            message = f"Cannot open the database{where}: check the path and permissions."
+        else:
+            message = f"Database error{where}: {text}."
+        raise DatabaseError(message) from None
+    except peewee.DatabaseError as error:
+        raise DatabaseError(f"Database error{where}: {error}.") from None
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, fit for messages and logs."""
+    parsed = urlparse(url)
+    if parsed.password:
+        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+        return parsed._replace(netloc=netloc).geturl()
+    return url

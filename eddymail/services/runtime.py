@@ -1,0 +1,65 @@
+"""Starting up: read the configuration and open the database, once per process."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from eddymail import db
+from eddymail.config import Config, load_config
+from eddymail.errors import ConfigError
+
+log = logging.getLogger("eddymail")
+
+
+@dataclass
+class Runtime:
+    """The configuration of this run and, once asked for, an open database."""
+
+    config: Config
+    database_open: bool = False
+
+    def open_database(self) -> None:
+        """Open (creating or upgrading) the configured database; idempotent."""
+        if not self.database_open:
+            db.open_database(
+                self.config.database_url,
+                busy_timeout=float(self.config.get("database", "busy_timeout")),
+            )
+            self.database_open = True
+
+    def close(self) -> None:
+        """Close the database if it was opened."""
+        if self.database_open:
+            db.close_database()
+            self.database_open = False
+
+    @property
+    def database_location(self) -> str:
+        """The database URL with any password hidden."""
+        return db.redact_url(self.config.database_url)
+
+
+def start(config_path: str | os.PathLike[str] | None, verbose: int = 0) -> Runtime:
+    """Load the configuration and set up logging; the database opens on first use."""
+    config = load_config(config_path)
+    _setup_logging(config, verbose)
+    return Runtime(config=config)
+
+
+def _setup_logging(config: Config, verbose: int) -> None:
+    level = {0: config.get("logging", "level").upper(), 1: "INFO"}.get(verbose, "DEBUG")
+    log.setLevel(level)
+    log.propagate = False
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+    handler: logging.Handler = logging.StreamHandler()
+    path = config.get("logging", "file")
+    if path:
+        try:
+            handler = logging.FileHandler(os.path.expanduser(path), encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"Cannot open log file {path}: {error.strerror}.") from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
