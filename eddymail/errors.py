@@ -67,6 +67,10 @@ class SecretError(EddymailError):
     exit_code = EXIT_ENVIRONMENT
 
 
+class KeyringUnavailableError(SecretError):
+    """No usable keyring backend exists here: an environment problem, not a channel's."""
+
+
 class MailServerError(EddymailError):
     """A mail server refused, failed or could not be reached.
 

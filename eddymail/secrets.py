@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import keyring
 import keyring.errors
 
-from eddymail.errors import SecretError
+from eddymail.errors import KeyringUnavailableError, SecretError
 
 KEYRING_SERVICE = "eddymail"
 PASSWORD_COMMAND_TIMEOUT = 20.0
@@ -143,11 +143,11 @@ def _keyring_errors() -> Iterator[None]:
     try:
         yield
     except (keyring.errors.NoKeyringError, RuntimeError):
-        raise SecretError(NO_KEYRING_FIX) from None
+        raise KeyringUnavailableError(NO_KEYRING_FIX) from None
     except ImportError as error:
-        raise SecretError(
+        raise KeyringUnavailableError(
             f"The keyring backend named by PYTHON_KEYRING_BACKEND cannot be loaded ({error}). "
             + NO_KEYRING_FIX
         ) from None
     except keyring.errors.KeyringError as error:
-        raise SecretError(f"The keyring failed: {error}. {NO_KEYRING_FIX}") from None
+        raise KeyringUnavailableError(f"The keyring failed: {error}. {NO_KEYRING_FIX}") from None

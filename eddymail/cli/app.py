@@ -62,7 +62,7 @@ class EddymailGroup(click.Group):
         except KeyboardInterrupt:
             _output_of(ctx).error("Interrupted.")
             ctx.exit(130)
-        except Exception as error:  # noqa: BLE001 - the boundary must catch the unknown too
+        except Exception as error:
             output = _output_of(ctx)
             logging.getLogger("eddymail").debug("unexpected error", exc_info=True)
             output.error(
@@ -96,8 +96,13 @@ def json_option(function: F) -> F:
             ctx.ensure_object(AppState).output.json_mode = True
 
     return click.option(
-        "--json", "json_mode", is_flag=True, expose_value=False, callback=enable,
-        is_eager=True, help="Print one JSON document on stdout.",
+        "--json",
+        "json_mode",
+        is_flag=True,
+        expose_value=False,
+        callback=enable,
+        is_eager=True,
+        help="Print one JSON document on stdout.",
     )(function)
 
 
@@ -114,7 +119,11 @@ def with_database(function: F) -> F:
 
 @click.group(cls=EddymailGroup, context_settings=CONTEXT_SETTINGS)
 @click.option(
-    "-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="Configuration file (default: $EDDYMAIL_CONFIG, then the platform config dir).",
 )
 @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
@@ -122,8 +131,9 @@ def with_database(function: F) -> F:
 @click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv: debug).")
 @click.version_option(__version__, "--version", prog_name="eddymail")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, json_mode: bool, quiet: bool,
-        verbose: int) -> None:
+def cli(
+    ctx: click.Context, config_path: str | None, json_mode: bool, quiet: bool, verbose: int
+) -> None:
     """eddymail: a mail-to-ticket helpdesk for the terminal.
 
     Mailboxes ("channels") belong to departments; `eddymail fetch`, run from cron,

@@ -9,8 +9,9 @@ from typing import Any
 import click
 
 from eddymail.cli.app import json_option, state, with_database
+from eddymail.errors import PartialFailure
 from eddymail.presets import PRESETS
-from eddymail.services import channels
+from eddymail.services import channel_test, channels
 from eddymail.services.channels import AFTER_FETCH, PROTOCOLS, SECURITIES, ChannelInfo
 
 SECURITY = click.Choice(SECURITIES, case_sensitive=False)
@@ -33,10 +34,17 @@ def settings_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--department", help="Department whose tickets this mailbox feeds."),
         click.option("--email", help="The mailbox's e-mail address."),
         click.option("--display-name", help="Name shown in From: of mail sent from it."),
-        click.option("--preset", help="Provider preset: " + ", ".join(p.key for p in PRESETS)
-                     + " (detected from the address when no server is given)."),
-        click.option("--protocol", type=click.Choice(PROTOCOLS, case_sensitive=False),
-                     help="Incoming protocol (none: outgoing only)."),
+        click.option(
+            "--preset",
+            help="Provider preset: "
+            + ", ".join(p.key for p in PRESETS)
+            + " (detected from the address when no server is given).",
+        ),
+        click.option(
+            "--protocol",
+            type=click.Choice(PROTOCOLS, case_sensitive=False),
+            help="Incoming protocol (none: outgoing only).",
+        ),
         click.option("--host", help="Incoming (IMAP/POP3) server."),
         click.option("--port", type=int, help="Incoming port (default from the security)."),
         click.option("--security", type=SECURITY, help="Incoming connection security."),
@@ -46,23 +54,44 @@ def settings_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--smtp-port", type=int, help="Outgoing port (default from the security)."),
         click.option("--smtp-security", type=SECURITY, help="Outgoing connection security."),
         click.option("--smtp-login", help="SMTP login (default: the incoming login)."),
-        click.option("--ca-file", type=click.Path(dir_okay=False),
-                     help="PEM file of a CA to trust besides the system's (company servers)."),
-        click.option("--password-command",
-                     help="Command that prints the password (run without a shell), instead "
-                     "of the keyring: e.g. 'pass show mail/support'."),
-        click.option("--after-fetch", type=click.Choice(AFTER_FETCH, case_sensitive=False),
-                     help="What fetch does with a message once stored (default mark_read)."),
+        click.option(
+            "--ca-file",
+            type=click.Path(dir_okay=False),
+            help="PEM file of a CA to trust besides the system's (company servers).",
+        ),
+        click.option(
+            "--password-command",
+            help="Command that prints the password (run without a shell), instead "
+            "of the keyring: e.g. 'pass show mail/support'.",
+        ),
+        click.option(
+            "--after-fetch",
+            type=click.Choice(AFTER_FETCH, case_sensitive=False),
+            help="What fetch does with a message once stored (default mark_read).",
+        ),
         click.option("--move-to", "move_to_folder", help="Folder for --after-fetch move."),
-        click.option("--unread-only/--include-read", "unread_only", default=None,
-                     help="Take only unread mail (the classic rule), or also new mail someone "
-                     "already read in webmail (default)."),
-        click.option("--initial", help="On first fetch take the last N unread messages, "
-                     "'all' or 'none' (default 100)."),
-        click.option("--notify-initial/--no-notify-initial", "notify_initial", default=None,
-                     help="Send notifications for the first fetch's mail (default: yes)."),
-        click.option("--authserv-id", help="Authentication-Results id of the mail provider "
-                     "that is trusted for sender verification."),
+        click.option(
+            "--unread-only/--include-read",
+            "unread_only",
+            default=None,
+            help="Take only unread mail (the classic rule), or also new mail someone "
+            "already read in webmail (default).",
+        ),
+        click.option(
+            "--initial",
+            help="On first fetch take the last N unread messages, 'all' or 'none' (default 100).",
+        ),
+        click.option(
+            "--notify-initial/--no-notify-initial",
+            "notify_initial",
+            default=None,
+            help="Send notifications for the first fetch's mail (default: yes).",
+        ),
+        click.option(
+            "--authserv-id",
+            help="Authentication-Results id of the mail provider "
+            "that is trusted for sender verification.",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -70,16 +99,19 @@ def settings_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _options(values: dict[str, Any]) -> channels.ChannelOptions:
-    return channels.ChannelOptions(**{
-        key: value for key, value in values.items()
-        if key in channels.ChannelOptions.__dataclass_fields__
-    })
+    return channels.ChannelOptions(
+        **{
+            key: value
+            for key, value in values.items()
+            if key in channels.ChannelOptions.__dataclass_fields__
+        }
+    )
 
 
 def read_password(password_stdin: bool, channel_name: str) -> str:
     """The password from stdin (``--password-stdin``) or a hidden prompt asked twice."""
     if password_stdin:
-        text = click.get_text_stream("stdin").read()
+        text = sys.stdin.read()
         # Exactly one line ending is the pipe's, anything else belongs to the password.
         for ending in ("\r\n", "\n"):
             if text.endswith(ending):
@@ -103,21 +135,27 @@ def render_channel(info: ChannelInfo) -> None:
     incoming = (
         f"{info.protocol.upper()} {info.host}:{info.port} ({info.security}), login {info.login}"
         + (f", folder {info.folder}" if info.protocol == "imap" else "")
-        if info.protocol != "none" else "(none)"
+        if info.protocol != "none"
+        else "(none)"
     )
     outgoing = (
         f"SMTP {info.smtp_host}:{info.smtp_port} ({info.smtp_security}), login {info.smtp_login}"
-        if info.smtp_host else "(none)"
+        if info.smtp_host
+        else "(none)"
     )
     password = {
         "keyring": "in the keyring",
         "command": "from command: " + " ".join(info.password_command or []),
         "none": "(not needed)",
     }[info.password_source]
-    roles = [role for role, on in (("outgoing channel of its department",
-                                    info.outgoing_for_department),
-                                   ("system-channel (sends system notifications)",
-                                    info.system_channel)) if on]
+    roles = [
+        role
+        for role, on in (
+            ("outgoing channel of its department", info.outgoing_for_department),
+            ("system-channel (sends system notifications)", info.system_channel),
+        )
+        if on
+    ]
     state().output.fields(
         [
             ("Name", info.name),
@@ -129,11 +167,16 @@ def render_channel(info: ChannelInfo) -> None:
             ("Outgoing", outgoing),
             ("CA file", info.ca_file or "-"),
             ("Password", password),
-            ("After fetch", info.after_fetch + (f" → {info.move_to_folder}"
-                                                if info.after_fetch == "move" else "")),
+            (
+                "After fetch",
+                info.after_fetch
+                + (f" → {info.move_to_folder}" if info.after_fetch == "move" else ""),
+            ),
             ("Mail taken", "unread only" if info.unread_only else "new mail, read or not"),
-            ("First fetch", f"last {info.initial} unread" if info.initial.isdigit()
-             else info.initial),
+            (
+                "First fetch",
+                f"last {info.initial} unread" if info.initial.isdigit() else info.initial,
+            ),
             ("Notify on first fetch", info.notify_initial),
             ("Roles", ", ".join(roles) or "-"),
             ("Connected", info.connected_at or "not fetched yet"),
@@ -174,12 +217,19 @@ def add(name: str, password_stdin: bool, **values: Any) -> None:
     def render() -> None:
         out.success(f"Channel {saved.channel.name} added to {saved.channel.department}.")
         if saved.became_outgoing:
-            out.line(f"Replies of {saved.channel.department} will be sent from "
-                     f"{saved.channel.email}.")
+            out.line(
+                f"Replies of {saved.channel.department} will be sent from {saved.channel.email}."
+            )
         out.line(f"Check it with: eddymail channel test {saved.channel.name}")
 
-    out.emit({"channel": saved.channel, "preset_hint": draft.preset_hint,
-              "became_outgoing": saved.became_outgoing}, render)
+    out.emit(
+        {
+            "channel": saved.channel,
+            "preset_hint": draft.preset_hint,
+            "became_outgoing": saved.became_outgoing,
+        },
+        render,
+    )
 
 
 @channel_group.command("edit")
@@ -201,8 +251,9 @@ def edit(name: str, new_name: str | None, **values: Any) -> None:
     channel = channels.find_channel(name)
     draft = channels.resolve_channel(channel.name, _options(values), existing=channel)
     saved = channels.update_channel(channel, draft, new_name=new_name)
-    out.emit({"channel": saved.channel},
-             lambda: out.success(f"Channel {saved.channel.name} updated."))
+    out.emit(
+        {"channel": saved.channel}, lambda: out.success(f"Channel {saved.channel.name} updated.")
+    )
 
 
 @channel_group.command("password")
@@ -243,8 +294,17 @@ def list_(department: str | None) -> None:
         {"channels": items},
         lambda: out.table(
             ["Name", "Department", "Address", "Incoming", "Outgoing", "Enabled"],
-            [[c.name, c.department, c.email, incoming(c),
-              f"{c.smtp_host}:{c.smtp_port}" if c.smtp_host else "-", c.enabled] for c in items],
+            [
+                [
+                    c.name,
+                    c.department,
+                    c.email,
+                    incoming(c),
+                    f"{c.smtp_host}:{c.smtp_port}" if c.smtp_host else "-",
+                    c.enabled,
+                ]
+                for c in items
+            ],
             empty="No channels yet: eddymail channel add NAME --department DEPT --email ADDR",
         ),
     )
@@ -303,7 +363,73 @@ def presets() -> None:
         {"presets": list(PRESETS)},
         lambda: out.table(
             ["Preset", "Provider", "IMAP", "POP3", "SMTP", "App password", "Note"],
-            [[p.key, p.name, server(p.imap), server(p.pop3), server(p.smtp),
-              "required" if p.app_password else "-", p.hint] for p in PRESETS],
+            [
+                [
+                    p.key,
+                    p.name,
+                    server(p.imap),
+                    server(p.pop3),
+                    server(p.smtp),
+                    "required" if p.app_password else "-",
+                    p.hint,
+                ]
+                for p in PRESETS
+            ],
         ),
     )
+
+
+@channel_group.command("test")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_channels", is_flag=True, help="Test every enabled channel.")
+@click.option("--no-send", is_flag=True, help="Only log in to SMTP; send no test letter.")
+@click.option("--timeout", type=float, help="Seconds per network step (default from config).")
+@json_option
+@with_database
+def test(names: tuple[str, ...], all_channels: bool, no_send: bool, timeout: float | None) -> None:
+    """Check that channels can receive and send mail (a CI-friendly connection check).
+
+    Incoming: connect, verify TLS, log in, open the folder (IMAP) or count messages (POP3).
+    Outgoing: connect, verify TLS, log in and send a test letter to the mailbox itself.
+    Failures go to the error log (eddymail log) with the server's answer and a hint.
+    Exit code 0 when every check passed, 3 when any failed.
+
+    \b
+    Examples:
+      eddymail channel test support
+      eddymail channel test --all --no-send --json
+    """
+    if names and all_channels:
+        raise click.UsageError("Name channels or give --all, not both.")
+    app = state()
+    out = app.output
+    limit = timeout or float(app.runtime.config.get("network", "timeout"))
+    selected = channel_test.channels_to_test(list(names))
+    if not selected:
+        raise click.UsageError("There are no enabled channels to test.")
+    results = []
+    for channel in selected:
+        if not out.json_mode and not out.quiet:
+            out.stderr.print(f"Testing {channel.name}…", style="dim", markup=False)
+        results.append(channel_test.test_channel(channel, send=not no_send, timeout=limit))
+    out.emit({"channels": results}, lambda: _render_tests(results))
+    if not all(result.ok for result in results):
+        failed = ", ".join(result.name for result in results if not result.ok)
+        raise PartialFailure(f"Channel test failed for: {failed} (details: eddymail log).")
+
+
+def _render_tests(results: list[channel_test.ChannelTestResult]) -> None:
+    out = state().output
+    rows = []
+    for result in results:
+        for check in result.checks:
+            rows.append(
+                [
+                    result.name,
+                    check.check,
+                    "ok" if check.ok else "FAILED",
+                    check.answer,
+                    check.hint or "",
+                ]
+            )
+    out.table(["Channel", "Check", "Result", "Server answer", "Hint"], rows)

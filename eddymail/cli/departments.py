@@ -24,8 +24,12 @@ def _render(info: DepartmentInfo) -> None:
     state().output.fields(
         [
             ("Name", info.name),
-            ("Outgoing channel", f"{info.outgoing_channel} <{info.outgoing_address}>"
-             if info.outgoing_channel else "(none: replies cannot be sent yet)"),
+            (
+                "Outgoing channel",
+                f"{info.outgoing_channel} <{info.outgoing_address}>"
+                if info.outgoing_channel
+                else "(none: replies cannot be sent yet)",
+            ),
             ("Channels", ", ".join(info.channels) or "(none)"),
             ("Open tickets", info.open_tickets),
             ("All tickets", info.tickets),
@@ -67,8 +71,16 @@ def list_() -> None:
         {"departments": items},
         lambda: out.table(
             ["Name", "Outgoing channel", "Channels", "Open", "Tickets"],
-            [[d.name, d.outgoing_channel or "-", ", ".join(d.channels) or "-", d.open_tickets,
-              d.tickets] for d in items],
+            [
+                [
+                    d.name,
+                    d.outgoing_channel or "-",
+                    ", ".join(d.channels) or "-",
+                    d.open_tickets,
+                    d.tickets,
+                ]
+                for d in items
+            ],
             empty="No departments yet: eddymail department add Support",
         ),
     )

@@ -25,8 +25,9 @@ def init_command() -> None:
 
     def render() -> None:
         if report.applied:
-            out.success(f"Database ready at {report.database} "
-                        f"(applied: {', '.join(report.applied)}).")
+            out.success(
+                f"Database ready at {report.database} (applied: {', '.join(report.applied)})."
+            )
         else:
             out.success(f"Database at {report.database} is up to date.")
 

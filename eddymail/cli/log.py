@@ -35,8 +35,10 @@ def log_command(channel: str | None, since: str | None, limit: int) -> None:
         {"entries": entries},
         lambda: out.table(
             ["Time", "Channel", "Operation", "Server answer", "Hint"],
-            [[e.time, e.channel or "-", e.operation, e.answer or e.message, e.hint or "-"]
-             for e in entries],
+            [
+                [e.time, e.channel or "-", e.operation, e.answer or e.message, e.hint or "-"]
+                for e in entries
+            ],
             empty="The error log is empty.",
         ),
     )

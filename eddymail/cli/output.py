@@ -110,8 +110,12 @@ class Output:
         if not rows:
             self.line(empty, style="dim")
             return
-        table = Table(title=for_terminal(title, multiline=False) if title else None,
-                      header_style="bold", show_edge=False, pad_edge=False)
+        table = Table(
+            title=for_terminal(title, multiline=False) if title else None,
+            header_style="bold",
+            show_edge=False,
+            pad_edge=False,
+        )
         for column in columns:
             table.add_column(for_terminal(column, multiline=False), overflow="fold")
         for row in rows:

@@ -35,8 +35,15 @@ def list_() -> None:
         {"settings": items},
         lambda: out.table(
             ["Setting", "Value", "Default", "Meaning"],
-            [[s.key, s.value if not s.is_default else f"{s.value} (default)".strip(),
-              s.default or "-", s.description] for s in items],
+            [
+                [
+                    s.key,
+                    s.value if not s.is_default else f"{s.value} (default)".strip(),
+                    s.default or "-",
+                    s.description,
+                ]
+                for s in items
+            ],
         ),
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import peewee
 
@@ -45,8 +46,9 @@ def applied_migrations(database: peewee.Database) -> list[str]:
     """Names of the migrations recorded in ``database``, in the order they were applied."""
     if not database.table_exists(MIGRATIONS_TABLE):
         return []
-    cursor = database.execute_sql(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY applied_at, name")
-    return [row[0] for row in cursor.fetchall()]
+    table = _table(database)
+    query = table.select(table.name).order_by(table.applied_at, table.name).tuples()
+    return [row[0] for row in query]
 
 
 def pending_migrations(database: peewee.Database) -> list[Migration]:
@@ -71,15 +73,17 @@ def apply_migrations(database: peewee.Database, *, until: str | None = None) -> 
         _ensure_table(database)
         for migration in pending_migrations(database):  # again, now that we hold the lock
             migration.upgrade(database)
-            database.execute_sql(
-                f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, CURRENT_TIMESTAMP)"
-                .replace("?", database.param),
-                (migration.name,),
-            )
+            _table(database).insert(
+                name=migration.name, applied_at=datetime.now(UTC).replace(tzinfo=None)
+            ).execute()
             done.append(migration.name)
             if migration.name == until:
                 break
     return done
+
+
+def _table(database: peewee.Database) -> peewee.Table:
+    return peewee.Table(MIGRATIONS_TABLE, ("name", "applied_at")).bind(database)
 
 
 def _ensure_table(database: peewee.Database) -> None:

@@ -215,8 +215,20 @@ def upgrade(database: pw.Database) -> None:
         hint = pw.TextField(default="")
 
     tables = [
-        Department, Channel, ChannelCursor, Setting, User, Ticket, TicketParticipant,
-        RawMessage, Message, Attachment, LedgerEntry, OutboxItem, Template, ErrorLogEntry,
+        Department,
+        Channel,
+        ChannelCursor,
+        Setting,
+        User,
+        Ticket,
+        TicketParticipant,
+        RawMessage,
+        Message,
+        Attachment,
+        LedgerEntry,
+        OutboxItem,
+        Template,
+        ErrorLogEntry,
     ]
     with database.bind_ctx(tables):
         database.create_tables(tables)

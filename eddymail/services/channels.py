@@ -159,7 +159,9 @@ def find_channel(name: str) -> Channel:
     return channel
 
 
-def resolve_channel(name: str, options: ChannelOptions, existing: Channel | None = None) -> ChannelDraft:
+def resolve_channel(
+    name: str, options: ChannelOptions, existing: Channel | None = None
+) -> ChannelDraft:
     """Combine an existing channel (or defaults), a preset and the typed options; validate."""
     name = naming.channel_name(name)
     if existing is None and Channel.select().where(Channel.name == name).exists():
@@ -185,18 +187,29 @@ def resolve_channel(name: str, options: ChannelOptions, existing: Channel | None
 
     incoming = preset.incoming(protocol) if preset and protocol != "none" else None
     if preset and protocol != "none" and incoming is None:
-        raise ValidationError(f"{preset.name} offers no {protocol.upper()} server; use --protocol imap.")
+        raise ValidationError(
+            f"{preset.name} offers no {protocol.upper()} server; use --protocol imap."
+        )
     fill = options.preset is not None or existing is None
     host = _pick(options.host, incoming.host if incoming and fill else None, base["host"])
     security = _choice(
         "--security",
-        _pick(options.security, incoming.security if incoming and fill else None, base["security"], "ssl"),
+        _pick(
+            options.security,
+            incoming.security if incoming and fill else None,
+            base["security"],
+            "ssl",
+        ),
         SECURITIES,
     )
     port = _port(
         options.port,
         incoming.port if incoming and fill and incoming.security == security else None,
-        base, "port", protocol, security, base["security"],
+        base,
+        "port",
+        protocol,
+        security,
+        base["security"],
     )
     if protocol == "none":
         host, port = "", None
@@ -215,12 +228,18 @@ def resolve_channel(name: str, options: ChannelOptions, existing: Channel | None
     smtp_port = _port(
         options.smtp_port,
         smtp.port if smtp and smtp.security == smtp_security else None,
-        base, "smtp_port", "smtp", smtp_security, base["smtp_security"],
+        base,
+        "smtp_port",
+        "smtp",
+        smtp_security,
+        base["smtp_security"],
     )
     if not smtp_host:
         smtp_port = None
 
-    after_fetch = _choice("--after-fetch", _pick(options.after_fetch, base["after_fetch"]), AFTER_FETCH)
+    after_fetch = _choice(
+        "--after-fetch", _pick(options.after_fetch, base["after_fetch"]), AFTER_FETCH
+    )
     move_to_folder = _pick(options.move_to_folder, base["move_to_folder"]).strip()
     if after_fetch == "move" and not move_to_folder:
         raise ValidationError("--after-fetch move needs the target folder: --move-to FOLDER.")
@@ -302,7 +321,8 @@ def update_channel(
         if values["department"] != channel.department_id:
             # Replies of the old department must not keep going out from a mailbox it lost.
             Department.update(outgoing_channel=None).where(
-                (Department.id == channel.department_id) & (Department.outgoing_channel == channel.id)
+                (Department.id == channel.department_id)
+                & (Department.outgoing_channel == channel.id)
             ).execute()
         if not values["smtp_host"]:
             Department.update(outgoing_channel=None).where(
@@ -435,15 +455,35 @@ def password_source(channel: Channel) -> secrets.PasswordSource:
 def _current(channel: Channel | None) -> dict:
     if channel is None:
         return {
-            "department": None, "email": "", "display_name": "", "preset": None,
-            "protocol": None, "host": "", "port": None, "security": None, "login": "",
-            "folder": "INBOX", "smtp_host": "", "smtp_port": None, "smtp_security": None,
-            "smtp_login": "", "ca_file": None, "password_command": None,
-            "after_fetch": "mark_read", "move_to_folder": "", "unread_only": False,
-            "initial_limit": 100, "notify_initial": True, "authserv_id": "", "enabled": True,
+            "department": None,
+            "email": "",
+            "display_name": "",
+            "preset": None,
+            "protocol": None,
+            "host": "",
+            "port": None,
+            "security": None,
+            "login": "",
+            "folder": "INBOX",
+            "smtp_host": "",
+            "smtp_port": None,
+            "smtp_security": None,
+            "smtp_login": "",
+            "ca_file": None,
+            "password_command": None,
+            "after_fetch": "mark_read",
+            "move_to_folder": "",
+            "unread_only": False,
+            "initial_limit": 100,
+            "notify_initial": True,
+            "authserv_id": "",
+            "enabled": True,
         }
-    values = {f.name: getattr(channel, f.name) for f in dataclasses.fields(ChannelDraft)
-              if f.name not in ("name", "department_id", "department")}
+    values = {
+        f.name: getattr(channel, f.name)
+        for f in dataclasses.fields(ChannelDraft)
+        if f.name not in ("name", "department_id", "department")
+    }
     values["department"] = Department.get_by_id(channel.department_id).name
     return values
 

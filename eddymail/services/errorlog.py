@@ -73,11 +73,13 @@ def list_entries(
     """Newest entries first, optionally for one channel and after a time."""
     if limit < 1:
         raise ValidationError("--limit must be at least 1.")
-    query = ErrorLogEntry.select().order_by(ErrorLogEntry.created_at.desc(), ErrorLogEntry.id.desc())
+    query = ErrorLogEntry.select().order_by(
+        ErrorLogEntry.created_at.desc(), ErrorLogEntry.id.desc()
+    )
     if channel_name:
-        if not ErrorLogEntry.select().where(ErrorLogEntry.channel_name == channel_name).exists() and (
-            not Channel.select().where(Channel.name == channel_name).exists()
-        ):
+        if not ErrorLogEntry.select().where(
+            ErrorLogEntry.channel_name == channel_name
+        ).exists() and (not Channel.select().where(Channel.name == channel_name).exists()):
             raise NotFoundError(f"No channel named '{channel_name}' (and no log entries for it).")
         query = query.where(ErrorLogEntry.channel_name == channel_name)
     if since is not None:

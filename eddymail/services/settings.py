@@ -82,7 +82,9 @@ SETTINGS: dict[str, SettingSpec] = {
             _show_channel,
         ),
         SettingSpec(
-            LANGUAGE, "en", "Language of the shipped notification templates (en, ru).",
+            LANGUAGE,
+            "en",
+            "Language of the shipped notification templates (en, ru).",
             _parse_language,
         ),
     )
