@@ -141,7 +141,9 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
 
 def _validate(raw: dict[str, Any], path: Path | None) -> dict[str, dict[str, Any]]:
     where = f"in {path}" if path else ""
-    values = {section: {k: key.default for k, key in keys.items()} for section, keys in SCHEMA.items()}
+    values = {
+        section: {k: key.default for k, key in keys.items()} for section, keys in SCHEMA.items()
+    }
     for section, table in raw.items():
         if section not in SCHEMA:
             known = ", ".join(f"[{name}]" for name in SCHEMA)

@@ -92,8 +92,7 @@ def translate_errors(url: str = "") -> Iterator[None]:
         lowered = text.lower()
         if "locked" in lowered or "busy" in lowered:
             message = (
-                f"The database{where} is locked by another eddymail process; "
-                "try again in a moment."
+                f"The database{where} is locked by another eddymail process; try again in a moment."
             )
         elif "full" in lowered:
             message = f"The database{where} is full (disk or size limit): free space, then retry."

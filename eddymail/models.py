@@ -139,7 +139,9 @@ class Ticket(BaseModel):
     requester_address = peewee.CharField(default="")  # as sent, also for unidentified senders
     assignee = peewee.CharField(null=True)
     channel = peewee.ForeignKeyField(Channel, null=True, backref="tickets", on_delete="SET NULL")
-    carried_tag = peewee.IntegerField(null=True)  # a ticket tag the first mail carried but could not join
+    carried_tag = peewee.IntegerField(
+        null=True
+    )  # a ticket tag the first mail carried but could not join
     awaiting_reply = peewee.BooleanField(default=True)  # the last message is from the customer
     message_count = peewee.IntegerField(default=0)
     created_at = peewee.DateTimeField(default=utcnow)

@@ -61,8 +61,15 @@ PRESETS: tuple[Preset, ...] = (
     Preset(
         key="yandex",
         name="Yandex Mail",
-        domains=("yandex.ru", "yandex.com", "ya.ru", "yandex.by", "yandex.kz", "yandex.ua",
-                 "narod.ru"),
+        domains=(
+            "yandex.ru",
+            "yandex.com",
+            "ya.ru",
+            "yandex.by",
+            "yandex.kz",
+            "yandex.ua",
+            "narod.ru",
+        ),
         imap=Server("imap.yandex.ru", 993, "ssl"),
         pop3=Server("pop.yandex.ru", 995, "ssl"),
         smtp=Server("smtp.yandex.ru", 465, "ssl"),

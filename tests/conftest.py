@@ -31,6 +31,8 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     monkeypatch.setenv("EDDYMAIL_DATABASE_URL", f"sqlite:///{tmp_path / 'eddymail.db'}")
     monkeypatch.delenv("EDDYMAIL_CONFIG", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
+    # Wide enough that table cells are not folded, so assertions can look for whole phrases.
+    monkeypatch.setenv("COLUMNS", "200")
     return tmp_path
 
 

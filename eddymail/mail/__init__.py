@@ -1,0 +1,1 @@
+"""Mail protocols (IMAP, POP3, SMTP) and message handling; never imports the database."""

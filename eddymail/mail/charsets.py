@@ -1,0 +1,289 @@
+"""Turning the bytes of a body or header into text, whatever charset label they came with.
+
+Mail lies about its charset. A label may be missing, unknown to Python (``x-foo``), dangerous
+(``unicode_escape`` would interpret backslashes) or simply wrong: Russian mail written in
+windows-1251 or koi8-r but labelled ``us-ascii`` or ``utf-8`` is routine. The rules here:
+a known label is trusted when the bytes decode under it; otherwise UTF-8 is tried, then a
+small Cyrillic detector (charset-normalizer is unreliable on short Russian text and mistakes
+it for Big5), then charset-normalizer, and UTF-8 with replacement characters when all else
+fails. Nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import re
+from dataclasses import dataclass
+
+import charset_normalizer
+
+# Labels seen in real mail that Python does not know, or knows as a narrower charset than the
+# one senders actually use (WHATWG does the same: a latin-1 label means windows-1252).
+_ALIASES = {
+    "x-cp1251": "cp1251", "win-1251": "cp1251", "cp-1251": "cp1251", "win1251": "cp1251",
+    "windows1251": "cp1251", "x-win1251": "cp1251", "koi8r": "koi8_r", "koi8": "koi8_r",
+    "x-koi8-r": "koi8_r", "koi-8-r": "koi8_r", "koi8u": "koi8_u",
+    "x-mac-cyrillic": "mac_cyrillic", "x-mac-roman": "mac_roman", "macintosh": "mac_roman",
+    "iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252",
+    "l1": "cp1252", "x-cp1252": "cp1252", "ks_c_5601-1987": "cp949", "ks_c_5601": "cp949",
+    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "csgb2312": "gb18030",
+    "euc-cn": "gb18030", "shift_jis": "cp932", "x-sjis": "cp932", "sjis": "cp932",
+    "iso-8859-8-i": "iso8859_8", "iso-8859-6-i": "iso8859_6", "iso-8859-8-e": "iso8859_8",
+    "unicode-1-1-utf-7": "utf-7", "utf8": "utf-8",
+}  # fmt: skip
+# Labels that mean "I do not know": treated like a missing label, without a complaint.
+_NO_CHARSET = {"", "unknown-8bit", "x-unknown", "unknown", "x-user-defined", "default", "8bit"}
+# Codecs that are text encodings to Python but would interpret the bytes as escapes or code.
+_FORBIDDEN_CODECS = {
+    "unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined", "charmap", "mbcs",
+    "oem", "cp65001",
+}  # fmt: skip
+_SINGLE_BYTE_CYRILLIC = ("cp1251", "koi8_r")
+_CYRILLIC_FAMILY = {
+    "cp1251", "koi8_r", "koi8_u", "mac_cyrillic", "cp866", "cp1125", "iso8859_5", "ptcp154",
+    "kz1048", "cp855",
+}  # fmt: skip
+# When charset-normalizer finds several charsets equally plausible, pick the one our users
+# are likely to send; its own tie-break prefers e.g. cp1250 for French ("crème" -> "crčme").
+_PREFERRED = ("utf_8", "cp1252", "cp1251", "koi8_r", "gb18030", "cp932", "euc_jp", "cp949",
+              "big5", "iso8859_2", "cp1250")  # fmt: skip
+# Russian (plus Ukrainian) letter frequencies in percent; scores how plausible a decoding is.
+_LETTER_FREQUENCY = {
+    "о": 10.97, "е": 8.45, "а": 8.01, "и": 7.35, "н": 6.70, "т": 6.26, "с": 5.47, "р": 4.73,
+    "в": 4.54, "л": 4.40, "к": 3.49, "м": 3.21, "д": 2.98, "п": 2.81, "у": 2.62, "я": 2.01,
+    "ы": 1.90, "ь": 1.74, "г": 1.70, "з": 1.65, "б": 1.59, "ч": 1.44, "й": 1.21, "х": 0.97,
+    "ж": 0.94, "ш": 0.73, "ю": 0.64, "ц": 0.48, "щ": 0.36, "э": 0.32, "ф": 0.26, "ъ": 0.04,
+    "ё": 0.04, "і": 1.0, "ї": 0.3, "є": 0.3, "ґ": 0.05,
+}  # fmt: skip
+_LOG_FREQUENCY = {letter: math.log(share) for letter, share in _LETTER_FREQUENCY.items()}
+_DETECTION_SAMPLE = 64 * 1024
+_BELOW_0X80 = bytes(range(0x80))
+_BELOW_0XC0 = bytes(range(0xC0))
+_LETTER_RUN = re.compile(rb"[\xc0-\xff]{3,}")
+
+
+@dataclass(frozen=True)
+class DecodedText:
+    """Text decoded from bytes, the Python codec that produced it, and what was repaired."""
+
+    text: str
+    charset: str
+    note: str | None = None
+
+
+def lookup_charset(label: str | None) -> str | None:
+    """Return the Python codec name for a MIME charset label, or None when it is unusable.
+
+    Unknown labels, non-text codecs (``base64``, ``rot13``) and escape-interpreting codecs
+    are refused; a few common misspellings and supersets are mapped (``gb2312`` -> gb18030).
+    """
+    if label is None:
+        return None
+    name = label.strip().strip("\"'").strip().lower()
+    if name in _NO_CHARSET or len(name) > 64:
+        return None
+    name = _ALIASES.get(name, name)
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _FORBIDDEN_CODECS:
+        return None
+    return info.name
+
+
+def is_unknown_label(label: str | None) -> bool:
+    """True when a charset label was given but names nothing usable (``x-foo``)."""
+    if label is None:
+        return False
+    return label.strip().strip("\"'").strip().lower() not in _NO_CHARSET and (
+        lookup_charset(label) is None
+    )
+
+
+def decode_body(data: bytes, declared: str | None, what: str = "body") -> DecodedText:
+    """Decode a body part: by its declared charset when the bytes agree, else by detection.
+
+    ``what`` names the part in the repair note ("text/plain part").
+    """
+    if not data:
+        return DecodedText("", mime_name(lookup_charset(declared) or "ascii"))
+    bom = _decode_bom(data)
+    if bom is not None:
+        return bom
+    codec = lookup_charset(declared)
+    if codec is not None:
+        try:
+            if codec == "ascii" and not data.isascii():
+                raise UnicodeDecodeError(codec, data, 0, 1, "8-bit bytes")
+            return DecodedText(data.decode(codec), mime_name(codec))
+        except UnicodeDecodeError:
+            detected = detect_and_decode(data)
+            note = (
+                f"{what} was labelled charset {declared.strip()!r} but its bytes are not; "
+                f"decoded as {detected.charset}"
+            )
+            return DecodedText(detected.text, detected.charset, note)
+    detected = detect_and_decode(data)
+    if declared is not None and is_unknown_label(declared):
+        note = (
+            f"{what} has unknown charset {declared.strip()[:64]!r}; decoded as {detected.charset}"
+        )
+        return DecodedText(detected.text, detected.charset, note)
+    return detected
+
+
+def detect_and_decode(data: bytes) -> DecodedText:
+    """Decode bytes whose charset is unknown: ASCII, UTF-8, Cyrillic, detector, UTF-8 lossy."""
+    if data.isascii():
+        return DecodedText(data.decode("ascii"), "ascii")
+    try:
+        return DecodedText(data.decode("utf-8"), "utf-8")
+    except UnicodeDecodeError:
+        pass
+    charset = guess_charset(data)
+    if charset is None:
+        return DecodedText(data.decode("utf-8", "replace"), "utf-8")
+    return DecodedText(data.decode(charset, "replace"), mime_name(charset))
+
+
+def mime_name(codec: str) -> str:
+    """The name people know a Python codec by: ``cp1251`` -> ``windows-1251``."""
+    try:
+        name = codecs.lookup(codec).name
+    except LookupError:
+        return codec
+    if name.startswith("cp125") and len(name) == 6:
+        return "windows-" + name[2:]
+    return name
+
+
+def decode_header_bytes(data: bytes, hint: str | None = None) -> str:
+    """Decode raw 8-bit bytes found in a header (not RFC 2047 encoded), never raising.
+
+    ``hint`` is the charset the message's body declared: senders that put raw 8-bit text in
+    headers nearly always use their body charset, which beats guessing on a dozen bytes.
+    """
+    if data.isascii():
+        return data.decode("ascii")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    codec = lookup_charset(hint)
+    if codec is not None and codec not in ("ascii", "utf-8"):
+        try:
+            return data.decode(codec)
+        except UnicodeDecodeError:
+            pass
+    charset = guess_charset(data)
+    return data.decode(charset or "utf-8", "replace")
+
+
+def decode_declared(data: bytes, label: str | None, hint: str | None = None) -> str:
+    """Decode bytes labelled ``label`` (an RFC 2047/2231 charset), never raising.
+
+    An unknown label gives U+FFFD for its 8-bit bytes; a label meaning "unknown" (Python's
+    own ``unknown-8bit``) is decoded like raw header bytes, with ``hint``.
+    """
+    codec = lookup_charset(label)
+    if codec is None:
+        if not is_unknown_label(label):
+            return decode_header_bytes(data, hint)
+        return data.decode("ascii") if data.isascii() else data.decode("utf-8", "replace")
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        if codec in ("ascii", "utf-8"):
+            # A lying label on a header word: same repair as for bodies.
+            return decode_header_bytes(data, hint)
+        return data.decode(codec, "replace")
+
+
+def guess_charset(data: bytes) -> str | None:
+    """Guess the charset of 8-bit bytes that are not UTF-8; None when nothing is plausible."""
+    sample = data[:_DETECTION_SAMPLE]
+    cyrillic = _guess_single_byte_cyrillic(sample)
+    if cyrillic is not None:
+        return cyrillic
+    try:
+        matches = charset_normalizer.from_bytes(sample)
+    except Exception:  # the detector is third-party code fed hostile bytes
+        return None
+    best = matches.best()
+    if best is None:
+        return None
+    ties = [m for m in matches if m.chaos <= best.chaos + 0.01]
+    chosen = best.encoding
+    for preferred in _PREFERRED:
+        if any(preferred == m.encoding or preferred in m.could_be_from_charset for m in ties):
+            chosen = preferred
+            break
+    if chosen in _CYRILLIC_FAMILY:
+        return _best_cyrillic(sample)
+    return chosen
+
+
+def _decode_bom(data: bytes) -> DecodedText | None:
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if data.startswith(bom):
+            try:
+                return DecodedText(data.decode(codec), codec.removesuffix("-sig"))
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def _guess_single_byte_cyrillic(sample: bytes) -> str | None:
+    """cp1251 or koi8-r when the 8-bit bytes look like words of a Cyrillic single-byte text.
+
+    In both charsets the letters are bytes 0xC0-0xFF and whole words are made of them; Latin
+    text has isolated accented letters between ASCII ones, CJK text many bytes below 0xC0.
+    """
+    high = len(sample.translate(None, _BELOW_0X80))
+    letters = len(sample.translate(None, _BELOW_0XC0))
+    if high == 0 or letters < 0.85 * high:
+        return None
+    in_runs = sum(len(run) for run in _LETTER_RUN.findall(sample))
+    if in_runs < 0.5 * letters:
+        return None
+    charset = _best_cyrillic(sample)
+    text = sample.decode(charset, "replace")
+    return charset if _case_anomalies(text) <= 0.2 * max(1, _letter_count(text)) else None
+
+
+def _best_cyrillic(sample: bytes) -> str:
+    return max(
+        _SINGLE_BYTE_CYRILLIC, key=lambda charset: _plausibility(sample.decode(charset, "replace"))
+    )
+
+
+def _plausibility(text: str) -> float:
+    """Mean log letter frequency minus a penalty for "wORD" case patterns of a wrong charset."""
+    letters = _letter_count(text)
+    if not letters:
+        return -math.inf
+    total = sum(_LOG_FREQUENCY.get(char.lower(), -6.0) for char in text if char.isalpha())
+    return (total - 4.0 * _case_anomalies(text)) / letters
+
+
+def _letter_count(text: str) -> int:
+    return sum(1 for char in text if char.isalpha())
+
+
+def _case_anomalies(text: str) -> int:
+    """How often an upper-case letter follows a lower-case one inside a word."""
+    anomalies = 0
+    previous_lower = False
+    for char in text:
+        if char.isupper() and previous_lower:
+            anomalies += 1
+        previous_lower = char.islower()
+    return anomalies

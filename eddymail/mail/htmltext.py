@@ -1,0 +1,194 @@
+"""HTML bodies turned into readable plain text, offline.
+
+Converter choice: lxml's HTML parser (libxml2) builds the tree and inscriptis (Apache-2.0)
+lays it out, after a sanitising pass of our own over the tree. A streaming stdlib
+``html.parser`` converter was the alternative, but it has no tree: it cannot tell where an
+unclosed ``<div hidden>`` ends, so hidden text either leaks or swallows the visible rest,
+and it lays out tables and lists poorly. libxml2 recovers from broken markup the way mail
+clients do, never fetches anything (the parser is created with ``no_network=True``; the HTML
+parser neither loads DTDs nor expands external entities) and caps nesting at 256 levels;
+inscriptis gives the best plain-text layout of tables and lists among permissively licensed
+converters (html2text is GPL). The pass of our own drops ``script``/``style``/``head`` and
+hidden elements (``hidden``, ``display:none``, ``visibility:hidden``, zero size or opacity,
+``mso-hide``), shows images as ``[alt text]`` and makes every link target visible as
+``text <https://target>`` unless the text already is the target, so a link whose text lies
+about where it goes shows where it really goes. If lxml cannot build a tree a small stdlib
+tag stripper is used instead.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import lxml.etree
+import lxml.html
+from inscriptis.css_profiles import CSS_PROFILES
+from inscriptis.html_engine import Inscriptis
+from inscriptis.model.config import ParserConfig
+
+MAX_LINK_CHARS = 2000
+_DROPPED_TAGS = (
+    "script", "style", "head", "title", "template", "iframe", "object", "embed", "noembed",
+    "frameset", "noframes", "svg", "math", "meta", "link", "base", "applet", "audio", "video",
+)  # fmt: skip
+_BLOCK_TAGS = ("table", "p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre")
+_TABLE_TAGS = ("table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption")
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*>", re.IGNORECASE)
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+_ZERO = re.compile(r"^[+-]?0*\.?0+(?:px|pt|em|rem|ex|ch|%|vh|vw|cm|mm|in|pc)?$")
+_URL_NOISE = re.compile(r"[\s\x00-\x1f\x7f]+")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+_SPACE_RUNS = re.compile(r"\s+")
+
+
+def html_to_text(html: str) -> str:
+    """Readable text of an HTML document or fragment; never fetches, never raises."""
+    html = _XML_DECLARATION.sub("", _CONTROLS.sub("", html), count=1)
+    if not html.strip():
+        return ""
+    try:
+        parser = lxml.html.HTMLParser(
+            recover=True,
+            no_network=True,
+            remove_comments=True,
+            remove_pis=True,
+            huge_tree=False,
+            default_doctype=False,
+        )
+        tree = lxml.html.document_fromstring(html, parser=parser)
+        _sanitize(tree)
+        config = ParserConfig(css=CSS_PROFILES["strict"], display_images=False, display_links=False)
+        text = Inscriptis(tree, config).get_text()
+    except (lxml.etree.LxmlError, ValueError, RecursionError):
+        text = _strip_tags(html)
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+def _sanitize(tree: lxml.html.HtmlElement) -> None:
+    for element in list(tree.iter(*_DROPPED_TAGS)):
+        _drop(element)
+    for element in [element for element in tree.iter() if isinstance(element.tag, str)]:
+        if _is_hidden(element):
+            _drop(element)
+    for image in list(tree.iter("img")):
+        alt = " ".join((image.get("alt") or "").split())
+        if alt:
+            replacement = lxml.html.Element("span")
+            replacement.text = f"[{alt}]"
+            replacement.tail = image.tail
+            parent = image.getparent()
+            if parent is not None:
+                parent.replace(image, replacement)
+        else:
+            _drop(image)
+    for link in list(tree.iter("a")):
+        _show_target(link)
+    for table in list(tree.iter("table")):
+        if table.get("role") == "presentation" or any(True for _ in table.iter(*_BLOCK_TAGS)):
+            _linearize(table)
+
+
+def _linearize(table: lxml.html.HtmlElement) -> None:
+    """Turn a layout table (one holding blocks or tables) into plain blocks, one per cell.
+
+    Newsletters are built from nested layout tables; laid out as grids they come out as
+    columns hundreds of characters wide.
+    """
+    for element in list(table.iter(*_TABLE_TAGS)):
+        owner = element if element.tag == "table" else next(element.iterancestors("table"), None)
+        if owner is table:
+            element.tag = "div"
+
+
+def _drop(element: lxml.html.HtmlElement) -> None:
+    if element.getparent() is not None:
+        element.drop_tree()
+
+
+def _is_hidden(element: lxml.html.HtmlElement) -> bool:
+    if element.get("hidden") is not None:
+        return True
+    style = element.get("style")
+    if not style:
+        return False
+    declarations: dict[str, str] = {}
+    for declaration in _CSS_COMMENT.sub("", style).split(";"):
+        name, _, value = declaration.partition(":")
+        declarations[name.strip().lower()] = value.lower().replace("!important", "").strip()
+    overflow_hidden = declarations.get("overflow") == "hidden"
+    return (
+        declarations.get("display") == "none"
+        or declarations.get("visibility") in ("hidden", "collapse")
+        or declarations.get("mso-hide") == "all"
+        or bool(_ZERO.match(declarations.get("opacity", "1")))
+        or bool(_ZERO.match(declarations.get("font-size", "1")))
+        or (overflow_hidden and any(_ZERO.match(declarations.get(name, "1")) for name in ("height", "max-height", "width", "max-width")))
+    )
+
+
+def _show_target(link: lxml.html.HtmlElement) -> None:
+    target = _URL_NOISE.sub("", link.get("href") or "")
+    if not target or target.startswith("#"):
+        return
+    if len(target) > MAX_LINK_CHARS:
+        target = target[:MAX_LINK_CHARS] + "…"
+    text = " ".join(link.text_content().split())
+    if _same_target(text, target):
+        return
+    suffix = f" <{target}>" if text else f"<{target}>"
+    if len(link):
+        last = link[-1]
+        last.tail = (last.tail or "") + suffix
+    else:
+        link.text = (link.text or "") + suffix
+
+
+def _same_target(text: str, target: str) -> bool:
+    """True when showing the target would only repeat the link text."""
+    variants = {target, target.rstrip("/")}
+    for prefix in ("mailto:", "tel:", "https://", "http://"):
+        if target.lower().startswith(prefix):
+            bare = target[len(prefix) :]
+            variants.update({bare, bare.rstrip("/")})
+    return text in variants or text.rstrip("/") in variants
+
+
+class _TagStripper(HTMLParser):
+    """Last resort when lxml refuses the document: text outside script/style, one per line."""
+
+    _SKIPPED = {"script", "style", "head", "title", "template"}
+    _BLOCKS = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIPPED:
+            self.skipping += 1
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIPPED:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.parts.append(_SPACE_RUNS.sub(" ", data))
+
+
+def _strip_tags(html: str) -> str:
+    stripper = _TagStripper()
+    try:
+        stripper.feed(html)
+        stripper.close()
+    except Exception:  # html.parser on hostile input: keep what was collected so far
+        pass
+    return "".join(stripper.parts)

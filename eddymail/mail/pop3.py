@@ -1,0 +1,265 @@
+"""POP3 over verified TLS with poplib: list by UIDL, retrieve, delete.
+
+POP3 deletes are transactional: ``DELE`` only marks a message, and the marks are committed by
+``QUIT``. A session that ends any other way (an error, a crash, a cut connection) rolls them
+back, so the context manager sends QUIT only when the ``with`` block finished cleanly — the
+durable-first rule in protocol form.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import poplib
+import re
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from eddymail.errors import MailServerError, ValidationError
+from eddymail.mail.diagnose import Secret, classify, starttls_unavailable
+from eddymail.mail.endpoint import NO_HINTS, Endpoint, ProviderHints
+from eddymail.mail.tls import make_ssl_context
+
+_FAILURES = (poplib.error_proto, OSError, EOFError, ValueError, UnicodeError)
+# RFC 1939 allows 1-70 printable characters; a little slack for servers that exceed it.
+_UNIQUE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
+
+
+class _LineLimit:
+    """poplib reads lines with a 2048-byte limit, a module global.
+
+    Real mail has longer lines (HTML from some mailers, unwrapped base64), and a message poplib
+    cannot read would block the mailbox for ever; so our subclasses read up to ``max_line``.
+    ``_getline`` is poplib's private hook, kept behaviour-for-behaviour except the limit.
+    """
+
+    max_line = 16 * 1024 * 1024
+    file: Any
+
+    def _getline(self) -> tuple[bytes, int]:
+        line: bytes = self.file.readline(self.max_line + 1)
+        if len(line) > self.max_line:
+            raise poplib.error_proto(f"-ERR line longer than {self.max_line} bytes")
+        if not line:
+            raise poplib.error_proto("-ERR EOF")
+        octets = len(line)
+        if line[-2:] == b"\r\n":
+            return line[:-2], octets
+        if line[:1] == b"\r":
+            return line[1:-1], octets
+        return line[:-1], octets
+
+
+class _Pop3(_LineLimit, poplib.POP3):
+    pass
+
+
+class _Pop3SSL(_LineLimit, poplib.POP3_SSL):
+    pass
+
+
+class Pop3Client:
+    """One logged-in POP3 session; use it as a context manager.
+
+    Leaving the ``with`` block normally sends QUIT, which commits the deletions made with
+    :meth:`delete`; leaving it with an exception closes the connection without QUIT, so the
+    server keeps every message.
+    """
+
+    def __init__(self, endpoint: Endpoint, password: str, hints: ProviderHints = NO_HINTS) -> None:
+        self.endpoint = endpoint
+        self.hints = hints
+        self._secret = Secret(password)
+        del password  # only the Secret wrapper stays in this frame (tracebacks with locals)
+        self._pop: poplib.POP3 | None = None
+        self._open()
+
+    # -- session -------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        endpoint = self.endpoint
+        context = make_ssl_context(endpoint.ca_file) if endpoint.security != "none" else None
+        try:
+            if endpoint.security == "ssl":
+                self._pop = _Pop3SSL(
+                    endpoint.host, endpoint.port, timeout=endpoint.timeout, context=context
+                )
+            else:
+                self._pop = _Pop3(endpoint.host, endpoint.port, timeout=endpoint.timeout)
+        except _FAILURES as exc:
+            raise self._error(exc, "pop3 connect") from exc
+        try:
+            if endpoint.security == "starttls":
+                self._starttls(context)
+            self._login()
+        except BaseException:
+            self._close_socket()
+            raise
+
+    def _starttls(self, context: Any) -> None:
+        pop = self._connection
+        try:
+            capabilities = pop.capa()
+        except poplib.error_proto:
+            capabilities = {}  # no CAPA at all: then no STLS either
+        except _FAILURES as exc:
+            raise self._error(exc, "pop3 starttls") from exc
+        if "STLS" not in capabilities:
+            raise starttls_unavailable(
+                "pop3", self.endpoint, "CAPA " + " ".join(sorted(capabilities)), offered=False
+            )
+        try:
+            pop.stls(context=context)
+        except _FAILURES as exc:
+            raise self._error(exc, "pop3 starttls") from exc
+
+    def _login(self) -> None:
+        login, password = self.endpoint.login, self._secret.reveal()
+        if any(char in login + password for char in "\r\n\0"):
+            # USER/PASS are single lines; a line break would inject a command.
+            raise ValidationError("The POP3 login or password contains a line break or NUL.")
+        failure: MailServerError | None = None
+        try:
+            self._connection.user(login)
+            self._connection.pass_(password)
+        except _FAILURES as exc:
+            failure = self._error(exc, "pop3 login")
+        if failure is not None:
+            raise failure  # outside the except block: no chain into frames holding the password
+
+    def quit(self) -> None:
+        """Send QUIT, which commits the deletions, and close the connection."""
+        pop = self._connection
+        try:
+            pop.quit()
+        except _FAILURES as exc:
+            raise self._error(exc, "pop3 quit") from exc
+        finally:
+            self._close_socket()
+
+    def close(self) -> None:
+        """Close without QUIT: the server forgets the deletions of this session. Never raises."""
+        self._close_socket()
+
+    def _close_socket(self) -> None:
+        pop, self._pop = self._pop, None
+        if pop is None:
+            return
+        with contextlib.suppress(Exception):  # closing a dead socket may fail; nothing to do
+            pop.close()
+
+    def __enter__(self) -> Pop3Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None and self._pop is not None:
+            self.quit()
+        else:
+            self.close()
+
+    # -- mailbox ---------------------------------------------------------------------------
+
+    def stat(self) -> tuple[int, int]:
+        """``(message count, total size in bytes)``."""
+        count, size = self._call("pop3 stat", self._connection.stat)
+        return int(count), int(size)
+
+    def uidl(self) -> list[tuple[int, str]]:
+        """``(message number, unique id)`` for every message, by number.
+
+        A malformed line or a unique id used twice raises :class:`MailServerError`: eddymail
+        knows POP3 mail by its UIDL, and guessing would mean fetching twice or skipping mail.
+        """
+        try:
+            _, lines, _ = self._call("pop3 uidl", self._connection.uidl)
+        except MailServerError as error:
+            if error.hint is None and error.answer.upper().startswith("-ERR"):
+                error.hint = (
+                    "the server does not support UIDL, which eddymail needs to tell messages "
+                    "apart; use IMAP for this mailbox"
+                )
+            raise
+        listing: dict[int, str] = {}
+        owners: dict[str, int] = {}
+        for line in lines:
+            parts = line.split()
+            if (
+                len(parts) != 2
+                or not parts[0].isdigit()
+                or int(parts[0]) < 1
+                or not _UNIQUE_ID.fullmatch(parts[1])
+                or int(parts[0]) in listing
+            ):
+                raise self._broken_listing(
+                    "a malformed line", line.decode("utf-8", "replace")[:200]
+                )
+            number, unique_id = int(parts[0]), parts[1].decode("ascii")
+            if unique_id in owners:
+                raise self._broken_listing(
+                    f"messages {owners[unique_id]} and {number} share the unique id",
+                    f"{owners[unique_id]} {unique_id}; {number} {unique_id}",
+                )
+            listing[number] = unique_id
+            owners[unique_id] = number
+        return sorted(listing.items())
+
+    def sizes(self) -> dict[int, int]:
+        """Size in bytes by message number (LIST)."""
+        _, lines, _ = self._call("pop3 list", self._connection.list)
+        sizes: dict[int, int] = {}
+        for line in lines:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+                sizes[int(parts[0])] = int(parts[1])
+        return sizes
+
+    def retrieve(self, number: int) -> bytes:
+        """The raw message (RETR), lines joined with CRLF; poplib undoes the dot-stuffing."""
+        _, lines, _ = self._call("pop3 retr", self._connection.retr, number)
+        return b"\r\n".join(lines) + b"\r\n" if lines else b""
+
+    def delete(self, number: int) -> None:
+        """Mark message ``number`` for deletion; QUIT (a clean exit) commits it."""
+        self._call("pop3 dele", self._connection.dele, number)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @property
+    def _connection(self) -> poplib.POP3:
+        if self._pop is None:
+            raise MailServerError(
+                f"POP3 with {self.endpoint.address} failed: the connection is closed.",
+                operation="pop3",
+            )
+        return self._pop
+
+    def _call(self, operation: str, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except _FAILURES as exc:
+            raise self._error(exc, operation) from exc
+
+    def _broken_listing(self, what: str, answer: str) -> MailServerError:
+        return MailServerError(
+            f"POP3 uidl with {self.endpoint.address} failed: the server's unique-id list has "
+            f"{what}.",
+            operation="pop3 uidl",
+            answer=answer,
+            hint="the server's UIDL list is broken, so eddymail cannot tell messages apart "
+            "safely and fetched nothing; report it to the mail administrator",
+        )
+
+    def _error(self, exc: BaseException, operation: str) -> MailServerError:
+        return classify(
+            exc,
+            protocol="pop3",
+            operation=operation,
+            endpoint=self.endpoint,
+            hints=self.hints,
+            secrets=(self._secret.reveal(),),
+        )

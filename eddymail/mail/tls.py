@@ -1,0 +1,59 @@
+"""The one place that builds TLS contexts: verified certificates and host names, always.
+
+Every client gets its context from :func:`make_ssl_context`; there is deliberately no switch to
+turn verification off. A server with a self-signed or company certificate is reached by passing
+that CA with ``--ca-file``, which is added to (not substituted for) the system trust store.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+
+from eddymail.errors import MailServerError
+
+CA_FILE_HINT = (
+    "pass --ca-file with a readable PEM file that holds the CA certificate "
+    "(or remove --ca-file to use the system trust store only)"
+)
+
+
+def make_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """Return a client context that verifies certificates and host names.
+
+    ``ssl.create_default_context()`` gives the system trust store, ``check_hostname`` and
+    TLS 1.2 as the oldest version; ``ca_file`` (a PEM file, or a directory of hashed
+    certificates) is loaded on top. An unusable ``ca_file`` raises :class:`MailServerError`
+    with ``tls=True`` rather than a usage error: the path usually comes from a stored channel,
+    and a channel with a broken CA path must fail alone without stopping the others.
+    """
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    # Explicit even though they are the defaults: this is the promise of this module.
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    if ca_file:
+        path = os.path.expanduser(ca_file)
+        try:
+            if os.path.isdir(path):
+                context.load_verify_locations(capath=path)
+            else:
+                context.load_verify_locations(cafile=path)
+        except (OSError, ssl.SSLError) as exc:
+            raise MailServerError(
+                f"The CA certificate file {ca_file} cannot be used: {_describe(exc)}.",
+                operation="tls setup",
+                answer=_describe(exc),
+                hint=CA_FILE_HINT,
+                tls=True,
+            ) from exc
+    return context
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        # e.g. "[X509: NO_CERTIFICATE_OR_CRL_FOUND] no certificate or crl found (_ssl.c:4149)"
+        text = exc.reason or str(exc)
+        return "no PEM certificate found in the file" if "NO_CERTIFICATE" in str(exc) else text
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc)

@@ -1,0 +1,378 @@
+"""What ships with eddymail: the notification templates, their variables and default texts.
+
+The default texts are Python strings rather than package data files: they then travel with
+the code in any install (wheel, zipapp, editable checkout) without packaging configuration,
+and a test can read them like any other constant. They are written in the same format staff
+edit (see ``eddymail.templates.engine``), so ``template reset`` simply stores them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eddymail.errors import NotFoundError
+
+
+@dataclass(frozen=True)
+class TemplateVariable:
+    """One value a template may use, such as ``ticket.id``.
+
+    ``multiline`` values (the agent's reply) keep their line breaks; every other value is
+    flattened to one line before rendering, because it came from an email header or a name
+    and a line break in it can only be an attempt to forge text.
+    ``required`` variables must appear in the template (the test letter's ``token``).
+    """
+
+    name: str
+    description: str
+    multiline: bool = False
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """A notification eddymail knows how to send, and the variables it can be given.
+
+    ``automatic`` is true for mail sent without a person pressing a key (those carry
+    ``Auto-Submitted: auto-replied`` and are the ones to switch off while setting up a
+    mailbox full of old mail).
+    """
+
+    name: str
+    description: str
+    variables: tuple[TemplateVariable, ...]
+    automatic: bool
+
+    @property
+    def variable_names(self) -> tuple[str, ...]:
+        """The dotted names of the variables, in display order."""
+        return tuple(variable.name for variable in self.variables)
+
+
+LANGUAGES: tuple[str, ...] = ("en", "ru")
+
+_USER_NAME = TemplateVariable("user.name", "Customer's name from their email (may be empty)")
+_USER_EMAIL = TemplateVariable("user.email", "Customer's email address")
+_TICKET_ID = TemplateVariable("ticket.id", "Ticket number, as in the [#123] subject tag")
+_TICKET_SUBJECT = TemplateVariable("ticket.subject", "Ticket subject as the customer wrote it")
+_DEPARTMENT = TemplateVariable("department.name", "Department the ticket is in now")
+_HELPDESK = TemplateVariable("helpdesk.name", "Name of the helpdesk or company customers know")
+
+_SPECS: dict[str, TemplateSpec] = {
+    spec.name: spec
+    for spec in (
+        TemplateSpec(
+            name="registration",
+            description="Sent to a new user created automatically from an unknown sender",
+            variables=(
+                _USER_NAME,
+                _USER_EMAIL,
+                _TICKET_ID,
+                _TICKET_SUBJECT,
+                _DEPARTMENT,
+                _HELPDESK,
+            ),
+            automatic=True,
+        ),
+        TemplateSpec(
+            name="ticket_created",
+            description="Confirms to the customer that their email opened a new ticket",
+            variables=(
+                _USER_NAME,
+                _USER_EMAIL,
+                _TICKET_ID,
+                _TICKET_SUBJECT,
+                _DEPARTMENT,
+                _HELPDESK,
+            ),
+            automatic=True,
+        ),
+        TemplateSpec(
+            name="reply",
+            description="Frames a staff reply: greeting, the agent's text, signature",
+            variables=(
+                _USER_NAME,
+                _USER_EMAIL,
+                _TICKET_ID,
+                _TICKET_SUBJECT,
+                TemplateVariable("reply.body", "The agent's reply text", multiline=True),
+                TemplateVariable("agent.name", "Name of the agent who replies"),
+                _DEPARTMENT,
+                _HELPDESK,
+            ),
+            automatic=False,
+        ),
+        TemplateSpec(
+            name="test_letter",
+            description="Sent by `channel test` to the channel's own mailbox to prove delivery",
+            variables=(
+                TemplateVariable(
+                    "token",
+                    "Unique code `channel test` looks for to prove delivery",
+                    required=True,
+                ),
+                TemplateVariable("channel.name", "Name of the channel being tested"),
+                TemplateVariable("channel.email", "Address of the channel's mailbox"),
+                TemplateVariable("department.name", "Department the channel belongs to"),
+                _HELPDESK,
+            ),
+            automatic=True,
+        ),
+    )
+}
+
+TEMPLATE_NAMES: tuple[str, ...] = tuple(_SPECS)
+
+
+def spec(name: str) -> TemplateSpec:
+    """The specification of the template called ``name``.
+
+    Raises ``NotFoundError`` naming the templates that do exist.
+    """
+    try:
+        return _SPECS[name]
+    except KeyError:
+        raise NotFoundError(
+            f"There is no notification template called {name!r}; "
+            f"the templates are: {', '.join(TEMPLATE_NAMES)}."
+        ) from None
+
+
+def _language(language: str) -> str:
+    # Accept what a locale or a config file is likely to hold: "RU", "ru_RU", "en-GB".
+    code = language.strip().lower().replace("-", "_").split("_")[0]
+    if code not in LANGUAGES:
+        raise NotFoundError(
+            f"There are no default texts in language {language!r}; "
+            f"available: {', '.join(LANGUAGES)}."
+        )
+    return code
+
+
+def default_source(name: str, language: str) -> str:
+    """The shipped text of template ``name`` in ``language`` (``en`` or ``ru``)."""
+    spec(name)
+    return _TEXTS[_language(language)][name]
+
+
+def sample_context(name: str, language: str) -> dict[str, object]:
+    """Realistic values for every variable of ``name``, for ``template preview``.
+
+    The result has the same shape ``render`` expects: ``{"ticket": {"id": 1042, ...}, ...}``.
+    """
+    samples = _SAMPLES[_language(language)]
+    context: dict[str, object] = {}
+    for variable in spec(name).variables:
+        *parents, leaf = variable.name.split(".")
+        level = context
+        for parent in parents:
+            level = level.setdefault(parent, {})  # type: ignore[assignment]
+        level[leaf] = samples[variable.name]
+    return context
+
+
+# The signature separator is "-- " with a trailing space (RFC 3676 section 4.3): mail clients
+# then grey out the footer and leave it out of quotes. Spelt as an escape so that editors and
+# linters do not strip the space.
+_SIGNATURE = "--\x20\n"
+
+_EN = {
+    "registration": """\
+Subject: [#{{ ticket.id }}] Welcome to {{ helpdesk.name }} support
+
+{% if user.name %}Hello {{ user.name }},{% else %}Hello,{% endif %}
+
+Thank you for contacting {{ helpdesk.name }}.
+
+As this is your first message to us, we have registered you with our
+helpdesk as {{ user.email }}. There is nothing you need to do: all
+answers about your request will come to this address.
+
+Your request has been logged:
+
+  Ticket number: {{ ticket.id }}
+  Subject: {{ ticket.subject or "(no subject)" }}
+  Department: {{ department.name }}
+
+If you would like to add anything, just reply to this message and keep
+[#{{ ticket.id }}] in the subject line so that your reply joins this ticket.
+
+Kind regards,
+{{ helpdesk.name }} support team
+""",
+    "ticket_created": """\
+Subject: [#{{ ticket.id }}] Request received: {{ ticket.subject or "(no subject)" }}
+
+{% if user.name %}Hello {{ user.name }},{% else %}Hello,{% endif %}
+
+Thank you for getting in touch. We have received your request and logged it
+as ticket #{{ ticket.id }}:
+
+  Subject: {{ ticket.subject or "(no subject)" }}
+  Department: {{ department.name }}
+
+We will get back to you as soon as we can.
+
+If you would like to add anything, just reply to this message and keep
+[#{{ ticket.id }}] in the subject line so that your reply joins this ticket.
+
+Kind regards,
+{{ department.name }}
+{{ helpdesk.name }}
+""",
+    "reply": """\
+Subject: Re: [#{{ ticket.id }}] {{ ticket.subject or "(no subject)" }}
+
+{% if user.name %}Hello {{ user.name }},{% else %}Hello,{% endif %}
+
+{{ reply.body }}
+
+Kind regards,
+{{ agent.name }}
+{{ department.name }}, {{ helpdesk.name }}
+
+"""
+    + _SIGNATURE
+    + """\
+Ticket #{{ ticket.id }}. To add anything, just reply to this message and
+keep [#{{ ticket.id }}] in the subject line.
+""",
+    "test_letter": """\
+Subject: Test letter for channel {{ channel.name }} [{{ token }}]
+
+Hello,
+
+This is a test letter from {{ helpdesk.name }}. eddymail sent it to check
+that outgoing mail works for this mailbox:
+
+  Channel: {{ channel.name }}
+  Address: {{ channel.email }}
+  Department: {{ department.name }}
+  Check code: {{ token }}
+
+If you can read this, the channel can send mail. Nothing else needs to be
+done; you may delete this message.
+""",
+}
+
+_RU = {
+    "registration": """\
+Subject: [#{{ ticket.id }}] Добро пожаловать в службу поддержки {{ helpdesk.name }}
+
+{% if user.name %}Здравствуйте, {{ user.name }}!{% else %}Здравствуйте!{% endif %}
+
+Спасибо, что обратились в {{ helpdesk.name }}.
+
+Вы написали нам впервые, поэтому мы зарегистрировали вас в нашей службе
+поддержки с адресом {{ user.email }}. Ничего делать не нужно: все ответы
+по вашему обращению будут приходить на этот адрес.
+
+Ваше обращение зарегистрировано:
+
+  Номер: {{ ticket.id }}
+  Тема: {{ ticket.subject or "(без темы)" }}
+  Отдел: {{ department.name }}
+
+Если захотите что-то добавить, просто ответьте на это письмо. Только
+не удаляйте из темы номер [#{{ ticket.id }}]: по нему мы поймём, к какому
+обращению относится ваш ответ.
+
+С уважением,
+Служба поддержки {{ helpdesk.name }}
+""",
+    "ticket_created": """\
+Subject: [#{{ ticket.id }}] Обращение принято: {{ ticket.subject or "(без темы)" }}
+
+{% if user.name %}Здравствуйте, {{ user.name }}!{% else %}Здравствуйте!{% endif %}
+
+Спасибо, что написали нам! Ваше обращение получено и зарегистрировано
+под номером {{ ticket.id }}.
+
+  Тема: {{ ticket.subject or "(без темы)" }}
+  Отдел: {{ department.name }}
+
+Мы ответим вам в ближайшее время.
+
+Если захотите что-то добавить или уточнить, просто ответьте на это
+письмо. Только не удаляйте из темы номер [#{{ ticket.id }}]: по нему мы
+поймём, к какому обращению относится ваш ответ.
+
+С уважением,
+{{ department.name }}
+{{ helpdesk.name }}
+""",
+    "reply": """\
+Subject: Re: [#{{ ticket.id }}] {{ ticket.subject or "(без темы)" }}
+
+{% if user.name %}Здравствуйте, {{ user.name }}!{% else %}Здравствуйте!{% endif %}
+
+{{ reply.body }}
+
+С уважением,
+{{ agent.name }}
+{{ department.name }}, {{ helpdesk.name }}
+
+"""
+    + _SIGNATURE
+    + """\
+Обращение № {{ ticket.id }}. Если захотите что-то добавить, ответьте
+на это письмо, не удаляя из темы [#{{ ticket.id }}].
+""",
+    "test_letter": """\
+Subject: Проверка почты канала {{ channel.name }} [{{ token }}]
+
+Здравствуйте!
+
+Это тестовое письмо от {{ helpdesk.name }}. eddymail отправил его, чтобы
+проверить, работает ли исходящая почта этого ящика:
+
+  Канал: {{ channel.name }}
+  Адрес: {{ channel.email }}
+  Отдел: {{ department.name }}
+  Код проверки: {{ token }}
+
+Если вы видите это письмо, значит, канал умеет отправлять почту. Больше
+ничего делать не нужно — письмо можно удалить.
+""",
+}
+
+_TEXTS = {"en": _EN, "ru": _RU}
+
+_SAMPLES: dict[str, dict[str, object]] = {
+    "en": {
+        "user.name": "Anna Petrova",
+        "user.email": "anna.petrova@example.com",
+        "ticket.id": 1042,
+        "ticket.subject": "March invoice has not arrived",
+        "department.name": "Accounts",
+        "helpdesk.name": "Acme Corp",
+        "reply.body": (
+            "Thank you for the details. I have sent the March invoice to your address again;\n"
+            "it should arrive within a few minutes.\n"
+            "\n"
+            "If it does not, please let me know and I will look into it straight away."
+        ),
+        "agent.name": "Sam Carter",
+        "token": "eddymail-test-7f3c9a2e41b8d605",
+        "channel.name": "support",
+        "channel.email": "support@example.com",
+    },
+    "ru": {
+        "user.name": "Анна Петрова",
+        "user.email": "anna.petrova@example.com",
+        "ticket.id": 1042,
+        "ticket.subject": "Не пришёл счёт за март",
+        "department.name": "Бухгалтерия",
+        "helpdesk.name": "ООО «Ромашка»",
+        "reply.body": (
+            "Спасибо за подробности. Я повторно отправила счёт за март на ваш адрес,\n"
+            "он должен прийти в течение нескольких минут.\n"
+            "\n"
+            "Если письма не будет, напишите, пожалуйста, — я сразу разберусь."
+        ),
+        "agent.name": "Мария Иванова",
+        "token": "eddymail-test-7f3c9a2e41b8d605",
+        "channel.name": "support",
+        "channel.email": "support@example.com",
+    },
+}

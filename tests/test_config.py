@@ -1,0 +1,95 @@
+"""Configuration lookup and validation, and the example file staying complete."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from eddymail.config import SCHEMA, load_config
+from eddymail.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "eddymail.toml.example"
+
+
+def test_no_file_at_all_gives_defaults(monkeypatch, isolated_environment):
+    monkeypatch.delenv("EDDYMAIL_DATABASE_URL")
+    config = load_config()
+    assert config.path is None
+    assert config.get("network", "timeout") == 30
+    data_dir = isolated_environment / "home" / ".local" / "share" / "eddymail"
+    assert config.database_url == f"sqlite:///{data_dir / 'eddymail.db'}"
+
+
+def test_lookup_order_option_then_env_then_platform_dir(tmp_path, monkeypatch):
+    platform = tmp_path / "home" / ".config" / "eddymail" / "eddymail.toml"
+    platform.parent.mkdir(parents=True)
+    platform.write_text('[agent]\nname = "from platform dir"\n')
+    assert load_config().agent_name == "from platform dir"
+    env_file = tmp_path / "env.toml"
+    env_file.write_text('[agent]\nname = "from env"\n')
+    monkeypatch.setenv("EDDYMAIL_CONFIG", str(env_file))
+    assert load_config().agent_name == "from env"
+    option_file = tmp_path / "option.toml"
+    option_file.write_text('[agent]\nname = "from option"\n')
+    assert load_config(option_file).agent_name == "from option"
+
+
+def test_environment_overrides_the_database_url(tmp_path, monkeypatch):
+    path = tmp_path / "c.toml"
+    path.write_text('[database]\nurl = "sqlite:////from/file.db"\n')
+    monkeypatch.setenv("EDDYMAIL_DATABASE_URL", "postgresql://u:p@127.0.0.1/eddy")
+    assert load_config(path).database_url == "postgresql://u:p@127.0.0.1/eddy"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[fetch]\ndeadlin = 5\n', "Unknown key 'fetch.deadlin'"),
+    ('[fecth]\ndeadline = 5\n', "Unknown section [fecth]"),
+    ('[network]\ntimeout = "30"\n', "'network.timeout' in"),
+    ('[fetch]\nbatch_size = true\n', "must be an integer"),
+    ('[fetch]\nbatch_size = 0\n', "greater than zero"),
+    ('[logging]\nlevel = "loud"\n', "must be one of"),
+    ('not toml at all [', "is not valid TOML"),
+])
+def test_bad_files_name_the_key_and_the_file(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert message in str(caught.value)
+    if "TOML" not in message:
+        assert str(path) in str(caught.value)
+
+
+def test_named_file_must_exist(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_cli_reports_config_errors_with_exit_4(eddymail, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[agent]\nnmae = "x"\n')
+    result = eddymail("-c", str(path), "department", "list", code=4)
+    assert "Unknown key 'agent.nmae'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_works_even_with_a_broken_config(eddymail, tmp_path, monkeypatch):
+    path = tmp_path / "bad.toml"
+    path.write_text("broken [")
+    monkeypatch.setenv("EDDYMAIL_CONFIG", str(path))
+    assert "Departments" in eddymail("department", "--help").stdout
+
+
+def test_example_documents_every_key_and_is_valid():
+    example = tomllib.loads(EXAMPLE.read_text())
+    documented = {(section, key) for section, table in example.items() for key in table}
+    declared = {(section, key) for section, keys in SCHEMA.items() for key in keys}
+    assert documented == declared
+    load_config(EXAMPLE)  # every value in it is acceptable
+    text = EXAMPLE.read_text()
+    for section, key in declared:  # each key has a comment right above it
+        lines = text.splitlines()
+        index = next(i for i, line in enumerate(lines) if line.startswith(f"{key} ="))
+        assert lines[index - 1].startswith("#"), key
