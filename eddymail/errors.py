@@ -107,3 +107,9 @@ class LockBusyError(EddymailError):
     """Another eddymail process holds the lock for this job."""
 
     exit_code = EXIT_LOCKED
+
+
+class TemporaryFailure(EddymailError):
+    """Try again later (EX_TEMPFAIL): a mail server piping into ``ingest`` keeps the mail."""
+
+    exit_code = EXIT_LOCKED

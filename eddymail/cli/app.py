@@ -18,7 +18,7 @@ import click
 
 from eddymail import __version__
 from eddymail.cli.output import Output
-from eddymail.errors import EXIT_FAILED, EddymailError
+from eddymail.errors import EXIT_FAILED, EddymailError, LockBusyError
 from eddymail.services import runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,7 +55,10 @@ class EddymailGroup(click.Group):
             return super().invoke(ctx)
         except EddymailError as error:
             output = _output_of(ctx)
-            output.error(error.message, error.hint)
+            # An overlapping cron run stays silent under -q; an empty message means the
+            # command already reported the failures itself, one line each.
+            if error.message and not (isinstance(error, LockBusyError) and output.quiet):
+                output.error(error.message, error.hint)
             ctx.exit(error.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise

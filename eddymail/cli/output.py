@@ -11,14 +11,16 @@ Rules kept here so no command can get them wrong:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -26,9 +28,16 @@ from eddymail.safetext import for_json, for_terminal
 
 
 def to_jsonable(value: Any) -> Any:
-    """Dataclasses, datetimes, tuples and sets turned into plain JSON values."""
+    """Dataclasses, datetimes, tuples and sets turned into plain JSON values.
+
+    A field named with a trailing underscore (``from_``, a Python keyword) gets its JSON
+    name without it (``from``).
+    """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name.removesuffix("_"): to_jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+        }
     if isinstance(value, dict):
         return {str(key): to_jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -156,6 +165,27 @@ class Output:
         """Something that worked but needs attention; stderr, silent under ``-q``."""
         if not self.quiet:
             self.stderr.print(Text("Warning: " + for_terminal(message), style="yellow"))
+
+    @contextlib.contextmanager
+    def progress(self, description: str) -> Iterator[Callable[[str, int, int], None]]:
+        """A progress bar on a terminal (nothing for scripts, cron or ``--json``).
+
+        Yields ``update(label, done, total)``.
+        """
+        if self.quiet or self.json_mode or not self.stderr.is_terminal:
+            yield lambda label, done, total: None
+            return
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=self.stderr, transient=True,
+        ) as bar:
+            task = bar.add_task(for_terminal(description, multiline=False), total=None)
+
+            def update(label: str, done: int, total: int) -> None:
+                bar.update(task, description=for_terminal(label, multiline=False),
+                           completed=done, total=total)
+
+            yield update
 
     def error(self, message: str, hint: str | None = None) -> None:
         """A failure: one line on stderr (plus the hint), always shown."""

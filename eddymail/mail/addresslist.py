@@ -21,7 +21,7 @@ _DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
 _LOCAL_PART = re.compile(rf'(?:{_DOT_ATOM}|"(?:[^"\\\x00-\x1f\x7f]|\\.)*")')
 _DOMAIN_LABEL = re.compile(r"[^\W_](?:[\w-]{0,61}[^\W_])?")
 _DOMAIN_LITERAL = re.compile(r"\[[A-Za-z0-9.:]{1,64}\]")
-_SPECIAL = "()<>,;:\"\\"
+_SPECIAL = '()<>,;:"\\'
 
 
 def parse_address_list(text: str) -> tuple[list[tuple[str, str]], int]:
@@ -90,7 +90,11 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
             tokens.append(("ws", " "))
         else:
             start = position
-            while position < length and text[position] not in _SPECIAL and not text[position].isspace():
+            while (
+                position < length
+                and text[position] not in _SPECIAL
+                and not text[position].isspace()
+            ):
                 position += 1
             if position == start:  # a lone ")", ">" or "\\"
                 position += 1

@@ -126,6 +126,10 @@ def decode_body(data: bytes, declared: str | None, what: str = "body") -> Decode
             )
             return DecodedText(detected.text, detected.charset, note)
     detected = detect_and_decode(data)
+    if declared is None and detected.charset != "ascii":
+        return DecodedText(
+            detected.text, detected.charset, f"{what} has no charset; decoded as {detected.charset}"
+        )
     if declared is not None and is_unknown_label(declared):
         note = (
             f"{what} has unknown charset {declared.strip()[:64]!r}; decoded as {detected.charset}"

@@ -142,7 +142,13 @@ def redact(text: str, secrets: Iterable[str], *, login: str = "") -> str:
         for raw in (f"\0{login}\0{secret}", f"{login}\0{login}\0{secret}", secret):
             forms.add(base64.b64encode(raw.encode("utf-8")).decode("ascii"))
         for form in sorted(forms, key=len, reverse=True):
-            text = text.replace(form, _SCRUBBED)
+            if len(form) >= 8:
+                text = text.replace(form, _SCRUBBED)
+            else:
+                # A short password is likely to occur inside ordinary words ("x" in a host
+                # name); scrub it where it stands alone.
+                pattern = rf"(?<![\w.-]){re.escape(form)}(?![\w.-])"
+                text = re.sub(pattern, _SCRUBBED, text)
     return text
 
 
@@ -230,9 +236,12 @@ def _diagnose(
             return _certificate(link, endpoint)
     if isinstance(exc, UnexpectedGreeting):
         return _wrong_protocol(protocol, endpoint, exc.greeting, tls=False)
+    if isinstance(exc, smtplib.SMTPConnectError) and exc.smtp_code == -1:
+        # smtplib found no reply code in the greeting: not an SMTP server.
+        return _wrong_protocol(protocol, endpoint, answer, tls=False)
     for link in chain:
         if isinstance(link, TimeoutError):
-            return _timeout(protocol, operation, endpoint)
+            return _timeout(protocol, operation, endpoint, answer)
         if isinstance(link, ConnectionRefusedError):
             return (
                 f"connection refused (nothing listens on port {endpoint.port})",
@@ -246,10 +255,12 @@ def _diagnose(
         ):
             return _tls_failure(link, protocol, endpoint)
     if "timed out" in answer.lower():
-        return _timeout(protocol, operation, endpoint)
-    if _is_setup(operation) and (
-        any(isinstance(link, ssl.SSLEOFError | ConnectionResetError) for link in chain)
-        or (endpoint.security == "ssl" and "eof" in answer.lower())
+        return _timeout(protocol, operation, endpoint, answer)
+    handshake = operation.endswith("starttls") or (
+        endpoint.security == "ssl" and operation.endswith("connect")
+    )
+    if handshake and any(
+        isinstance(link, ssl.SSLEOFError | ConnectionResetError) for link in chain
     ):
         # A peer that hangs up during the handshake usually is not a TLS port at all.
         _, hint, _ = _wrong_protocol(protocol, endpoint, "", tls=True)
@@ -264,7 +275,8 @@ def _diagnose(
             True,
         )
     for link in chain:
-        if isinstance(link, OSError) and not isinstance(link, TimeoutError):
+        # smtplib's exceptions are OSErrors too, but they carry the server's answer.
+        if isinstance(link, OSError) and not _is_server_answer(link):
             return _network(link, protocol, operation, endpoint)
     if _is_server_answer(exc):
         if operation.endswith(("connect", "greeting")) and _looks_foreign(protocol, answer):
@@ -318,7 +330,9 @@ def _certificate(exc: ssl.SSLCertVerificationError, endpoint: Endpoint) -> tuple
     return "the server's TLS certificate is not trusted", hint, True
 
 
-def _timeout(protocol: str, operation: str, endpoint: Endpoint) -> tuple[str, str, bool]:
+def _timeout(
+    protocol: str, operation: str, endpoint: Endpoint, answer: str
+) -> tuple[str, str, bool]:
     unit = "second" if endpoint.timeout == 1 else "seconds"
     summary = f"no answer within {endpoint.timeout:g} {unit}"
     if not _is_setup(operation):
@@ -336,7 +350,8 @@ def _timeout(protocol: str, operation: str, endpoint: Endpoint) -> tuple[str, st
             f"port {endpoint.port} expects TLS from the first byte: use --security ssl "
             f"(or --security {endpoint.security} with port {plain_port}); otherwise {hint}"
         )
-    return summary, hint, endpoint.security == "ssl"
+    # A TCP connect that times out is not a TLS problem; a stalled handshake is.
+    return summary, hint, operation.endswith("starttls") or "handshake" in answer.lower()
 
 
 def _usual_ports(protocol: str) -> str:
@@ -358,7 +373,9 @@ def _wrong_protocol(
     if tls:
         summary = "the server does not speak TLS on this port"
     elif guess and guess != protocol:
-        summary = f"the server greeted like a {_PROTOCOL_NAMES[guess]} server, not {name}"
+        other = _PROTOCOL_NAMES[guess]
+        article = "a" if other == "POP3" else "an"
+        summary = f"the server greeted like {article} {other} server, not {name}"
     else:
         summary = f"the server's greeting is not {name}"
     hint = f"the port does not match the protocol or --security{_usual_ports(protocol)}"
@@ -501,9 +518,13 @@ def _server_answer(
             hint += f" ({hints.access_setting})"
         if _CREDENTIALS.search(answer):
             # Yandex says "Invalid credentials or IMAP is disabled" for both causes.
-            hint = f"{WRONG_CREDENTIALS} Or {hint}"
+            setting = f" ({hints.access_setting})" if hints.access_setting else ""
+            hint = (
+                f"Either the login or password is wrong, or {access} access is switched off: "
+                f"enable it in the mailbox settings{setting}."
+            )
             if hints.app_password:
-                hint += f". {_app_password_hint(provider)}"
+                hint += f" {_app_password_hint(provider)}"
             return f"the server rejected the login or {access} access is disabled", hint, False
         return f"{access} access is disabled for this mailbox", hint, False
     if _PLAINTEXT_REFUSED.search(answer):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import binascii
 import re
 from datetime import UTC, datetime
+from email.message import Message
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote_to_bytes
 
@@ -25,7 +26,9 @@ _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 _INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _WHITESPACE = re.compile(r"\s+")
 _PARAMETER = re.compile(rb'([^=;\s"]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)', re.DOTALL)
-_QUOTED_PAIR = re.compile(rb"\\(.)", re.DOTALL)
+# Only \\ and \" are unescaped, as the email package does: Windows mailers put raw paths
+# (C:\Users\x.doc) in quoted filenames, and the backslashes are what marks the path to cut.
+_QUOTED_PAIR = re.compile(rb'\\([\\"])')
 _CONTINUATION = re.compile(r"^(.+?)\*(\d{1,4})?(\*)?$")
 _ANGLE_ID = re.compile(r"<([^<>]{0,2000})>")
 _ID_WHITESPACE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
@@ -92,7 +95,7 @@ def parse_parameters(raw: bytes, hint: str | None = None) -> tuple[str, dict[str
     """
     raw = unfold(raw)
     head, _, rest = raw.partition(b";")
-    value = decode_header_bytes(head.strip(b" \t\"")).lower()
+    value = decode_header_bytes(head.strip(b' \t"')).lower()
     simple: dict[str, bytes] = {}
     segments: dict[str, list[tuple[int, bool, bytes]]] = {}
     position = 0
@@ -108,7 +111,9 @@ def parse_parameters(raw: bytes, hint: str | None = None) -> tuple[str, dict[str
         name = match.group(1).decode("ascii", "replace").lower()
         text = match.group(2).strip()
         if text.startswith(b'"'):
-            text = _QUOTED_PAIR.sub(rb"\1", text[1:-1] if text.endswith(b'"') and len(text) > 1 else text[1:])
+            text = _QUOTED_PAIR.sub(
+                rb"\1", text[1:-1] if text.endswith(b'"') and len(text) > 1 else text[1:]
+            )
         continued = _CONTINUATION.match(name)
         if continued is None:
             simple.setdefault(name, text)
@@ -166,7 +171,9 @@ def parse_date(raw: bytes) -> datetime | None:
 
 def _decode_word(encoding: bytes, text: bytes) -> bytes | None:
     if encoding in b"Qq":
-        return _QUOTED_HEX.sub(lambda match: bytes([int(match.group(1), 16)]), text.replace(b"_", b" "))
+        return _QUOTED_HEX.sub(
+            lambda match: bytes([int(match.group(1), 16)]), text.replace(b"_", b" ")
+        )
     data = _NOT_BASE64.sub(b"", text)
     if len(data) % 4 == 1:
         data = data[:-1]
@@ -200,3 +207,22 @@ def _join_rfc2231(parts: list[tuple[int, bool, bytes]], hint: str | None) -> str
     if charset is None:
         return decode_words(bytes(data), hint)
     return decode_declared(bytes(data), charset, hint)
+
+
+def raw_header(message: Message, name: str) -> bytes | None:
+    """The first header called ``name`` exactly as received (folded), or None."""
+    name = name.lower()
+    for key, value in message.raw_items():
+        if key.lower() == name:
+            return header_bytes(value) if isinstance(value, str) else header_bytes(str(value))
+    return None
+
+
+def raw_headers(message: Message, name: str) -> list[bytes]:
+    """Every header called ``name``, in order, exactly as received."""
+    name = name.lower()
+    return [
+        header_bytes(value if isinstance(value, str) else str(value))
+        for key, value in message.raw_items()
+        if key.lower() == name
+    ]

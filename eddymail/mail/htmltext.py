@@ -32,7 +32,21 @@ _DROPPED_TAGS = (
     "script", "style", "head", "title", "template", "iframe", "object", "embed", "noembed",
     "frameset", "noframes", "svg", "math", "meta", "link", "base", "applet", "audio", "video",
 )  # fmt: skip
-_BLOCK_TAGS = ("table", "p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre")
+_BLOCK_TAGS = (
+    "table",
+    "p",
+    "div",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "pre",
+)
 _TABLE_TAGS = ("table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption")
 _CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*>", re.IGNORECASE)
@@ -87,7 +101,8 @@ def _sanitize(tree: lxml.html.HtmlElement) -> None:
     for link in list(tree.iter("a")):
         _show_target(link)
     for table in list(tree.iter("table")):
-        if table.get("role") == "presentation" or any(True for _ in table.iter(*_BLOCK_TAGS)):
+        inner = (element for element in table.iter(*_BLOCK_TAGS) if element is not table)
+        if table.get("role") == "presentation" or any(True for _ in inner):
             _linearize(table)
 
 
@@ -97,10 +112,13 @@ def _linearize(table: lxml.html.HtmlElement) -> None:
     Newsletters are built from nested layout tables; laid out as grids they come out as
     columns hundreds of characters wide.
     """
-    for element in list(table.iter(*_TABLE_TAGS)):
-        owner = element if element.tag == "table" else next(element.iterancestors("table"), None)
-        if owner is table:
-            element.tag = "div"
+    owned = [
+        element
+        for element in table.iter(*_TABLE_TAGS)
+        if element is table or next(element.iterancestors("table"), None) is table
+    ]
+    for element in owned:
+        element.tag = "div"
 
 
 def _drop(element: lxml.html.HtmlElement) -> None:
@@ -125,7 +143,13 @@ def _is_hidden(element: lxml.html.HtmlElement) -> bool:
         or declarations.get("mso-hide") == "all"
         or bool(_ZERO.match(declarations.get("opacity", "1")))
         or bool(_ZERO.match(declarations.get("font-size", "1")))
-        or (overflow_hidden and any(_ZERO.match(declarations.get(name, "1")) for name in ("height", "max-height", "width", "max-width")))
+        or (
+            overflow_hidden
+            and any(
+                _ZERO.match(declarations.get(name, "1"))
+                for name in ("height", "max-height", "width", "max-width")
+            )
+        )
     )
 
 
@@ -156,11 +180,14 @@ def _same_target(text: str, target: str) -> bool:
     return text in variants or text.rstrip("/") in variants
 
 
+_SKIPPED = frozenset({"script", "style", "head", "title", "template"})
+_BLOCKS = frozenset(
+    {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr"}
+)
+
+
 class _TagStripper(HTMLParser):
     """Last resort when lxml refuses the document: text outside script/style, one per line."""
-
-    _SKIPPED = {"script", "style", "head", "title", "template"}
-    _BLOCKS = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -168,15 +195,15 @@ class _TagStripper(HTMLParser):
         self.skipping = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIPPED:
+        if tag in _SKIPPED:
             self.skipping += 1
-        elif tag in self._BLOCKS:
+        elif tag in _BLOCKS:
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIPPED:
+        if tag in _SKIPPED:
             self.skipping = max(0, self.skipping - 1)
-        elif tag in self._BLOCKS:
+        elif tag in _BLOCKS:
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
@@ -190,5 +217,5 @@ def _strip_tags(html: str) -> str:
         stripper.feed(html)
         stripper.close()
     except Exception:  # html.parser on hostile input: keep what was collected so far
-        pass
+        return "".join(stripper.parts)
     return "".join(stripper.parts)

@@ -148,10 +148,8 @@ class ImapClient:
         # imaplib's LOGIN sends str as ASCII and quotes without escaping CR/LF; anything else
         # goes through AUTHENTICATE PLAIN, which carries UTF-8 inside base64.
         use_login = _is_plain_ascii(login) and _is_plain_ascii(password)
-        if "LOGINDISABLED" in offered and (use_login or "AUTH=PLAIN" not in offered):
-            if "AUTH=PLAIN" in offered:
-                use_login = False
-            else:
+        if "LOGINDISABLED" in offered:
+            if "AUTH=PLAIN" not in offered:
                 ssl_port, plain_port = USUAL_PORTS["imap"]
                 raise MailServerError(
                     f"IMAP login with {self.endpoint.address} failed: the server refuses "
@@ -161,6 +159,7 @@ class ImapClient:
                     hint=f"use --security starttls (port {plain_port}) or --security ssl "
                     f"(port {ssl_port})",
                 )
+            use_login = False
         failure: MailServerError | None = None
         try:
             if use_login:
@@ -350,6 +349,17 @@ class ImapClient:
                 "imap fetch", self._connection.uid, "FETCH", _compress(batch), "(UID BODY.PEEK[])"
             )
             yield from _bodies(data, wanted)
+
+    def fetch_headers(self, uids: Iterable[int]) -> dict[int, bytes]:
+        """Header sections by UID (``UID FETCH (BODY.PEEK[HEADER])``), e.g. for mail too big to
+        fetch whole; leaves ``\\Seen`` alone like :meth:`fetch_messages`."""
+        headers: dict[int, bytes] = {}
+        for uid_set, wanted in _uid_sets(uids, _UIDS_PER_COMMAND):
+            data = self._command(
+                "imap fetch", self._connection.uid, "FETCH", uid_set, "(UID BODY.PEEK[HEADER])"
+            )
+            headers.update(_bodies(data, wanted, section=rb"BODY\[HEADER\]"))
+        return headers
 
     # -- changes (only after the mail is stored) -------------------------------------------
 
@@ -603,7 +613,9 @@ def _uid_of(line: bytes) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _bodies(data: list[Any], wanted: set[int]) -> Iterator[tuple[int, bytes]]:
+def _bodies(
+    data: list[Any], wanted: set[int], section: bytes = rb"BODY\[\]"
+) -> Iterator[tuple[int, bytes]]:
     """Pick ``(uid, body)`` out of imaplib's FETCH data.
 
     imaplib gives ``(header, literal)`` tuples followed by the rest of the line as bytes; the
@@ -612,7 +624,7 @@ def _bodies(data: list[Any], wanted: set[int]) -> Iterator[tuple[int, bytes]]:
     pending: tuple[int | None, bytes] | None = None
     done: set[int] = set()
     for item in data:
-        if isinstance(item, tuple) and re.search(rb"BODY\[\]", item[0]):
+        if isinstance(item, tuple) and re.search(section, item[0]):
             pending = (_uid_of(item[0]), item[1])
             continue
         if pending is None:

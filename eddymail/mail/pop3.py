@@ -36,6 +36,17 @@ class _LineLimit:
     max_line = 16 * 1024 * 1024
     file: Any
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException:
+            # poplib leaves the socket open when the greeting fails (or never comes); the
+            # traceback would keep it alive and the server waiting.
+            for name in ("file", "sock"):
+                with contextlib.suppress(Exception):
+                    getattr(self, name).close()
+            raise
+
     def _getline(self) -> tuple[bytes, int]:
         line: bytes = self.file.readline(self.max_line + 1)
         if len(line) > self.max_line:
@@ -222,6 +233,12 @@ class Pop3Client:
         """The raw message (RETR), lines joined with CRLF; poplib undoes the dot-stuffing."""
         _, lines, _ = self._call("pop3 retr", self._connection.retr, number)
         return b"\r\n".join(lines) + b"\r\n" if lines else b""
+
+    def top(self, number: int, lines: int = 0) -> bytes:
+        """The header and the first ``lines`` body lines (TOP), e.g. for mail too big to
+        retrieve whole; joined like :meth:`retrieve`."""
+        _, result, _ = self._call("pop3 top", self._connection.top, number, lines)
+        return b"\r\n".join(result) + b"\r\n" if result else b""
 
     def delete(self, number: int) -> None:
         """Mark message ``number`` for deletion; QUIT (a clean exit) commits it."""

@@ -65,6 +65,11 @@ def _tag_pattern(tag_format: str) -> re.Pattern[str]:
     )
 
 
+def validate_tag_format(tag_format: str) -> None:
+    """Raise ``ValidationError`` unless ``tag_format`` is a usable ticket tag format."""
+    _tag_pattern(tag_format)
+
+
 def _literal(text: str) -> str:
     parts = re.split(r"(\s+)", text)
     return "".join(r"\s+" if part.isspace() else re.escape(part) for part in parts if part)

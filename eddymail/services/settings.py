@@ -12,10 +12,15 @@ from typing import Any
 
 from eddymail.db import database_proxy
 from eddymail.errors import NotFoundError, ValidationError
+from eddymail.mail.subjects import DEFAULT_TAG_FORMAT, validate_tag_format
 from eddymail.models import Channel, Setting, utcnow
 
 SYSTEM_CHANNEL = "system-channel"
 LANGUAGE = "language"
+HELPDESK_NAME = "helpdesk-name"
+TAG_FORMAT = "tag-format"
+AUTO_MAIL_PER_RECIPIENT = "auto-mail-per-recipient"
+AUTO_MAIL_PER_DAY = "auto-mail-per-day"
 LANGUAGES = ("en", "ru")
 
 
@@ -70,6 +75,22 @@ def _parse_language(text: str) -> str:
     return text
 
 
+def _parse_tag_format(text: str) -> str:
+    text = text.strip()
+    validate_tag_format(text)
+    return text
+
+
+def _parse_count(text: str) -> int:
+    if not text.strip().isdigit():
+        raise ValidationError(f"Expected a whole number, not '{text}'.")
+    return int(text.strip())
+
+
+def _parse_text(text: str) -> str:
+    return " ".join(text.split())
+
+
 SETTINGS: dict[str, SettingSpec] = {
     spec.key: spec
     for spec in (
@@ -86,6 +107,31 @@ SETTINGS: dict[str, SettingSpec] = {
             "en",
             "Language of the shipped notification templates (en, ru).",
             _parse_language,
+        ),
+        SettingSpec(
+            HELPDESK_NAME,
+            "",
+            "Name customers know the helpdesk by, used in notifications; "
+            "empty: the department's name.",
+            _parse_text,
+        ),
+        SettingSpec(
+            TAG_FORMAT,
+            DEFAULT_TAG_FORMAT,
+            "Ticket tag in subjects; {id} stands for the ticket number.",
+            _parse_tag_format,
+        ),
+        SettingSpec(
+            AUTO_MAIL_PER_RECIPIENT,
+            3,
+            "At most this many automatic mails (notifications) to one address per 24 hours.",
+            _parse_count,
+        ),
+        SettingSpec(
+            AUTO_MAIL_PER_DAY,
+            500,
+            "At most this many automatic mails in all per 24 hours (a flood brake).",
+            _parse_count,
         ),
     )
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from jinja2 import Environment, TemplateSyntaxError, meta, nodes
+from jinja2 import Environment, meta, nodes
 
 from eddymail.templates.defaults import TemplateSpec
 
@@ -113,10 +113,7 @@ def _unknown_variables(
 ) -> list[Problem]:
     variables = _variable_tree(template_spec)
     # Names the template reads from outside: its own {% set %}, loop and macro names are not.
-    try:
-        outside = meta.find_undeclared_variables(tree) - set(environment.globals)
-    except TemplateSyntaxError:
-        return []  # an unknown filter stops the analysis; it is reported on its own
+    outside = _undeclared(tree, environment) - set(environment.globals)
     problems: dict[tuple[int | None, str], Problem] = {}
     for node in tree.find_all(nodes.Name):
         if node.ctx == "load" and node.name in outside and node.name not in variables:
@@ -140,6 +137,31 @@ def _unknown_variables(
                 break
             level = level[key]
     return list(problems.values())
+
+
+def _undeclared(tree: nodes.Template, environment: Environment) -> set[str]:
+    """Names a template reads from outside, even when it also uses an unknown filter.
+
+    Jinja's analysis compiles the template and stops at the first unknown filter or test;
+    those are reported separately, so stand-ins let the variables be checked in the same
+    pass and staff see every mistake at once.
+    """
+    unknown_filters = {n.name for n in tree.find_all(nodes.Filter)} - set(environment.filters)
+    unknown_tests = {n.name for n in tree.find_all(nodes.Test)} - set(environment.tests)
+    if not unknown_filters and not unknown_tests:
+        return meta.find_undeclared_variables(tree)
+    lenient = environment.overlay()
+    lenient.filters = {**environment.filters, **dict.fromkeys(unknown_filters, _stand_in)}
+    lenient.tests = {**environment.tests, **dict.fromkeys(unknown_tests, _stand_in)}
+    tree.set_environment(lenient)
+    try:
+        return meta.find_undeclared_variables(tree)
+    finally:
+        tree.set_environment(environment)
+
+
+def _stand_in(*args: object, **kwargs: object) -> None:
+    """Placeholder for an unknown filter or test during analysis; never called."""
 
 
 def _attribute_chain(node: nodes.Node) -> list[str] | None:
@@ -173,10 +195,7 @@ def missing_required(
     """Required variables (the test letter's token) that neither part uses."""
     used: set[str] = set()
     for tree in trees:
-        try:
-            used |= meta.find_undeclared_variables(tree)
-        except TemplateSyntaxError:
-            return []  # an unknown filter stops the analysis; it is reported on its own
+        used |= _undeclared(tree, tree.environment)
         for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
             chain = _attribute_chain(node)
             if chain is not None:

@@ -38,6 +38,9 @@ _SUBJECT_LINE = re.compile(r"subject:(.*)", re.IGNORECASE)
 # Control characters, plus the Unicode line and paragraph separators some mail clients honour.
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _CONTROLS_KEEPING_TAB_AND_NEWLINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+# One environment for every template: it holds no per-render state (budgets live in a
+# context variable), and Jinja environments are safe to share between threads.
 _environment = sandbox.HardenedEnvironment()
 
 

@@ -1,0 +1,108 @@
+"""``eddymail ticket``: reading tickets."""
+
+from __future__ import annotations
+
+import click
+
+from eddymail.cli.app import json_option, state, with_database
+from eddymail.services import tickets
+from eddymail.services.tickets import STATUS_FILTERS, TicketDetail
+
+
+@click.group("ticket")
+def ticket_group() -> None:
+    """Tickets: list, read and answer customer requests.
+
+    \b
+    Examples:
+      eddymail ticket list
+      eddymail ticket show 42
+    """
+
+
+@ticket_group.command("list")
+@click.option("--status", type=click.Choice(STATUS_FILTERS), default="active", show_default=True,
+              help="active = open and pending.")
+@click.option("--department", help="Only this department's tickets.")
+@click.option("--requester", help="Only tickets of this customer address.")
+@click.option("--assignee", help="Only tickets assigned to this person.")
+@click.option("--search", help="Text in the subject or any message.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0, help="Skip this many (paging).")
+@json_option
+@with_database
+def list_(status: str, department: str | None, requester: str | None, assignee: str | None,
+          search: str | None, limit: int, offset: int) -> None:
+    """List tickets, newest activity first.
+
+    A "*" marks tickets whose last message is from the customer (waiting for us).
+
+    \b
+    Examples:
+      eddymail ticket list --department Support --limit 20
+      eddymail ticket list --status all --search invoice --json
+    """
+    items = tickets.list_tickets(status=status, department=department, requester=requester,
+                                 assignee=assignee, search=search, limit=limit, offset=offset)
+    out = state().output
+    out.emit(
+        {"tickets": items},
+        lambda: out.table(
+            ["#", "", "Subject", "Requester", "Department", "Status", "Assignee", "Activity"],
+            [[t.id, "*" if t.awaiting_reply and t.status != "closed" else "", t.subject,
+              t.requester, t.department, t.status, t.assignee or "-", t.last_activity_at]
+             for t in items],
+            empty="No tickets.",
+        ),
+    )
+
+
+@ticket_group.command("show")
+@click.argument("ticket_id", type=int)
+@json_option
+@with_database
+def show(ticket_id: int) -> None:
+    """Show a ticket and its whole thread, oldest message first.
+
+    \b
+    Example:
+      eddymail ticket show 42
+    """
+    detail = tickets.show_ticket(ticket_id)
+    state().output.emit({"ticket": detail}, lambda: render_ticket(detail))
+
+
+DIRECTION_LABELS = {"in": "from customer", "out": "reply", "note": "internal note",
+                    "system": "system"}
+
+
+def render_ticket(detail: TicketDetail) -> None:
+    """The ``ticket show`` view for people."""
+    out = state().output
+    out.fields(
+        [
+            ("Subject", detail.subject or "(no subject)"),
+            ("Status", detail.status),
+            ("Department", detail.department),
+            ("Requester", f"{detail.requester} ({detail.requester_name})"
+             if detail.requester_name else detail.requester),
+            ("Participants", ", ".join(detail.participants) or "-"),
+            ("Assignee", detail.assignee or "-"),
+            ("Created", detail.created_at),
+        ] + ([("Carried tag", f"[#{detail.carried_tag}] (not joined: sender is not a "
+                               "participant of that ticket)")] if detail.carried_tag else []),
+        title=f"Ticket #{detail.id}",
+    )
+    for message in detail.messages:
+        label = DIRECTION_LABELS.get(message.direction, message.direction)
+        if message.automatic:
+            label += f", {message.automatic.replace('_', ' ')}"
+        sender = message.from_["address"]
+        if message.from_["name"]:
+            sender = f"{sender} ({message.from_['name']})"
+        out.line("")
+        out.line(f"── {label}: {sender} · {message.created_at:%Y-%m-%d %H:%M} UTC", style="bold")
+        out.text(message.body_text.rstrip() or "(empty)")
+        for attachment in message.attachments:
+            out.line(f"  [attachment {attachment.id}] {attachment.filename} "
+                     f"({attachment.content_type}, {attachment.size} bytes)", style="dim")

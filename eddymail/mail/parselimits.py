@@ -1,0 +1,170 @@
+"""Limits on what a message may cost to parse, and the cheap checks that enforce them.
+
+The ``email`` parser recurses per nesting level and does work per part and per header
+parameter, so a 20,000-part message, a multipart nested 1000 levels deep or a Content-Type
+header made of 100,000 semicolons costs seconds to minutes. ``precheck`` looks at the raw
+bytes with a few C-speed regular expression scans first and refuses such a message before
+the parser ever sees it; ``Deadline`` bounds the rest cooperatively.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+import time
+from dataclasses import dataclass
+
+from eddymail.errors import MessageParseError
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """What one message may cost. The defaults fit any mail a person would send.
+
+    ``max_header_params`` bounds the parameters of one Content-Type header (the parser's
+    parameter splitting is quadratic in their number); ``max_html_chars`` bounds how much of
+    an HTML body is converted to text (the rest is cut, with a note in ``defects``).
+    """
+
+    max_message_bytes: int = 50 * 1024 * 1024
+    max_header_bytes: int = 1024 * 1024
+    max_parts: int = 1000
+    max_depth: int = 30
+    max_seconds: float = 10.0
+    max_header_params: int = 100
+    max_html_chars: int = 1_000_000
+
+
+class Deadline:
+    """A parse-time budget, checked at the points where work is split into steps."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def check(self, doing: str) -> None:
+        """Raise ``MessageParseError`` once the budget is spent."""
+        if time.monotonic() > self._end:
+            raise MessageParseError(
+                f"parsing the message took longer than {self.seconds:g} seconds "
+                f"(while {doing}), the limit is {self.seconds:g} seconds"
+            )
+
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+# A Content-Type header (with its continuation lines) that makes the parser descend a level.
+_NESTING_TYPE = re.compile(
+    rb"^content-type:[ \t]*(?:\r?\n[ \t]+)?(multipart|message)/([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ANY_CONTENT_TYPE = re.compile(rb"^content-type:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.I | re.M)
+_BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))', re.IGNORECASE)
+
+
+def precheck(raw: bytes, limits: ParseLimits) -> None:
+    """Refuse, cheaply, a message over a limit, with a sentence saying which and by how much."""
+    if len(raw) > limits.max_message_bytes:
+        raise MessageParseError(
+            f"message is {len(raw)} bytes, the limit is {limits.max_message_bytes} bytes"
+        )
+    if raw.count(b"\r") != raw.count(b"\r\n"):
+        # The parser also ends lines at a bare CR; the scans below only know LF.
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if raw.startswith((b"\n", b"\r\n")):
+        header_end = 0
+    else:
+        match = _HEADER_END.search(raw, 0, limits.max_header_bytes + 4)
+        header_end = match.start() if match else len(raw)
+    if header_end > limits.max_header_bytes:
+        raise MessageParseError(
+            f"message header block is larger than {limits.max_header_bytes} bytes, "
+            f"the limit is {limits.max_header_bytes} bytes"
+        )
+    _check_parameters(raw, limits)
+    _check_structure(raw, limits)
+
+
+def _check_parameters(raw: bytes, limits: ParseLimits) -> None:
+    for match in _ANY_CONTENT_TYPE.finditer(raw):
+        count = match.group(1).count(b";")
+        if count > limits.max_header_params:
+            raise MessageParseError(
+                f"a Content-Type header has {count} parameters, "
+                f"the limit is {limits.max_header_params}"
+            )
+
+
+def _check_structure(raw: bytes, limits: ParseLimits) -> None:
+    """Count parts and nesting from boundary declarations and delimiter lines.
+
+    Every multipart/* or message/* Content-Type opens a level; a delimiter line of an
+    enclosing multipart closes the levels opened inside it, as it does for the parser.
+    Declarations are collected first (at most ``max_parts``), then only lines that start
+    with one of the declared boundaries are visited, so the Python work is bounded by the
+    limits, not by the size of the message.
+    """
+    declarations: list[tuple[int, bytes | None]] = []
+    for match in _NESTING_TYPE.finditer(raw):
+        if len(declarations) >= limits.max_parts:
+            raise MessageParseError(
+                f"message has more than {limits.max_parts} nested MIME containers, "
+                f"the limit is {limits.max_parts} MIME parts"
+            )
+        boundary: bytes | None = None
+        if match.group(1).lower() == b"multipart":
+            found = _BOUNDARY.search(match.group(2))
+            if found is None:
+                continue  # the parser reads a multipart without boundary as one text part
+            boundary = (found.group(1) if found.group(1) is not None else found.group(2)).rstrip()
+            if not boundary:
+                continue
+        declarations.append((match.start(), boundary))
+    boundaries = {boundary for _, boundary in declarations if boundary}
+    if not boundaries:
+        _check_depth(declarations, [], limits)
+        return
+    alternatives = b"|".join(re.escape(b) for b in sorted(boundaries, key=len, reverse=True))
+    delimiter = re.compile(rb"^--(" + alternatives + rb")(--)?[ \t]*\r?$", re.MULTILINE)
+    delimiters: list[tuple[int, bytes, bool]] = []
+    parts = 1
+    for match in delimiter.finditer(raw):
+        delimiters.append((match.start(), match.group(1), match.group(2) is not None))
+        if match.group(2) is None:
+            parts += 1
+        if parts > limits.max_parts:
+            _check_depth(declarations, delimiters, limits)
+            total = parts + _remaining_delimiters(raw, match.end(), match.group(1))
+            raise MessageParseError(
+                f"message has {total} MIME parts, the limit is {limits.max_parts}"
+            )
+    _check_depth(declarations, delimiters, limits)
+
+
+def _check_depth(
+    declarations: list[tuple[int, bytes | None]],
+    delimiters: list[tuple[int, bytes, bool]],
+    limits: ParseLimits,
+) -> None:
+    opened: list[bytes | None] = []  # boundaries, None for a message/* level
+    events = heapq.merge(
+        ((position, 0, boundary, False) for position, boundary in declarations),
+        ((position, 1, boundary, closing) for position, boundary, closing in delimiters),
+    )
+    for _, kind, boundary, closing in events:
+        if kind == 0:
+            opened.append(boundary)
+            if len(opened) > limits.max_depth:
+                raise MessageParseError(
+                    f"message nests MIME parts more than {limits.max_depth} levels deep, "
+                    f"the limit is {limits.max_depth}"
+                )
+        elif boundary in opened:
+            while opened[-1] != boundary:
+                opened.pop()
+            if closing:
+                opened.pop()
+
+
+def _remaining_delimiters(raw: bytes, start: int, boundary: bytes) -> int:
+    line = b"\n--" + boundary
+    return raw.count(line, start) - raw.count(line + b"--", start)

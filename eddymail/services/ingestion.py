@@ -1,0 +1,409 @@
+"""The pipeline from raw bytes to a ticket: parse, deduplicate, thread, store, notify.
+
+``ingest_raw`` is shared by ``fetch`` (IMAP, POP3) and ``ingest`` (files, stdin, Maildir,
+mbox). Everything one message changes (raw bytes, ledger row, user, ticket, thread message,
+attachments, queued notifications) is written in one transaction; the caller touches the
+mail server only after it returned. A message that cannot be parsed is quarantined with
+its bytes and the run goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import peewee
+
+from eddymail.db import database_proxy
+from eddymail.errors import MessageParseError, NotFoundError
+from eddymail.mail.parse import ParsedMessage, ParseLimits, parse_message
+from eddymail.models import (
+    Attachment,
+    Channel,
+    Department,
+    ErrorLogEntry,
+    LedgerEntry,
+    Message,
+    OutboxItem,
+    RawMessage,
+    Ticket,
+    utcnow,
+)
+from eddymail.services import notifications, settings, users
+from eddymail.services.threads import find_thread
+
+log = logging.getLogger("eddymail.ingest")
+
+NEW_TICKET = "new_ticket"
+FOLLOWUP = "followup"
+DUPLICATE = "duplicate"
+RECORDED = "recorded"  # stored, but opens no ticket (bounce, auto-reply, our own mail)
+QUARANTINED = "quarantined"
+PENDING = "pending"  # ledger only: chosen for the first fetch, not taken yet
+SKIPPED = "skipped"  # ledger only: old mail left alone at the first connection
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a message came from: its key in the ingestion ledger."""
+
+    kind: str  # imap | pop3 | file
+    folder: str | None = None
+    uidvalidity: int | None = None
+    uid: int | None = None
+    uidl: str | None = None
+
+    def ledger_filter(self, channel: Channel | None) -> peewee.Expression | None:
+        """The ledger condition that finds this exact delivery again (None for files)."""
+        if self.kind == "imap":
+            return (
+                (LedgerEntry.channel == channel) & (LedgerEntry.folder == self.folder)
+                & (LedgerEntry.uidvalidity == self.uidvalidity) & (LedgerEntry.uid == self.uid)
+            )
+        if self.kind == "pop3":
+            return (LedgerEntry.channel == channel) & (LedgerEntry.uidl == self.uidl)
+        return None
+
+
+@dataclass
+class IngestOptions:
+    """Settings of one run, read once rather than per message."""
+
+    notify: bool = True
+    limits: ParseLimits = field(default_factory=ParseLimits)
+    tag_format: str = ""
+    own_addresses: set[str] = field(default_factory=set)
+
+    @classmethod
+    def for_run(cls, *, notify: bool = True, max_message_bytes: int | None = None) -> IngestOptions:
+        """Options with the team settings of this database."""
+        limits = ParseLimits() if max_message_bytes is None else ParseLimits(
+            max_message_bytes=max_message_bytes)
+        return cls(
+            notify=notify,
+            limits=limits,
+            tag_format=settings.get_value(settings.TAG_FORMAT),
+            own_addresses=notifications.own_addresses(),
+        )
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What became of one message."""
+
+    status: str
+    ticket_id: int | None = None
+    message_id: int | None = None
+    subject: str = ""
+    error: str | None = None
+    notices: tuple[str, ...] = ()
+
+
+def ingest_raw(
+    raw: bytes,
+    *,
+    channel: Channel | None,
+    department: Department,
+    source: Source,
+    options: IngestOptions,
+) -> IngestResult:
+    """Turn one raw message into a ticket, a follow-up, a record or a quarantine entry."""
+    sha256 = hashlib.sha256(raw).hexdigest()
+    # Parsing is the slow part: done before the write transaction so no lock is held meanwhile.
+    try:
+        parsed: ParsedMessage | None = parse_message(raw, options.limits)
+        error = None
+    except MessageParseError as problem:
+        parsed, error = None, problem.message
+    with database_proxy.atomic():
+        previous = _known_delivery(channel, source, sha256)
+        if previous is not None:
+            return _seen_before(previous)
+        stored_raw = _store_raw(raw, sha256)
+        if parsed is None:
+            return _quarantine(channel, source, stored_raw, sha256, len(raw), error or "")
+        duplicate = _duplicate_of(parsed, channel, stored_raw)
+        if duplicate is not None:
+            _ledger(channel, source, sha256, len(raw), parsed, DUPLICATE, stored_raw, duplicate)
+            return IngestResult(DUPLICATE, duplicate.ticket_id, duplicate.id, duplicate.subject)
+        result, message = _store(parsed, channel, department, stored_raw, options)
+        _ledger(channel, source, sha256, len(raw), parsed, "imported", stored_raw, message)
+    return result
+
+
+def reprocess(raw: bytes, *, entry: LedgerEntry, channel: Channel | None,
+              department: Department, options: IngestOptions) -> IngestResult:
+    """Run a quarantined message through the pipeline again, updating its ledger row."""
+    try:
+        parsed = parse_message(raw, options.limits)
+    except MessageParseError as problem:
+        LedgerEntry.update(error=problem.message, updated_at=utcnow()).where(
+            LedgerEntry.id == entry.id).execute()
+        return IngestResult(QUARANTINED, error=problem.message)
+    with database_proxy.atomic():
+        stored_raw = RawMessage.get_by_id(entry.raw_id)
+        duplicate = _duplicate_of(parsed, channel, stored_raw)
+        if duplicate is not None:
+            result, message = IngestResult(DUPLICATE, duplicate.ticket_id, duplicate.id,
+                                           duplicate.subject), duplicate
+        else:
+            result, message = _store(parsed, channel, department, stored_raw, options)
+        LedgerEntry.update(
+            status="imported" if duplicate is None else DUPLICATE, error=None,
+            message_id=parsed.message_id, ticket_message=message, updated_at=utcnow(),
+        ).where(LedgerEntry.id == entry.id).execute()
+    return result
+
+
+def quarantine_oversized(
+    headers: bytes, *, channel: Channel, source: Source, size: int, limit: int
+) -> IngestResult:
+    """Record a message too big to download: its headers only, and why."""
+    sha256 = hashlib.sha256(headers).hexdigest()
+    reason = f"message is {size} bytes, over the limit of {limit} bytes; only headers kept"
+    with database_proxy.atomic():
+        previous = _known_delivery(channel, source, sha256)
+        if previous is not None:
+            return _seen_before(previous)
+        stored_raw = _store_raw(headers, sha256, headers_only=True)
+        return _quarantine(channel, source, stored_raw, sha256, size, reason)
+
+
+# --- steps ---------------------------------------------------------------------------------
+
+
+def _known_delivery(channel: Channel | None, source: Source, sha256: str) -> LedgerEntry | None:
+    """The ledger row of an earlier, finished intake of this very delivery."""
+    condition = source.ledger_filter(channel)
+    if condition is None:  # a file: the same bytes for the same channel are the same delivery
+        condition = ((LedgerEntry.channel == channel) & (LedgerEntry.source == "file")
+                     & (LedgerEntry.sha256 == sha256))
+    return LedgerEntry.select().where(condition & (LedgerEntry.status != PENDING)).first()
+
+
+def _write_ledger(channel: Channel | None, source: Source, **values) -> None:
+    """Record the outcome, filling in the row of a delivery announced as pending."""
+    condition = source.ledger_filter(channel)
+    pending = None
+    if condition is not None:
+        pending = LedgerEntry.get_or_none(condition & (LedgerEntry.status == PENDING))
+    if pending is not None:
+        values["updated_at"] = utcnow()
+        LedgerEntry.update(**values).where(LedgerEntry.id == pending.id).execute()
+        return
+    LedgerEntry.create(
+        channel=channel, source=source.kind, folder=source.folder,
+        uidvalidity=source.uidvalidity, uid=source.uid, uidl=source.uidl, **values,
+    )
+
+
+def _seen_before(entry: LedgerEntry) -> IngestResult:
+    message = entry.ticket_message if entry.ticket_message_id else None
+    if message is None:
+        return IngestResult(DUPLICATE, error=entry.error)
+    return IngestResult(DUPLICATE, message.ticket_id, message.id, message.subject)
+
+
+def _store_raw(raw: bytes, sha256: str, headers_only: bool = False) -> RawMessage:
+    existing = RawMessage.get_or_none(RawMessage.sha256 == sha256)
+    if existing is not None:
+        return existing
+    return RawMessage.create(sha256=sha256, size=len(raw), data=raw, headers_only=headers_only)
+
+
+def _duplicate_of(parsed: ParsedMessage, channel: Channel | None,
+                  stored_raw: RawMessage) -> Message | None:
+    """An earlier message with the same bytes, or the same Message-ID to the same channel."""
+    same_bytes = Message.select().where(Message.raw == stored_raw).first()
+    if same_bytes is not None:
+        return same_bytes
+    if parsed.message_id:
+        return Message.select().where(
+            (Message.message_id == parsed.message_id) & (Message.direction == "in")
+            & (Message.channel == channel)
+        ).first()
+    return None
+
+
+def _quarantine(channel: Channel | None, source: Source, stored_raw: RawMessage, sha256: str,
+                size: int, error: str) -> IngestResult:
+    _write_ledger(channel, source, sha256=sha256, size=size, status=QUARANTINED, error=error,
+                  raw=stored_raw)
+    ErrorLogEntry.create(
+        channel=channel, channel_name=channel.name if channel else "",
+        operation="parse message", message=f"Message quarantined: {error}",
+        hint="See eddymail mail list --quarantined; eddymail mail retry ID parses it again.",
+    )
+    log.warning("quarantined a message: %s", error)
+    return IngestResult(QUARANTINED, error=error)
+
+
+def _ledger(channel, source, sha256, size, parsed, status, stored_raw, message) -> None:
+    _write_ledger(channel, source, sha256=sha256, size=size, message_id=parsed.message_id,
+                  status=status, raw=stored_raw, ticket_message=message)
+
+
+def automatic_kind(parsed: ParsedMessage, own_addresses: set[str]) -> str | None:
+    """Why this mail is not a person writing to us, if it is not: own, bounce, auto_reply, list."""
+    sender = parsed.from_.address.lower() if parsed.from_ else ""
+    if sender and sender in own_addresses:
+        return "own"
+    if parsed.bounce:
+        return "bounce"
+    if parsed.auto_reply:
+        return "auto_reply"
+    if parsed.mailing_list:
+        return "mailing_list"
+    return None
+
+
+def _store(parsed: ParsedMessage, channel: Channel | None, department: Department,
+           stored_raw: RawMessage, options: IngestOptions) -> tuple[IngestResult, Message]:
+    kind = automatic_kind(parsed, options.own_addresses)
+    if kind == "bounce":
+        ticket = _bounced_ticket(parsed)
+        message = _message(parsed, ticket, channel, None, stored_raw, kind, direction="system")
+        if ticket is not None:
+            _touch(ticket, customer=False)
+        return IngestResult(RECORDED, ticket.id if ticket else None, message.id,
+                            parsed.subject), message
+
+    match = find_thread(parsed, options.tag_format)
+    if kind in ("own", "auto_reply"):
+        # Recorded; an auto-reply may sit in the ticket it answers but changes nothing there.
+        ticket = match.ticket if kind == "auto_reply" else None
+        message = _message(parsed, ticket, channel, None, stored_raw, kind)
+        return IngestResult(RECORDED, ticket.id if ticket else None, message.id,
+                            parsed.subject), message
+
+    sender = parsed.from_ if parsed.sender_valid else None
+    user, created = users.get_or_create_user(sender.address, sender.name) if sender else (None,
+                                                                                          False)
+    cc_users = [users.get_or_create_user(a.address, a.name)[0] for a in parsed.cc
+                if a.address.lower() not in options.own_addresses]
+    notices: list[str] = []
+    if match.ticket is not None:
+        ticket = match.ticket
+        if ticket.status == "closed":
+            ticket.status = "open"
+            notices.append(f"ticket #{ticket.id} reopened")
+        message = _message(parsed, ticket, channel, user, stored_raw, kind)
+        _touch(ticket, customer=True)
+        users.add_participants(ticket, cc_users)
+        return IngestResult(FOLLOWUP, ticket.id, message.id, parsed.subject,
+                            notices=tuple(notices)), message
+
+    ticket = Ticket.create(
+        subject=parsed.subject,
+        department=department,
+        requester=user,
+        requester_address=sender.address if sender else _raw_sender(parsed),
+        channel=channel,
+        carried_tag=match.refused_tag,
+        created_at=utcnow(),
+        last_activity_at=utcnow(),
+    )
+    message = _message(parsed, ticket, channel, user, stored_raw, kind)
+    _touch(ticket, customer=True)
+    users.add_participants(ticket, cc_users)
+    if created and user is not None and options.notify and kind is None and not (
+        parsed.automatic_reasons
+    ):
+        item, why_not = notifications.queue_notification(
+            "registration", ticket=ticket, user=user, department=department)
+        notices.append("registration notification queued" if item else
+                       f"no registration notification: {why_not}")
+    return IngestResult(NEW_TICKET, ticket.id, message.id, parsed.subject,
+                        notices=tuple(notices)), message
+
+
+def _bounced_ticket(parsed: ParsedMessage) -> Ticket | None:
+    original = parsed.bounce_original_message_id
+    if not original:
+        return None
+    item = OutboxItem.get_or_none(OutboxItem.message_id == original)
+    if item is not None and item.ticket_id is not None:
+        return Ticket.get_by_id(item.ticket_id)
+    message = Message.get_or_none((Message.message_id == original) & Message.ticket.is_null(False))
+    return Ticket.get_by_id(message.ticket_id) if message else None
+
+
+def _message(parsed: ParsedMessage, ticket: Ticket | None, channel: Channel | None, user,
+             stored_raw: RawMessage, kind: str | None, direction: str = "in") -> Message:
+    def addresses(items) -> list[dict]:
+        return [{"address": a.address, "name": a.name} for a in items]
+
+    message = Message.create(
+        ticket=ticket,
+        direction=direction,
+        channel=channel,
+        user=user,
+        author_name=parsed.from_.name if parsed.from_ else "",
+        from_address=parsed.from_.address if parsed.from_ else _raw_sender(parsed),
+        from_name=parsed.from_.name if parsed.from_ else "",
+        to=addresses(parsed.to),
+        cc=addresses(parsed.cc),
+        reply_to=addresses(parsed.reply_to),
+        subject=parsed.subject,
+        body_text=parsed.body_text,
+        has_html=parsed.has_html,
+        sent_at=parsed.date.replace(tzinfo=None) if parsed.date else None,
+        message_id=parsed.message_id,
+        in_reply_to=list(parsed.in_reply_to),
+        references=list(parsed.references),
+        raw=stored_raw,
+        automatic=kind,
+    )
+    for attachment in parsed.attachments:
+        Attachment.create(
+            message=message,
+            filename=attachment.filename,
+            original_filename=attachment.original_filename,
+            content_type=attachment.content_type,
+            size=attachment.size,
+            sha256=hashlib.sha256(attachment.data).hexdigest(),
+            content_id=attachment.content_id,
+            inline=attachment.inline,
+            data=attachment.data,
+        )
+    return message
+
+
+def _touch(ticket: Ticket, *, customer: bool) -> None:
+    ticket.message_count = Message.select().where(Message.ticket == ticket).count()
+    ticket.last_activity_at = utcnow()
+    if customer:
+        ticket.awaiting_reply = True
+    ticket.save()
+
+
+def _raw_sender(parsed: ParsedMessage) -> str:
+    return ", ".join(a.address for a in parsed.from_all)[:250]
+
+
+# --- where a message goes -------------------------------------------------------------------
+
+
+def destination(channel_name: str | None, department_name: str | None,
+                find_channel: Callable[[str], Channel],
+                find_department: Callable[[str], Department]) -> tuple[Channel | None, Department]:
+    """The channel and department for ``ingest``: the channel's, a named one, or the only one."""
+    if channel_name:
+        channel = find_channel(channel_name)
+        department = Department.get_by_id(channel.department_id)
+        if department_name and find_department(department_name).id != department.id:
+            department = find_department(department_name)
+        return channel, department
+    if department_name:
+        return None, find_department(department_name)
+    departments = list(Department.select().limit(2))
+    if len(departments) == 1:
+        return None, departments[0]
+    if not departments:
+        raise NotFoundError(
+            "There is no department yet: eddymail department add Support (or run eddymail init)."
+        )
+    raise NotFoundError("Several departments exist: say where the mail goes with --channel NAME "
+                        "or --department NAME.")
