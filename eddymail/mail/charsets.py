@@ -59,8 +59,11 @@ _LETTER_FREQUENCY = {
 _LOG_FREQUENCY = {letter: math.log(share) for letter, share in _LETTER_FREQUENCY.items()}
 _DETECTION_SAMPLE = 64 * 1024
 _BELOW_0X80 = bytes(range(0x80))
-_BELOW_0XC0 = bytes(range(0xC0))
-_LETTER_RUN = re.compile(rb"[\xc0-\xff]{3,}")
+_NOT_LETTER = bytes(byte for byte in range(0xC0) if byte not in (0xA3, 0xA8, 0xB3, 0xB8))
+# Letters are 0xC0-0xFF in both charsets, plus Ё/ё (0xA8/0xB8 in cp1251, 0xB3/0xA3 in koi8-r).
+# A run of them not touching an ASCII letter is a whole word; in Latin text accented letters
+# sit inside ASCII words ("M\xfcnchen").
+_WHOLE_WORD = re.compile(rb"(?<![A-Za-z])[\xc0-\xff\xa3\xa8\xb3\xb8]+(?![A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -249,14 +252,14 @@ def _guess_single_byte_cyrillic(sample: bytes) -> str | None:
     """cp1251 or koi8-r when the 8-bit bytes look like words of a Cyrillic single-byte text.
 
     In both charsets the letters are bytes 0xC0-0xFF and whole words are made of them; Latin
-    text has isolated accented letters between ASCII ones, CJK text many bytes below 0xC0.
+    text has accented letters inside ASCII words, CJK text many bytes below 0xC0.
     """
     high = len(sample.translate(None, _BELOW_0X80))
-    letters = len(sample.translate(None, _BELOW_0XC0))
+    letters = len(sample.translate(None, _NOT_LETTER))
     if high == 0 or letters < 0.85 * high:
         return None
-    in_runs = sum(len(run) for run in _LETTER_RUN.findall(sample))
-    if in_runs < 0.5 * letters:
+    in_words = sum(len(word) for word in _WHOLE_WORD.findall(sample))
+    if in_words < 0.6 * letters:
         return None
     charset = _best_cyrillic(sample)
     text = sample.decode(charset, "replace")

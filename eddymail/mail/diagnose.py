@@ -403,7 +403,9 @@ def _looks_foreign(protocol: str, answer: str) -> bool:
     return guess is not None and guess != protocol
 
 
-def _tls_failure(exc: ssl.SSLError, protocol: str, endpoint: Endpoint) -> tuple[str, str, bool]:
+def _tls_failure(
+    exc: ssl.SSLError, protocol: str, endpoint: Endpoint
+) -> tuple[str, str | None, bool]:
     text = f"{exc.reason or ''} {exc}".lower()
     if any(
         marker in text
@@ -437,7 +439,7 @@ def _tls_failure(exc: ssl.SSLError, protocol: str, endpoint: Endpoint) -> tuple[
             "eddymail refuses: ask the administrator to update the server's TLS settings",
             True,
         )
-    return "the TLS handshake failed", None, True  # type: ignore[return-value]
+    return "the TLS handshake failed", None, True
 
 
 def _network(

@@ -581,16 +581,13 @@ def _last_int(values: list[Any]) -> int | None:
 
 def _compress(uids: list[int]) -> str:
     """``[1, 2, 3, 7, 9, 10]`` -> ``"1:3,7,9:10"`` (input sorted, unique)."""
-    parts: list[str] = []
-    start = previous = uids[0]
-    for uid in [*uids[1:], None]:  # type: ignore[list-item]
-        if uid is not None and uid == previous + 1:
-            previous = uid
-            continue
-        parts.append(str(start) if start == previous else f"{start}:{previous}")
-        if uid is not None:
-            start = previous = uid
-    return ",".join(parts)
+    runs: list[list[int]] = []
+    for uid in uids:
+        if runs and uid == runs[-1][1] + 1:
+            runs[-1][1] = uid
+        else:
+            runs.append([uid, uid])
+    return ",".join(str(first) if first == last else f"{first}:{last}" for first, last in runs)
 
 
 def _uid_sets(uids: Iterable[int], size: int) -> Iterator[tuple[str, set[int]]]:
@@ -636,5 +633,7 @@ def _bodies(
             done.add(uid)
             yield uid, body
         pending = None
-    if pending is not None and pending[0] in wanted and pending[0] not in done:
-        yield pending[0], pending[1]  # type: ignore[misc]
+    if pending is not None and pending[0] is not None:
+        uid, body = pending
+        if uid in wanted and uid not in done:
+            yield uid, body

@@ -202,7 +202,8 @@ def _parse(raw: bytes, limits: ParseLimits, deadline: Deadline) -> ParsedMessage
         original = clean_original(draft.name)
         attachments.append(
             ParsedAttachment(
-                filename=safe_filename(original or draft.default_name, index, draft.content_type),
+                # From the full name: the capped original may have lost its extension.
+                filename=safe_filename(draft.name or draft.default_name, index, draft.content_type),
                 original_filename=original,
                 content_type=draft.content_type,
                 size=len(draft.data),

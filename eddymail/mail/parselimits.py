@@ -52,12 +52,12 @@ class Deadline:
 
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
-# A Content-Type header (with its continuation lines) that makes the parser descend a level.
+# A Content-Type header (with its continuation lines) that makes the parser descend a level,
+# searched in a lower-cased copy: a literal "\ncontent-type:" prefix lets the regular
+# expression engine skip ahead at memchr speed, where "^" with IGNORECASE crawls.
 _NESTING_TYPE = re.compile(
-    rb"^content-type:[ \t]*(?:\r?\n[ \t]+)?(multipart|message)/([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)",
-    re.IGNORECASE | re.MULTILINE,
+    rb"\ncontent-type:[ \t]*(?:\r?\n[ \t]+)?(multipart|message)/([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)"
 )
-_ANY_CONTENT_TYPE = re.compile(rb"^content-type:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.I | re.M)
 _BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))', re.IGNORECASE)
 
 
@@ -80,18 +80,7 @@ def precheck(raw: bytes, limits: ParseLimits) -> None:
             f"message header block is larger than {limits.max_header_bytes} bytes, "
             f"the limit is {limits.max_header_bytes} bytes"
         )
-    _check_parameters(raw, limits)
     _check_structure(raw, limits)
-
-
-def _check_parameters(raw: bytes, limits: ParseLimits) -> None:
-    for match in _ANY_CONTENT_TYPE.finditer(raw):
-        count = match.group(1).count(b";")
-        if count > limits.max_header_params:
-            raise MessageParseError(
-                f"a Content-Type header has {count} parameters, "
-                f"the limit is {limits.max_header_params}"
-            )
 
 
 def _check_structure(raw: bytes, limits: ParseLimits) -> None:
@@ -101,30 +90,40 @@ def _check_structure(raw: bytes, limits: ParseLimits) -> None:
     enclosing multipart closes the levels opened inside it, as it does for the parser.
     Declarations are collected first (at most ``max_parts``), then only lines that start
     with one of the declared boundaries are visited, so the Python work is bounded by the
-    limits, not by the size of the message.
+    limits, not by the size of the message. Only multipart headers are checked for their
+    parameter count: the parser splits parameters (quadratically) only to find a boundary.
     """
+    lowered = b"\n" + raw.lower()
     declarations: list[tuple[int, bytes | None]] = []
-    for match in _NESTING_TYPE.finditer(raw):
+    for match in _NESTING_TYPE.finditer(lowered):
         if len(declarations) >= limits.max_parts:
             raise MessageParseError(
                 f"message has more than {limits.max_parts} nested MIME containers, "
                 f"the limit is {limits.max_parts} MIME parts"
             )
         boundary: bytes | None = None
-        if match.group(1).lower() == b"multipart":
-            found = _BOUNDARY.search(match.group(2))
+        if match.group(1) == b"multipart":
+            # Same span in the original bytes: boundaries are case-sensitive.
+            value = raw[match.start(2) - 1 : match.end(2) - 1]
+            count = value.count(b";")
+            if count > limits.max_header_params:
+                raise MessageParseError(
+                    f"a Content-Type header has {count} parameters, "
+                    f"the limit is {limits.max_header_params}"
+                )
+            found = _BOUNDARY.search(value)
             if found is None:
                 continue  # the parser reads a multipart without boundary as one text part
             boundary = (found.group(1) if found.group(1) is not None else found.group(2)).rstrip()
             if not boundary:
                 continue
-        declarations.append((match.start(), boundary))
+        declarations.append((match.start() - 1, boundary))
     boundaries = {boundary for _, boundary in declarations if boundary}
     if not boundaries:
         _check_depth(declarations, [], limits)
         return
     alternatives = b"|".join(re.escape(b) for b in sorted(boundaries, key=len, reverse=True))
-    delimiter = re.compile(rb"^--(" + alternatives + rb")(--)?[ \t]*\r?$", re.MULTILINE)
+    delimiter = re.compile(rb"\n--(" + alternatives + rb")(--)?[ \t]*\r?(?=\n|\Z)")
     delimiters: list[tuple[int, bytes, bool]] = []
     parts = 1
     for match in delimiter.finditer(raw):

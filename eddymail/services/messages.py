@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import peewee
+
 from eddymail.db import database_proxy
 from eddymail.errors import NotFoundError, UsageError, ValidationError
 from eddymail.mail.parse import ParsedMessage, parse_message
@@ -99,12 +101,18 @@ class LedgerView:
 def list_messages(*, quarantined: bool, channel_name: str | None = None,
                   limit: int = 100) -> list[LedgerView]:
     """Recent ledger entries, or only the quarantined ones."""
-    query = (LedgerEntry.select(LedgerEntry, Channel.name, RawMessage.headers_only)
-             .join(Channel, join_type="LEFT OUTER", on=(LedgerEntry.channel == Channel.id))
-             .switch(LedgerEntry)
-             .join(RawMessage, join_type="LEFT OUTER", on=(LedgerEntry.raw == RawMessage.id))
-             .where(LedgerEntry.status.not_in([ingestion.PENDING, ingestion.SKIPPED]))
-             .order_by(LedgerEntry.id.desc()).limit(limit))
+    outer = peewee.JOIN.LEFT_OUTER
+    # The joined ids are selected too: without them peewee's joined instances hide the keys.
+    query = (
+        LedgerEntry.select(LedgerEntry, Channel.id, Channel.name, RawMessage.id,
+                           RawMessage.headers_only)
+        .join(Channel, join_type=outer, on=(LedgerEntry.channel == Channel.id))
+        .switch(LedgerEntry)
+        .join(RawMessage, join_type=outer, on=(LedgerEntry.raw == RawMessage.id))
+        .where(LedgerEntry.status.not_in([ingestion.PENDING, ingestion.SKIPPED]))
+        .order_by(LedgerEntry.id.desc())
+        .limit(limit)
+    )
     if quarantined:
         query = query.where(LedgerEntry.status == QUARANTINED)
     if channel_name:
