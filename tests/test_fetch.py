@@ -297,9 +297,11 @@ def test_overlapping_run_exits_75_silently_under_quiet(eddymail, channel, databa
         assert "Another eddymail fetch is running" in loud.stderr
 
 
-def test_registration_notification_is_queued_for_a_new_sender_only(
-        eddymail, channel, dovecot, mail_user, database_path):
-    channel("support", "--smtp-host", "127.0.0.1")
+def test_notifications_reach_new_senders_and_never_automatic_mail(
+        eddymail, channel, dovecot, mail_user, database_path, smtp_server):
+    smtp_server.add_user(mail_user.login, mail_user.password)
+    channel("support", "--smtp-host", smtp_server.host, "--smtp-port", str(smtp_server.port),
+            "--smtp-security", "starttls")
     fetch(eddymail)
     dovecot.deliver(mail_user, make_mail("first contact"))
     dovecot.deliver(mail_user, make_mail("second from same", message_id="<x2@customer.example>"))
@@ -307,13 +309,26 @@ def test_registration_notification_is_queued_for_a_new_sender_only(
                                          headers={"Auto-Submitted": "auto-replied"}))
     dovecot.deliver(mail_user, make_mail("newsletter", sender="News <news@list.example>",
                                          headers={"List-Id": "<news.list.example>"}))
+    dovecot.deliver(mail_user, make_mail("bulk", sender="Promo <promo@shop.example>",
+                                         headers={"Precedence": "bulk"}))
+    dovecot.deliver(mail_user, make_mail("bounce", sender="MAILER-DAEMON@mx.example"))
     dovecot.deliver(mail_user, make_mail("loop", sender=f"Us <{mail_user.address}>"))
-    fetch(eddymail)
+    report = fetch(eddymail)
+    assert [r["sent"] for r in report["outbox"]] == [True, True]
     import sqlite3
 
     rows = sqlite3.connect(database_path).execute(
-        "SELECT recipient, template, kind, automatic FROM outbox_item").fetchall()
-    assert rows == [("anna@customer.example", "registration", "notification", 1)]
+        "SELECT recipient, template, kind, automatic, status FROM outbox_item").fetchall()
+    assert rows == [("anna@customer.example", "registration", "notification", 1, "sent"),
+                    ("anna@customer.example", "ticket_created", "notification", 1, "sent")]
+    received = smtp_server.wait_for(2)
+    assert {tuple(mail.rcpt_tos) for mail in received} == {("anna@customer.example",)}
+    import email
+
+    letters = [email.message_from_bytes(mail.data) for mail in received]
+    assert all(letter["Auto-Submitted"] == "auto-replied" for letter in letters)
+    assert all(letter["X-Auto-Response-Suppress"] == "All" for letter in letters)
+    assert "[#1]" in letters[0]["Subject"]
 
 
 def test_no_notify_imports_silently(eddymail, channel, dovecot, mail_user, database_path):

@@ -10,12 +10,15 @@ from eddymail.cli.ingest import ingest_command
 from eddymail.cli.init import init_command
 from eddymail.cli.log import log_command
 from eddymail.cli.mail import mail_group
+from eddymail.cli.outbox import outbox_group
 from eddymail.cli.settings import settings_group
+from eddymail.cli.templates import template_group
 from eddymail.cli.tickets import ticket_group
+from eddymail.cli.users import user_group
 
 for command in (
     init_command, department_group, channel_group, fetch_command, ingest_command, ticket_group,
-    mail_group, settings_group, log_command,
+    mail_group, outbox_group, user_group, settings_group, log_command, template_group,
 ):
     cli.add_command(command)
 

@@ -6,7 +6,7 @@ import click
 
 from eddymail.cli.app import json_option, state, with_database
 from eddymail.errors import PartialFailure
-from eddymail.services import fetching
+from eddymail.services import fetching, outbox
 from eddymail.services.channels import parse_initial
 from eddymail.services.fetching import ChannelFetchReport
 from eddymail.services.locking import fetch_lock
@@ -51,17 +51,26 @@ def fetch_command(names: tuple[str, ...], initial: str | None, no_notify: bool,
         dry_run=dry_run,
     )
     channels = fetching.channels_to_fetch(names)
-    with fetch_lock(config.database_url), out.progress("Fetching") as progress:
-        reports = fetching.fetch_channels(channels, settings, progress)
-    out.emit({"channels": reports}, lambda: _render(reports, dry_run))
+    with fetch_lock(config.database_url):
+        with out.progress("Fetching") as progress:
+            reports = fetching.fetch_channels(channels, settings, progress)
+        # The outbox rides along: replies and notifications that could not be sent before
+        # (and the notifications this run queued) go out now, each at its back-off time.
+        sent = [] if dry_run else outbox.send_due(timeout=settings.timeout)
+    out.emit({"channels": reports, "outbox": sent}, lambda: _render(reports, sent, dry_run))
     failed = [report for report in reports if not report.ok]
     for report in failed:
         out.error(f"{report.name}: {report.error}", report.hint)
-    if failed:
+    unsent = [result for result in sent if not result.sent]
+    for result in unsent:
+        out.error(f"outbox #{result.id} ({result.kind} to {', '.join(result.recipients)}) not "
+                  f"sent: {result.error}", result.hint)
+    if failed or unsent:
         raise PartialFailure("")  # each failure was reported above, one line each
 
 
-def _render(reports: list[ChannelFetchReport], dry_run: bool) -> None:
+def _render(reports: list[ChannelFetchReport], sent: list[outbox.SendResult],
+            dry_run: bool) -> None:
     out = state().output
     if not reports:
         out.line("No channel with an incoming server to fetch from.")
@@ -82,3 +91,6 @@ def _render(reports: list[ChannelFetchReport], dry_run: bool) -> None:
         for notice in report.notices:
             if out.verbose:
                 out.line(f"  {notice}", style="dim")
+    delivered = sum(1 for result in sent if result.sent)
+    if delivered:
+        out.line(f"outbox: {delivered} mail(s) sent")

@@ -13,7 +13,7 @@ hidden elements (``hidden``, ``display:none``, ``visibility:hidden``, zero size 
 ``mso-hide``), shows images as ``[alt text]`` and makes every link target visible as
 ``text <https://target>`` unless the text already is the target, so a link whose text lies
 about where it goes shows where it really goes. If lxml cannot build a tree a small stdlib
-tag stripper is used instead.
+tag stripper is used instead, and also for documents nested deeper than libxml2 reads.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from inscriptis.html_engine import Inscriptis
 from inscriptis.model.config import ParserConfig
 
 MAX_LINK_CHARS = 2000
+_LIBXML2_MAX_DEPTH = 250
 _DROPPED_TAGS = (
     "script", "style", "head", "title", "template", "iframe", "object", "embed", "noembed",
     "frameset", "noframes", "svg", "math", "meta", "link", "base", "applet", "audio", "video",
@@ -72,13 +73,28 @@ def html_to_text(html: str) -> str:
             default_doctype=False,
         )
         tree = lxml.html.document_fromstring(html, parser=parser)
+        if _depth(tree) >= _LIBXML2_MAX_DEPTH:
+            # libxml2 stops reading at 256 levels and drops the rest of the document.
+            return _finish(_strip_tags(html))
         _sanitize(tree)
         config = ParserConfig(css=CSS_PROFILES["strict"], display_images=False, display_links=False)
         text = Inscriptis(tree, config).get_text()
     except (lxml.etree.LxmlError, ValueError, RecursionError):
         text = _strip_tags(html)
+    return _finish(text)
+
+
+def _finish(text: str) -> str:
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+def _depth(tree: lxml.html.HtmlElement) -> int:
+    depth = deepest = 0
+    for event, _ in lxml.etree.iterwalk(tree, events=("start", "end")):
+        depth += 1 if event == "start" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _sanitize(tree: lxml.html.HtmlElement) -> None:

@@ -10,34 +10,33 @@ time here is the exact check behind the cheap ``parselimits.precheck``.
 
 from __future__ import annotations
 
-import binascii
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from email import policy as email_policy
-from email.feedparser import BytesFeedParser
 from email.message import Message
 
 from eddymail.errors import MessageParseError
-from eddymail.mail.charsets import decode_body, lookup_charset
-from eddymail.mail.headervalues import (
-    decode_header,
-    extract_ids,
-    header_bytes,
-    parse_parameters,
-    raw_header,
-)
+from eddymail.mail.charsets import decode_body
+from eddymail.mail.headervalues import decode_header, extract_ids, header_bytes, raw_header
 from eddymail.mail.htmltext import html_to_text
+from eddymail.mail.mimeparts import (
+    PartInfo,
+    charset_hint,
+    decode_transfer,
+    normalize_body,
+    parse_bytes,
+    part_info,
+    raw_payload,
+    serialize,
+    unflow,
+)
 from eddymail.mail.parselimits import Deadline, ParseLimits, precheck
 
 FORWARD_LINE = "---------- Forwarded message ----------"
-_FEED_CHUNK = 256 * 1024
-_BODY_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff]")
 _META_CHARSET = re.compile(
     rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]{1,40})", re.I
 )
 _GUESSED_BOUNDARY = re.compile(r"^--([^\s\"]{1,200}?)[ \t]*\r?$", re.MULTILINE)
-_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 _DEFAULT_NAMES = {
     "message/delivery-status": "delivery-status.txt",
     "text/rfc822-headers": "original-headers.txt",
@@ -96,63 +95,6 @@ class Collected:
         self.has_html = self.has_html or other.has_html
         self.delivery_status = self.delivery_status or other.delivery_status
         self.report_original_ids.extend(other.report_original_ids)
-
-
-@dataclass(frozen=True)
-class PartInfo:
-    """The MIME headers of one part, decoded."""
-
-    content_type: str
-    params: dict[str, str]
-    disposition: str
-    filename: str
-    content_id: str | None
-    transfer_encoding: str
-
-
-def parse_bytes(raw: bytes, deadline: Deadline) -> Message:
-    """Run the compat32 parser over ``raw`` in chunks, checking the time budget between them.
-
-    compat32 keeps header values as received, so decoding them (``headervalues``) cannot
-    fail inside the parser, and it accepts any garbage without raising.
-    """
-    parser = BytesFeedParser(policy=email_policy.compat32)
-    for start in range(0, len(raw), _FEED_CHUNK):
-        parser.feed(raw[start : start + _FEED_CHUNK])
-        deadline.check("reading the MIME structure")
-    return parser.close()
-
-
-def charset_hint(message: Message, limit: int = 50) -> str | None:
-    """The charset the first text part declares: the best guess for raw 8-bit headers."""
-    for count, part in enumerate(message.walk()):
-        if count >= limit:
-            break
-        value = raw_header(part, "content-type")
-        if value is None:
-            continue
-        content_type, params = parse_parameters(value)
-        if content_type.startswith("text/") and lookup_charset(params.get("charset")):
-            return params["charset"]
-    return None
-
-
-def part_info(part: Message, hint: str | None) -> PartInfo:
-    """Content type, parameters, disposition, filename and Content-ID of one part."""
-    raw_type = raw_header(part, "content-type")
-    content_type, params = parse_parameters(raw_type, hint) if raw_type else ("", {})
-    if content_type.count("/") != 1 or " " in content_type:
-        content_type = part.get_default_type()
-    raw_disposition = raw_header(part, "content-disposition")
-    disposition, disposition_params = (
-        parse_parameters(raw_disposition, hint) if raw_disposition else ("", {})
-    )
-    filename = disposition_params.get("filename") or params.get("name") or ""
-    raw_id = raw_header(part, "content-id")
-    ids = extract_ids(raw_id, 1) if raw_id else []
-    raw_encoding = raw_header(part, "content-transfer-encoding") or b""
-    encoding = raw_encoding.decode("ascii", "replace").strip().strip('"').lower()
-    return PartInfo(content_type, params, disposition, filename, ids[0] if ids else None, encoding)
 
 
 class MimeWalker:
@@ -379,7 +321,10 @@ class MimeWalker:
             value = raw_header(inner, label)
             if value is not None:
                 lines.append(f"{label}: {decode_header(value, inner_hint)}")
-        lines += ["", self.render(inner_found)]
+        inner_text = self.render(inner_found)
+        if len(lines) == 1 and not inner_text:
+            return
+        lines += ["", inner_text]
         found.segments.append(
             Segment("forward", "\n".join(lines), inline=info.disposition != "attachment")
         )
@@ -445,98 +390,14 @@ class MimeWalker:
         return self._decode_transfer(header_bytes(payload or ""), info.transfer_encoding)
 
     def _decode_transfer(self, data: bytes, encoding: str) -> bytes:
-        if encoding == "base64":
-            cleaned = _NOT_BASE64.sub(b"", data.split(b"=", 1)[0] if b"=" in data else data)
-            if len(cleaned) % 4 == 1:
-                self._note("a base64 part is truncated; its last incomplete byte was dropped")
-                cleaned = cleaned[:-1]
-            try:
-                return binascii.a2b_base64(cleaned + b"=" * (-len(cleaned) % 4))
-            except binascii.Error:
-                self._note("a base64 part cannot be decoded; kept as sent")
-                return data
-        if encoding == "quoted-printable":
-            return binascii.a2b_qp(data)
-        if encoding in ("x-uuencode", "uuencode", "x-uue"):
-            return _uudecode(data)
-        if encoding not in ("", "7bit", "8bit", "binary"):
-            self._note(f"unknown transfer encoding {encoding[:40]!r}; part kept as sent")
-        return data
+        decoded, note = decode_transfer(data, encoding)
+        if note:
+            self._note(note)
+        return decoded
 
     def _note(self, defect: str) -> None:
         if defect not in self.defects and len(self.defects) < 100:
             self.defects.append(defect)
-
-
-def raw_payload(message: Message) -> str | list[Message] | None:
-    """The payload as the parser stored it: a list of parts, or the body with its 8-bit
-    bytes as surrogates. ``get_payload()`` would decode those bytes with the declared
-    charset (and replacement characters) before we could check the charset."""
-    return message._payload
-
-
-def serialize(message: Message, linesep: bytes) -> bytes:
-    """A parsed (sub)message as bytes again: headers and leaf bodies exactly as received.
-
-    Only the line breaks the parser consumed (after headers, around boundaries) are
-    rewritten with ``linesep``; ``email.generator`` would also refold or re-encode headers.
-    """
-    out = bytearray()
-    for name, value in message.raw_items():
-        out += header_bytes(f"{name}: {value}") + linesep
-    out += linesep
-    payload = raw_payload(message)
-    if isinstance(payload, list) and message.get_content_maintype() == "multipart":
-        boundary = header_bytes(message.get_boundary() or "")
-        if message.preamble is not None:
-            out += header_bytes(message.preamble) + linesep
-        for child in payload:
-            out += b"--" + boundary + linesep + serialize(child, linesep) + linesep
-        out += b"--" + boundary + b"--" + linesep
-        if message.epilogue:
-            out += header_bytes(message.epilogue)
-    elif isinstance(payload, list):
-        for child in payload:
-            out += serialize(child, linesep)
-    elif payload:
-        out += header_bytes(payload)
-    return bytes(out)
-
-
-def normalize_body(text: str) -> str:
-    """``\\n`` line ends, no control characters but tab, no trailing blanks or blank lines."""
-    text = _BODY_CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
-
-
-def unflow(text: str, *, delete_space: bool) -> str:
-    """Join the soft line breaks of ``format=flowed`` text (RFC 3676)."""
-    lines: list[str] = []
-    pending: str | None = None
-    pending_depth = 0
-    for line in text.replace("\r\n", "\n").split("\n"):
-        depth = len(line) - len(line.lstrip(">"))
-        content = line[depth:]
-        if content.startswith(" "):
-            content = content[1:]
-        soft = content.endswith(" ") and content != "-- "
-        if soft and delete_space:
-            content = content[:-1]
-        if pending is not None and depth != pending_depth:
-            lines.append(_quoted(pending, pending_depth))
-            pending = None
-        pending = content if pending is None else pending + content
-        pending_depth = depth
-        if not soft:
-            lines.append(_quoted(pending, depth))
-            pending = None
-    if pending is not None:
-        lines.append(_quoted(pending, pending_depth))
-    return "\n".join(lines)
-
-
-def _quoted(text: str, depth: int) -> str:
-    return (">" * depth + " " + text) if depth else text
 
 
 def _choose_alternative(branches: list[Collected]) -> Collected | None:
@@ -554,19 +415,3 @@ def _choose_alternative(branches: list[Collected]) -> Collected | None:
 
 def _is_inline(info: PartInfo) -> bool:
     return info.disposition == "inline" or (info.disposition == "" and info.content_id is not None)
-
-
-def _uudecode(data: bytes) -> bytes:
-    out = bytearray()
-    started = False
-    for line in data.splitlines():
-        if not started:
-            started = line.startswith(b"begin ")
-            continue
-        if line.strip() in (b"end", b"`"):
-            break
-        try:
-            out += binascii.a2b_uu(line)
-        except binascii.Error:
-            continue
-    return bytes(out)

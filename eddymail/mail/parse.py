@@ -31,7 +31,8 @@ from eddymail.mail.headervalues import (
     raw_headers,
     unfold,
 )
-from eddymail.mail.mimetree import MimeWalker, charset_hint, parse_bytes, part_info
+from eddymail.mail.mimeparts import charset_hint, parse_bytes, part_info
+from eddymail.mail.mimetree import MimeWalker
 from eddymail.mail.parselimits import Deadline, ParseLimits, precheck
 
 __all__ = [

@@ -51,6 +51,7 @@ class Deadline:
             )
 
 
+_TREE_DEPTH = 70
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 # A Content-Type header (with its continuation lines) that makes the parser descend a level,
 # searched in a lower-cased copy: a literal "\ncontent-type:" prefix lets the regular
@@ -122,11 +123,16 @@ def _check_structure(raw: bytes, limits: ParseLimits) -> None:
     if not boundaries:
         _check_depth(declarations, [], limits)
         return
-    alternatives = b"|".join(re.escape(b) for b in sorted(boundaries, key=len, reverse=True))
-    delimiter = re.compile(rb"\n--(" + alternatives + rb")(--)?[ \t]*\r?(?=\n|\Z)")
+    # The rest of the line is matched loosely and checked against the set below, so lines
+    # that only start like a boundary cost one set lookup.
+    delimiter = re.compile(
+        rb"\n--(" + _prefix_tree_pattern(boundaries) + rb"[^\r\n]*?)(--)?[ \t]*\r?(?=\n|\Z)"
+    )
     delimiters: list[tuple[int, bytes, bool]] = []
     parts = 1
     for match in delimiter.finditer(raw):
+        if match.group(1) not in boundaries:
+            continue
         delimiters.append((match.start(), match.group(1), match.group(2) is not None))
         if match.group(2) is None:
             parts += 1
@@ -162,6 +168,35 @@ def _check_depth(
                 opened.pop()
             if closing:
                 opened.pop()
+
+
+def _prefix_tree_pattern(words: set[bytes]) -> bytes:
+    """A pattern for "any of ``words``" shaped as a prefix tree (``ab(?:c|d)``).
+
+    A flat ``a|b|c`` alternation compares a line against every word in turn; 1000 declared
+    boundaries sharing long prefixes made that minutes of work on a crafted message. The
+    tree costs the length of one word. Words are cut at ``_TREE_DEPTH`` bytes (RFC 2046
+    boundaries have at most 70); the caller checks the whole line.
+    """
+    tree: dict[int | None, dict] = {}
+    for word in words:
+        node = tree
+        for byte in word[:_TREE_DEPTH]:
+            node = node.setdefault(byte, {})
+        node[None] = {}
+    return _emit_tree(tree)
+
+
+def _emit_tree(node: dict[int | None, dict]) -> bytes:
+    branches = [
+        re.escape(bytes([key])) + _emit_tree(child)
+        for key, child in node.items()
+        if key is not None
+    ]
+    if not branches:
+        return b""
+    pattern = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+    return b"(?:" + pattern + b")?" if None in node else pattern
 
 
 def _remaining_delimiters(raw: bytes, start: int, boundary: bytes) -> int:

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from eddymail import secrets
 from eddymail.errors import EddymailError, KeyringUnavailableError, MailServerError, SecretError
 from eddymail.mail.compose import OutgoingMail, build_message, make_message_id
-from eddymail.mail.endpoint import Endpoint, ProviderHints
+from eddymail.mail.endpoint import ProviderHints
 from eddymail.mail.imap import ImapClient
 from eddymail.mail.pop3 import Pop3Client
 from eddymail.mail.smtp import SmtpClient
 from eddymail.models import Channel
-from eddymail.presets import find_preset
 from eddymail.services import errorlog
 from eddymail.services.channels import find_channel, password_source
+from eddymail.services.endpoints import incoming_endpoint, provider_hints_of, smtp_endpoint
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def test_channel(
         checks.append(_failed(channel, "password", "password", error, []))
         return ChannelTestResult(channel.name, False, checks)
 
-    hints = provider_hints(channel)
+    hints = provider_hints_of(channel)
     if channel.protocol != "none":
         checks.append(_incoming(channel, password, hints, timeout))
     if channel.smtp_host:
@@ -87,42 +87,6 @@ def test_channel(
             )
         )
     return ChannelTestResult(channel.name, all(c.ok for c in checks), checks, token)
-
-
-def provider_hints(channel: Channel) -> ProviderHints:
-    """What the channel's provider preset knows, for error hints."""
-    preset = find_preset(channel.preset)
-    if preset is None:
-        return ProviderHints()
-    return ProviderHints(
-        provider=preset.name,
-        app_password=preset.app_password,
-        access_setting=preset.access_setting,
-    )
-
-
-def incoming_endpoint(channel: Channel, timeout: float) -> Endpoint:
-    """The channel's IMAP/POP3 server as the protocol clients need it."""
-    return Endpoint(
-        host=channel.host,
-        port=channel.port,
-        security=channel.security,
-        login=channel.login,
-        ca_file=channel.ca_file,
-        timeout=timeout,
-    )
-
-
-def outgoing_endpoint(channel: Channel, timeout: float) -> Endpoint:
-    """The channel's SMTP server as the protocol clients need it."""
-    return Endpoint(
-        host=channel.smtp_host,
-        port=channel.smtp_port,
-        security=channel.smtp_security,
-        login=channel.smtp_login or channel.login,
-        ca_file=channel.ca_file,
-        timeout=timeout,
-    )
 
 
 def _incoming(channel: Channel, password: str, hints: ProviderHints, timeout: float) -> CheckResult:
@@ -153,7 +117,7 @@ def _outgoing(
     channel: Channel, password: str, hints: ProviderHints, timeout: float, token: str | None
 ) -> CheckResult:
     try:
-        endpoint = outgoing_endpoint(channel, timeout)
+        endpoint = smtp_endpoint(channel, timeout)
         with SmtpClient(endpoint, password, hints) as client:
             if token is None:
                 return CheckResult(

@@ -31,8 +31,8 @@ from eddymail.mail.imap import ImapClient
 from eddymail.mail.pop3 import Pop3Client
 from eddymail.models import Channel, ChannelCursor, Department, LedgerEntry, utcnow
 from eddymail.services import errorlog, ingestion
-from eddymail.services.channel_test import incoming_endpoint, provider_hints
 from eddymail.services.channels import INITIAL_ALL, find_channel, parse_initial, password_source
+from eddymail.services.endpoints import incoming_endpoint, provider_hints_of
 from eddymail.services.ingestion import PENDING, SKIPPED, IngestOptions, Source
 
 log = logging.getLogger("eddymail.fetch")
@@ -156,7 +156,7 @@ def _fetch_imap(channel: Channel, password: str, settings: FetchSettings,
     department = Department.get_by_id(channel.department_id)
     options = IngestOptions.for_run(notify=settings.notify,
                                     max_message_bytes=settings.max_message_bytes)
-    with ImapClient(endpoint, password, provider_hints(channel)) as client:
+    with ImapClient(endpoint, password, provider_hints_of(channel)) as client:
         status = client.select(channel.folder, readonly=settings.dry_run)
         cursor = ChannelCursor.get_or_none(
             (ChannelCursor.channel == channel) & (ChannelCursor.folder == channel.folder))
@@ -344,7 +344,7 @@ def _fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
     options = IngestOptions.for_run(notify=settings.notify,
                                     max_message_bytes=settings.max_message_bytes)
     delete = channel.after_fetch == "delete"
-    with Pop3Client(endpoint, password, provider_hints(channel)) as client:
+    with Pop3Client(endpoint, password, provider_hints_of(channel)) as client:
         listing = client.uidl()
         ledger = {uidl: (status, done) for uidl, status, done in LedgerEntry.select(
             LedgerEntry.uidl, LedgerEntry.status, LedgerEntry.server_done).where(

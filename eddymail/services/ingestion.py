@@ -308,13 +308,14 @@ def _store(parsed: ParsedMessage, channel: Channel | None, department: Departmen
     message = _message(parsed, ticket, channel, user, stored_raw, kind)
     _touch(ticket, customer=True)
     users.add_participants(ticket, cc_users)
-    if created and user is not None and options.notify and kind is None and not (
-        parsed.automatic_reasons
-    ):
+    if user is not None and options.notify and kind is None and not parsed.automatic_reasons:
+        # A new sender learns he is registered (that letter carries the ticket number too);
+        # a known customer gets the plain acknowledgement of his new ticket.
+        name = "registration" if created else "ticket_created"
         item, why_not = notifications.queue_notification(
-            "registration", ticket=ticket, user=user, department=department)
-        notices.append("registration notification queued" if item else
-                       f"no registration notification: {why_not}")
+            name, ticket=ticket, user=user, department=department)
+        notices.append(f"{name} notification queued" if item else
+                       f"no {name} notification: {why_not}")
     return IngestResult(NEW_TICKET, ticket.id, message.id, parsed.subject,
                         notices=tuple(notices)), message
 

@@ -8,11 +8,22 @@ and keeps a failed row queued with its error and a back-off.
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
 
+from eddymail import secrets
+from eddymail.errors import EddymailError, MailServerError, ValidationError
 from eddymail.mail.compose import OutgoingMail, build_message, envelope_recipients, make_message_id
+from eddymail.mail.smtp import SmtpClient
 from eddymail.models import Channel, Message, OutboxItem, Ticket, utcnow
+from eddymail.services import errorlog
+from eddymail.services.endpoints import provider_hints_of, smtp_endpoint
+
+log = logging.getLogger("eddymail.outbox")
 
 
 @dataclass(frozen=True)
@@ -69,3 +80,126 @@ def queue_mail(
         message.message_id = message_id
         message.save()
     return item
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+MAX_ATTEMPTS = 20
+# Waits after the 1st, 2nd, ... failed attempt; the last one repeats.
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
+           timedelta(hours=1), timedelta(hours=3), timedelta(hours=6))
+# A row claimed for sending by a process that then died is handed back after this long.
+STALE_CLAIM = timedelta(minutes=15)
+_PERMANENT = re.compile(r"^\s*5\d\d\b")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What became of one outbox row in a sending attempt."""
+
+    id: int
+    kind: str
+    recipients: list[str]
+    sent: bool
+    status: str
+    error: str | None = None
+    hint: str | None = None
+
+
+def send_due(*, timeout: float = 30.0, ids: list[int] | None = None,
+             include_failed: bool = False) -> list[SendResult]:
+    """Send queued rows whose time has come (or the rows ``ids``, whatever their back-off).
+
+    Each row is claimed first (queued → sending) so two processes never send the same row;
+    it becomes sent only once the server accepted it. A crash in between hands the row back
+    after ``STALE_CLAIM``: mail may then go out twice, but is never lost.
+    """
+    now = utcnow()
+    OutboxItem.update(status=QUEUED).where(
+        (OutboxItem.status == SENDING) & (OutboxItem.next_attempt_at < now - STALE_CLAIM)
+    ).execute()
+    query = OutboxItem.select(OutboxItem.id).order_by(OutboxItem.id)
+    if ids:
+        statuses = [QUEUED, FAILED] if include_failed else [QUEUED]
+        query = query.where(OutboxItem.id.in_(ids) & OutboxItem.status.in_(statuses))
+    else:
+        query = query.where((OutboxItem.status == QUEUED) & (OutboxItem.next_attempt_at <= now))
+    results = []
+    for (item_id,) in query.tuples():
+        result = send_one(item_id, timeout=timeout)
+        if result is not None:
+            results.append(result)
+    return results
+
+
+def send_one(item_id: int, *, timeout: float = 30.0) -> SendResult | None:
+    """Claim and send one row; None when another process claimed it first."""
+    claimed = OutboxItem.update(status=SENDING, next_attempt_at=utcnow()).where(
+        (OutboxItem.id == item_id) & OutboxItem.status.in_([QUEUED, FAILED])
+    ).execute()
+    if not claimed:
+        return None
+    item = OutboxItem.get_by_id(item_id)
+    channel = Channel.get_or_none(Channel.id == item.channel_id) if item.channel_id else None
+    password = ""
+    try:
+        if channel is None or not channel.smtp_host:
+            raise ValidationError(
+                "The channel this mail was queued for is gone or has no SMTP server; "
+                "requeue it after fixing the channel with eddymail outbox retry."
+            )
+        password = secrets.get_password(secrets.PasswordSource(channel.name,
+                                                               channel.password_command))
+        with SmtpClient(smtp_endpoint(channel, timeout), password,
+                        provider_hints_of(channel)) as client:
+            answer = client.send(item.mail_from, list(item.recipients), bytes(item.raw))
+    except EddymailError as error:
+        return _failed(item, channel, error, password)
+    OutboxItem.update(status=SENT, sent_at=utcnow(), attempts=item.attempts + 1,
+                      last_error=None).where(OutboxItem.id == item.id).execute()
+    log.info("sent outbox #%s (%s): %s", item.id, item.kind, answer)
+    return SendResult(item.id, item.kind, list(item.recipients), True, SENT)
+
+
+def _failed(item: OutboxItem, channel: Channel | None, error: EddymailError,
+            password: str) -> SendResult:
+    attempts = item.attempts + 1
+    answer = error.answer if isinstance(error, MailServerError) else ""
+    permanent = bool(_PERMANENT.match(answer)) or isinstance(error, ValidationError)
+    status = FAILED if permanent or attempts >= MAX_ATTEMPTS else QUEUED
+    wait = BACKOFF[min(attempts, len(BACKOFF)) - 1]
+    entry = errorlog.record_failure(channel=channel, operation=f"send {item.kind}",
+                                    error=error, secrets=[password])
+    OutboxItem.update(
+        status=status, attempts=attempts, next_attempt_at=utcnow() + wait,
+        last_error=entry.answer or entry.message,
+    ).where(OutboxItem.id == item.id).execute()
+    return SendResult(item.id, item.kind, list(item.recipients), False, status,
+                      entry.answer or entry.message, entry.hint or None)
+
+
+def list_outbox(*, include_sent: bool = False, limit: int = 100) -> list[OutboxEntry]:
+    """What is waiting (and why), newest first; with ``include_sent`` the sent ones too."""
+    query = OutboxItem.select().order_by(OutboxItem.id.desc()).limit(limit)
+    if not include_sent:
+        query = query.where(OutboxItem.status != SENT)
+    return [_entry(item) for item in query]
+
+
+def _entry(item: OutboxItem) -> OutboxEntry:
+    channel = Channel.get_or_none(Channel.id == item.channel_id) if item.channel_id else None
+    return OutboxEntry(
+        id=item.id, kind=item.kind, template=item.template,
+        channel=channel.name if channel else None, ticket_id=item.ticket_id,
+        recipients=list(item.recipients), subject=_subject_of(bytes(item.raw)),
+        status=item.status, attempts=item.attempts,
+        next_attempt_at=item.next_attempt_at if item.status == QUEUED else None,
+        last_error=item.last_error, created_at=item.created_at, sent_at=item.sent_at,
+    )
+
+
+def _subject_of(raw: bytes) -> str:
+    header = raw.split(b"\r\n\r\n", 1)[0]
+    parsed = BytesHeaderParser(policy=default_policy).parsebytes(header)
+    return str(parsed.get("Subject", ""))

@@ -21,6 +21,8 @@ HELPDESK_NAME = "helpdesk-name"
 TAG_FORMAT = "tag-format"
 AUTO_MAIL_PER_RECIPIENT = "auto-mail-per-recipient"
 AUTO_MAIL_PER_DAY = "auto-mail-per-day"
+REPLY_FROM = "reply-from"
+REPLY_FROM_CHOICES = ("agent", "department", "both")
 LANGUAGES = ("en", "ru")
 
 
@@ -87,6 +89,13 @@ def _parse_count(text: str) -> int:
     return int(text.strip())
 
 
+def _parse_reply_from(text: str) -> str:
+    text = text.strip().lower()
+    if text not in REPLY_FROM_CHOICES:
+        raise ValidationError(f"reply-from must be one of: {', '.join(REPLY_FROM_CHOICES)}.")
+    return text
+
+
 def _parse_text(text: str) -> str:
     return " ".join(text.split())
 
@@ -120,6 +129,13 @@ SETTINGS: dict[str, SettingSpec] = {
             DEFAULT_TAG_FORMAT,
             "Ticket tag in subjects; {id} stands for the ticket number.",
             _parse_tag_format,
+        ),
+        SettingSpec(
+            REPLY_FROM,
+            "both",
+            "Display name on replies: agent (Anna Petrova), department (Support) or both "
+            "(Anna Petrova, Support).",
+            _parse_reply_from,
         ),
         SettingSpec(
             AUTO_MAIL_PER_RECIPIENT,

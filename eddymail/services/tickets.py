@@ -8,6 +8,7 @@ from datetime import datetime
 import peewee
 
 from eddymail.errors import NotFoundError, ValidationError
+from eddymail.mail.quotes import split_quoted
 from eddymail.models import Attachment, Department, Message, Ticket, User
 from eddymail.services.departments import find_department
 from eddymail.services.users import participant_addresses
@@ -60,6 +61,9 @@ class ThreadMessage:
     automatic: str | None
     author: str
     attachments: list[AttachmentInfo]
+    new_text: str  # body_text without the quoted history of earlier mails
+    quoted_lines: int
+    reply_to_differs: bool  # Reply-To names someone else than From (replies go to From)
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,9 @@ def show_ticket(ticket_id: int) -> TicketDetail:
 
 
 def _thread_message(message: Message, attachments: list[AttachmentInfo]) -> ThreadMessage:
+    split = split_quoted(message.body_text) if message.direction == "in" else None
+    sender = message.from_address.lower()
+    reply_to = [entry["address"].lower() for entry in message.reply_to or []]
     return ThreadMessage(
         id=message.id,
         direction=message.direction,
@@ -191,4 +198,7 @@ def _thread_message(message: Message, attachments: list[AttachmentInfo]) -> Thre
         automatic=message.automatic,
         author=message.author_name,
         attachments=attachments,
+        new_text=split.text if split else message.body_text,
+        quoted_lines=split.quoted_lines if split else 0,
+        reply_to_differs=bool(reply_to) and reply_to != [sender],
     )

@@ -229,7 +229,7 @@ Subject: Re: [#{{ ticket.id }}] {{ ticket.subject or "(no subject)" }}
 
 Kind regards,
 {{ agent.name }}
-{{ department.name }}, {{ helpdesk.name }}
+{{ department.name }}{% if helpdesk.name != department.name %}, {{ helpdesk.name }}{% endif %}
 
 """
     + _SIGNATURE
@@ -310,7 +310,7 @@ Subject: Re: [#{{ ticket.id }}] {{ ticket.subject or "(без темы)" }}
 
 С уважением,
 {{ agent.name }}
-{{ department.name }}, {{ helpdesk.name }}
+{{ department.name }}{% if helpdesk.name != department.name %}, {{ helpdesk.name }}{% endif %}
 
 """
     + _SIGNATURE
