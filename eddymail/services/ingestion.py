@@ -287,8 +287,9 @@ def _store(parsed: ParsedMessage, channel: Channel | None, department: Departmen
     if match.ticket is not None:
         ticket = match.ticket
         if ticket.status == "closed":
-            ticket.status = "open"
             notices.append(f"ticket #{ticket.id} reopened")
+        # The customer spoke: whether we were waiting for him or had closed it, it is ours again.
+        ticket.status = "open"
         message = _message(parsed, ticket, channel, user, stored_raw, kind)
         _touch(ticket, customer=True)
         users.add_participants(ticket, cc_users)
