@@ -28,6 +28,7 @@ __all__ = [
     "append_messages",
     "cli_command",
     "cli_environment",
+    "reaped",
     "run_cli",
     "start_cli",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -247,6 +246,17 @@ def test_koi8r_labelled_ascii_is_detected() -> None:
     assert decoded.note == (
         "text/plain part was labelled charset 'us-ascii' but its bytes are not; decoded as koi8-r"
     )
+
+
+def test_single_byte_label_on_utf8_bytes_is_repaired() -> None:
+    decoded = decode_body("Привет, мир".encode(), "koi8-r", "text/plain part")
+    assert (decoded.text, decoded.charset) == ("Привет, мир", "utf-8")
+    assert decoded.note == "text/plain part was labelled charset 'koi8-r' but is UTF-8"
+    assert decode_body("Привет, мир".encode("koi8_r"), "KOI8-R").text == "Привет, мир"
+
+
+def test_latin1_label_means_windows1252() -> None:
+    assert decode_body(b"It\x92s \x93quoted\x94", "iso-8859-1").text == "It’s “quoted”"
 
 
 @pytest.mark.parametrize(
@@ -725,8 +735,9 @@ def test_empty_and_garbage_input_do_not_raise() -> None:
     empty = parse_message(b"")
     assert (empty.subject, empty.body_text, empty.from_) == ("", "", None)
     garbage = parse_message(b"\xff\xfe\x00garbage\r\n:::\r\n\r\n\x00\x01body")
-    assert "body" in garbage.body_text
-    assert dataclasses.is_dataclass(garbage)
+    assert (garbage.from_, garbage.sender_valid) == (None, False)
+    assert garbage.body_text.endswith("garbage\n:::\n\nbody")
+    assert "a header block does not end with an empty line" in garbage.defects
 
 
 def load_bytes(name: str) -> bytes:

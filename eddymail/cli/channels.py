@@ -375,6 +375,7 @@ def presets() -> None:
                 ]
                 for p in PRESETS
             ],
+            wrap=("Note",),
         ),
     )
 
@@ -432,4 +433,7 @@ def _render_tests(results: list[channel_test.ChannelTestResult]) -> None:
                     check.hint or "",
                 ]
             )
-    out.table(["Channel", "Check", "Result", "Server answer", "Hint"], rows)
+    out.table(
+        ["Channel", "Check", "Result", "Server answer", "Hint"], rows,
+        wrap=("Server answer", "Hint"),
+    )

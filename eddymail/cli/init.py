@@ -13,7 +13,8 @@ from eddymail.services import setup
 def init_command() -> None:
     """Create the database, or upgrade it to this version's schema.
 
-    Safe to run again at any time; other commands also upgrade on the fly.
+    A new database gets a first department, Support. Safe to run again at any time;
+    other commands also upgrade the database on the fly.
 
     \b
     Example:
@@ -30,5 +31,7 @@ def init_command() -> None:
             )
         else:
             out.success(f"Database at {report.database} is up to date.")
+        if report.created_department:
+            out.line(f"Department {report.created_department} created.")
 
     out.emit({"init": report}, render)

@@ -40,5 +40,6 @@ def log_command(channel: str | None, since: str | None, limit: int) -> None:
                 for e in entries
             ],
             empty="The error log is empty.",
+            wrap=("Server answer", "Hint"),
         ),
     )

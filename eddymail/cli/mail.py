@@ -83,6 +83,7 @@ def list_(quarantined: bool, channel: str | None, limit: int) -> None:
             [[m.id, m.channel or "-", m.status, m.size, m.error or "", m.created_at]
              for m in items],
             empty="No quarantined messages." if quarantined else "No messages yet.",
+            wrap=("Error",),
         ),
     )
 

@@ -38,7 +38,7 @@ def list_(include_sent: bool, limit: int) -> None:
         ["ID", "Kind", "Ticket", "To", "Status", "Tries", "Next try", "Last error"],
         [[i.id, i.template or i.kind, i.ticket_id or "-", ", ".join(i.recipients), i.status,
           i.attempts, i.next_attempt_at or "-", i.last_error or ""] for i in items],
-        empty="The outbox is empty."))
+        empty="The outbox is empty.", wrap=("Last error",)))
 
 
 @outbox_group.command("retry")
@@ -63,7 +63,7 @@ def retry(ids: tuple[int, ...]) -> None:
     out.emit({"results": results}, lambda: out.table(
         ["ID", "Kind", "To", "Result", "Error"],
         [[r.id, r.kind, ", ".join(r.recipients), "sent" if r.sent else r.status, r.error or ""]
-         for r in results], empty="Nothing to send."))
+         for r in results], empty="Nothing to send.", wrap=("Error",)))
     failed = [r for r in results if not r.sent]
     if failed:
         raise PartialFailure(f"{len(failed)} mail(s) could not be sent (details: eddymail log).")

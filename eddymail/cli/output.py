@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -113,8 +114,13 @@ class Output:
         *,
         title: str | None = None,
         empty: str = "Nothing to show.",
+        wrap: Iterable[str] = (),
     ) -> None:
-        """A table of safe cells, or the ``empty`` sentence when there are no rows."""
+        """A table of safe cells, or the ``empty`` sentence when there are no rows.
+
+        A row is one line (cells cut with an ellipsis) so lists stay scannable; the columns
+        named in ``wrap`` (long server answers, hints) fold instead.
+        """
         rows = list(rows)
         if not rows:
             self.line(empty, style="dim")
@@ -122,13 +128,24 @@ class Output:
         table = Table(
             title=for_terminal(title, multiline=False) if title else None,
             header_style="bold",
+            box=box.SIMPLE_HEAD,
             show_edge=False,
             pad_edge=False,
+            padding=(0, 1),
         )
-        for column in columns:
-            table.add_column(for_terminal(column, multiline=False), overflow="fold")
-        for row in rows:
-            table.add_row(*(cell(value) for value in row))
+        wrapped = set(wrap)
+        headers = [for_terminal(column, multiline=False) for column in columns]
+        cells = [[cell(value) for value in row] for row in rows]
+        naturals = [max([len(header), *(row[index].cell_len for row in cells)])
+                    for index, header in enumerate(headers)]
+        # Between two columns: a space of padding each side and the (blank) rule.
+        widths = _fit(naturals, self.stdout.width - 3 * (len(columns) - 1))
+        for header, width in zip(headers, widths, strict=True):
+            folds = header in wrapped
+            table.add_column(header, width=width, no_wrap=not folds,
+                             overflow="fold" if folds else "ellipsis")
+        for row in cells:
+            table.add_row(*row)
         self.stdout.print(table)
 
     def fields(self, pairs: Iterable[tuple[str, Any]], *, title: str | None = None) -> None:
@@ -195,6 +212,17 @@ class Output:
             text.append("\nHint: ", style="bold")
             text.append(for_terminal(hint, multiline=False))
         self.stderr.print(text)
+
+
+def _fit(naturals: list[int], available: int) -> list[int]:
+    """Column widths that fit ``available``: narrow columns keep their width, the widest
+    ones are cut down to one common cap (so numbers and statuses never vanish)."""
+    if sum(naturals) <= available:
+        return naturals
+    cap = max(naturals)
+    while cap > 4 and sum(min(width, cap) for width in naturals) > available:
+        cap -= 1
+    return [min(width, cap) for width in naturals]
 
 
 def _console(stream) -> Console:

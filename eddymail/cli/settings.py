@@ -44,6 +44,7 @@ def list_() -> None:
                 ]
                 for s in items
             ],
+            wrap=("Meaning",),
         ),
     )
 

@@ -12,6 +12,7 @@ fails. Nothing here raises on bad input.
 from __future__ import annotations
 
 import codecs
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -120,6 +121,11 @@ def decode_body(data: bytes, declared: str | None, what: str = "body") -> Decode
         try:
             if codec == "ascii" and not data.isascii():
                 raise UnicodeDecodeError(codec, data, 0, 1, "8-bit bytes")
+            if _is_single_byte(codec) and not data.isascii() and _is_utf8(data):
+                # Any byte string decodes in a single-byte charset, so a wrong label never
+                # fails; but Cyrillic or Latin text in one is practically never valid UTF-8.
+                note = f"{what} was labelled charset {declared.strip()!r} but is UTF-8"
+                return DecodedText(data.decode("utf-8"), "utf-8", note)
             return DecodedText(data.decode(codec), mime_name(codec))
         except UnicodeDecodeError:
             detected = detect_and_decode(data)
@@ -230,6 +236,22 @@ def guess_charset(data: bytes) -> str | None:
     if chosen in _CYRILLIC_FAMILY:
         return _best_cyrillic(sample)
     return chosen
+
+
+@functools.lru_cache(maxsize=64)
+def _is_single_byte(codec: str) -> bool:
+    """True for charmap codecs (koi8-r, windows-1251, ...) where every byte is a character."""
+    if codecs.lookup(codec).name.startswith("utf"):
+        return False
+    return len(bytes(range(0x80, 0x100)).decode(codec, "replace")) == 0x80
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _decode_bom(data: bytes) -> DecodedText | None:

@@ -36,6 +36,7 @@ from eddymail.mail.mimetree import MimeWalker
 from eddymail.mail.parselimits import Deadline, ParseLimits, precheck
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "Address",
     "ParseLimits",
     "ParsedAttachment",
@@ -44,6 +45,7 @@ __all__ = [
     "parse_message",
 ]
 
+DEFAULT_LIMITS = ParseLimits()
 MAX_REFERENCES = 50
 MAX_ADDRESS_HEADER_CHARS = 64 * 1024
 _BOUNCED_ID = re.compile(
@@ -139,7 +141,7 @@ class ParsedMessage:
         }
 
 
-def parse_message(raw: bytes, limits: ParseLimits = ParseLimits()) -> ParsedMessage:  # noqa: B008
+def parse_message(raw: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> ParsedMessage:
     """Parse one raw message; ``MessageParseError`` when it is over a limit or unreadable.
 
     Anything else wrong with a message (bad charsets, broken MIME, garbage headers) is
@@ -155,7 +157,7 @@ def parse_message(raw: bytes, limits: ParseLimits = ParseLimits()) -> ParsedMess
         return _parse(raw, limits, deadline)
     except MessageParseError:
         raise
-    except (RecursionError, Exception) as error:
+    except Exception as error:
         # A bug met by one hostile message must quarantine that message, not stop the fetch.
         raise MessageParseError(
             f"message could not be parsed ({type(error).__name__}: {str(error)[:200]})"

@@ -12,17 +12,19 @@ from __future__ import annotations
 import secrets as token_source
 from dataclasses import dataclass
 
-from eddymail import secrets
+from eddymail import secrets, templates
+from eddymail.db import database_proxy
 from eddymail.errors import EddymailError, KeyringUnavailableError, MailServerError, SecretError
-from eddymail.mail.compose import OutgoingMail, build_message, make_message_id
+from eddymail.mail.compose import OutgoingMail
 from eddymail.mail.endpoint import ProviderHints
 from eddymail.mail.imap import ImapClient
 from eddymail.mail.pop3 import Pop3Client
 from eddymail.mail.smtp import SmtpClient
-from eddymail.models import Channel
-from eddymail.services import errorlog
+from eddymail.models import Channel, Department, OutboxItem
+from eddymail.services import errorlog, notifications, settings
 from eddymail.services.channels import find_channel, password_source
 from eddymail.services.endpoints import incoming_endpoint, provider_hints_of, smtp_endpoint
+from eddymail.services.outbox import FAILED, queue_mail, send_one
 
 
 @dataclass(frozen=True)
@@ -116,45 +118,59 @@ def _incoming(channel: Channel, password: str, hints: ProviderHints, timeout: fl
 def _outgoing(
     channel: Channel, password: str, hints: ProviderHints, timeout: float, token: str | None
 ) -> CheckResult:
-    try:
-        endpoint = smtp_endpoint(channel, timeout)
-        with SmtpClient(endpoint, password, hints) as client:
-            if token is None:
-                return CheckResult(
-                    "outgoing",
-                    True,
-                    f"login {endpoint.login} at {endpoint.address} accepted "
-                    f"({endpoint.security}); no letter sent",
-                    operation="smtp login",
-                )
-            raw = _test_letter(channel, token)
-            reply = client.send(channel.email, [channel.email], raw)
-    except EddymailError as error:
-        return _failed(channel, "outgoing", "smtp check", error, [password])
+    if token is None:
+        try:
+            endpoint = smtp_endpoint(channel, timeout)
+            with SmtpClient(endpoint, password, hints):
+                pass
+        except EddymailError as error:
+            return _failed(channel, "outgoing", "smtp check", error, [password])
+        return CheckResult(
+            "outgoing", True,
+            f"login {endpoint.login} at {endpoint.address} accepted ({endpoint.security}); "
+            "no letter sent",
+            operation="smtp login",
+        )
+    # Like every outgoing mail, the test letter is an outbox row; unlike the others it is
+    # not retried later (a late test letter proves nothing), so a failure leaves it failed.
+    with database_proxy.atomic():
+        item = queue_mail(kind="test_letter", channel=channel, mail=_test_letter(channel, token),
+                          template="test_letter")
+    result = send_one(item.id, timeout=timeout)
+    if result is None or not result.sent:
+        OutboxItem.update(status=FAILED).where(OutboxItem.id == item.id).execute()
+        error = result.error if result else "claimed by another process"
+        return CheckResult("outgoing", False, error or "not sent", result.hint if result else None,
+                           "smtp send")
     return CheckResult(
-        "outgoing",
-        True,
-        f"test letter {token} sent to {channel.email}: {reply}",
+        "outgoing", True, f"test letter {token} sent to {channel.email}: {result.answer}",
         operation="smtp send",
     )
 
 
-def _test_letter(channel: Channel, token: str) -> bytes:
-    domain = channel.email.rpartition("@")[2]
-    mail = OutgoingMail(
+def _test_letter(channel: Channel, token: str) -> OutgoingMail:
+    """The ``test_letter`` template, rendered for this channel."""
+    department = Department.get_by_id(channel.department_id)
+    language = settings.get_value(settings.LANGUAGE)
+    source = notifications.template_source("test_letter", language) or (
+        templates.default_source("test_letter", language))
+    helpdesk = settings.get_value(settings.HELPDESK_NAME) or department.name
+    rendered = templates.render("test_letter", source, {
+        "token": token,
+        "channel": {"name": channel.name, "email": channel.email},
+        "department": {"name": department.name},
+        "helpdesk": {"name": helpdesk},
+    })
+    return OutgoingMail(
         from_address=channel.email,
-        from_name=channel.display_name or "eddymail",
+        from_name=channel.display_name or helpdesk,
         to=[channel.email],
         cc=[],
-        subject=f"eddymail test letter {token}",
-        body_text=(
-            f"This letter was sent by `eddymail channel test {channel.name}` to check that "
-            f"the mailbox {channel.email} can send mail.\n\nToken: {token}\n"
-        ),
+        subject=rendered.subject,
+        body_text=rendered.body,
         automatic=True,
         extra_headers={"X-Eddymail-Test": token},
     )
-    return build_message(mail, message_id=make_message_id(domain))
 
 
 def _failed(

@@ -375,7 +375,8 @@ def _fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
             deadline.check()
             source = Source("pop3", uidl=uidl)
             size = sizes.get(number, 0)
-            if size > settings.max_message_bytes:
+            oversized = size > settings.max_message_bytes
+            if oversized:
                 result = ingestion.quarantine_oversized(
                     client.top(number, 0), channel=channel, source=source, size=size,
                     limit=settings.max_message_bytes)
@@ -385,7 +386,7 @@ def _fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
                     source=source,
                     options=initial_options if uidl in ledger else options)
             report.count(result)
-            if delete:
+            if delete and not oversized:  # only its headers are ours: the body stays there
                 to_delete.append((number, uidl))
             if progress:
                 progress(channel.name, done, len(todo))

@@ -168,7 +168,9 @@ def quarantine_oversized(
         if previous is not None:
             return _seen_before(previous)
         stored_raw = _store_raw(headers, sha256, headers_only=True)
-        return _quarantine(channel, source, stored_raw, sha256, size, reason)
+        # server_done from the start: the body exists only on the server, so no after-fetch
+        # action (move, delete, DELE) may ever touch this message.
+        return _quarantine(channel, source, stored_raw, sha256, size, reason, server_done=True)
 
 
 # --- steps ---------------------------------------------------------------------------------
@@ -228,9 +230,9 @@ def _duplicate_of(parsed: ParsedMessage, channel: Channel | None,
 
 
 def _quarantine(channel: Channel | None, source: Source, stored_raw: RawMessage, sha256: str,
-                size: int, error: str) -> IngestResult:
+                size: int, error: str, server_done: bool = False) -> IngestResult:
     _write_ledger(channel, source, sha256=sha256, size=size, status=QUARANTINED, error=error,
-                  raw=stored_raw)
+                  raw=stored_raw, server_done=server_done)
     ErrorLogEntry.create(
         channel=channel, channel_name=channel.name if channel else "",
         operation="parse message", message=f"Message quarantined: {error}",

@@ -105,6 +105,7 @@ class SendResult:
     status: str
     error: str | None = None
     hint: str | None = None
+    answer: str | None = None  # the server's words on acceptance ("250 2.0.0 Ok: queued")
 
 
 def send_due(*, timeout: float = 30.0, ids: list[int] | None = None,
@@ -159,7 +160,7 @@ def send_one(item_id: int, *, timeout: float = 30.0) -> SendResult | None:
     OutboxItem.update(status=SENT, sent_at=utcnow(), attempts=item.attempts + 1,
                       last_error=None).where(OutboxItem.id == item.id).execute()
     log.info("sent outbox #%s (%s): %s", item.id, item.kind, answer)
-    return SendResult(item.id, item.kind, list(item.recipients), True, SENT)
+    return SendResult(item.id, item.kind, list(item.recipients), True, SENT, answer=answer)
 
 
 def _failed(item: OutboxItem, channel: Channel | None, error: EddymailError,

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from eddymail import db
 from eddymail.migrations import applied_migrations, apply_migrations
+from eddymail.models import Department
 from eddymail.services.runtime import Runtime
+
+DEFAULT_DEPARTMENT = "Support"
 
 
 @dataclass(frozen=True)
@@ -16,10 +19,11 @@ class InitReport:
     database: str
     applied: list[str]
     schema: list[str]
+    created_department: str | None
 
 
 def initialise(runtime: Runtime) -> InitReport:
-    """Open the database without auto-upgrade, apply what is pending and report it."""
+    """Apply pending migrations, create a first department if there is none, report it."""
     database = db.open_database(
         runtime.config.database_url,
         busy_timeout=float(runtime.config.get("database", "busy_timeout")),
@@ -29,4 +33,9 @@ def initialise(runtime: Runtime) -> InitReport:
     with db.translate_errors(runtime.config.database_url):
         applied = apply_migrations(database)
         schema = applied_migrations(database)
-    return InitReport(database=runtime.database_location, applied=applied, schema=schema)
+        created = None
+        # A helpdesk needs somewhere to put tickets: a fresh one starts with "Support".
+        if not Department.select().exists():
+            created = Department.create(name=DEFAULT_DEPARTMENT).name
+    return InitReport(database=runtime.database_location, applied=applied, schema=schema,
+                      created_department=created)
