@@ -89,7 +89,7 @@ def test_example_documents_every_key_and_is_valid():
     assert documented == declared
     load_config(EXAMPLE)  # every value in it is acceptable
     text = EXAMPLE.read_text()
-    for section, key in declared:  # each key has a comment right above it
+    for _section, key in declared:  # each key has a comment right above it
         lines = text.splitlines()
         index = next(i for i, line in enumerate(lines) if line.startswith(f"{key} ="))
         assert lines[index - 1].startswith("#"), key

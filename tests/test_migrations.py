@@ -88,7 +88,7 @@ def test_concurrent_first_start_creates_the_schema_once(database_path):
             database.connect()
             migrations.apply_migrations(database)
             database.close()
-        except BaseException as error:  # noqa: BLE001 - collected for the assertion
+        except BaseException as error:  # collected for the assertion below
             errors.append(error)
 
     threads = [threading.Thread(target=start) for _ in range(4)]

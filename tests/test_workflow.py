@@ -8,6 +8,7 @@ import os
 import sqlite3
 import stat
 from email.policy import default as default_policy
+from pathlib import Path
 
 import pytest
 
@@ -242,7 +243,7 @@ def test_attachments_are_saved_safely(eddymail, support, tmp_path):
     assert ".." not in first["path"]
     mode = os.stat(first["path"]).st_mode
     assert not mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    assert open(first["path"], "rb").read() == b"#!/bin/sh\necho pwned\n"
+    assert Path(first["path"]).read_bytes() == b"#!/bin/sh\necho pwned\n"
     assert not (tmp_path / "evil.sh").exists()
 
 

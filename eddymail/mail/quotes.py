@@ -23,6 +23,7 @@ _SEPARATORS = re.compile(
     re.IGNORECASE,
 )
 _OUTLOOK_HEADER = re.compile(r"^(from|от|von|de)\s*:\s*.+", re.IGNORECASE)
+_OUTLOOK_DATE = re.compile(r"^(sent|date|отправлено|gesendet|envoyé)\s*:", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,6 @@ def _starts_history(line: str, following: list[str]) -> bool:
     if _ATTRIBUTION.match(line) and (not following or following[0].lstrip().startswith(">")
                                      or not following[0].strip()):
         return True
-    if _OUTLOOK_HEADER.match(line) and any(
-        re.match(r"^(sent|date|отправлено|gesendet|envoyé)\s*:", f.strip(), re.IGNORECASE)
-        for f in following
-    ):
-        return True
-    return False
+    return bool(_OUTLOOK_HEADER.match(line)) and any(
+        _OUTLOOK_DATE.match(f.strip()) for f in following
+    )

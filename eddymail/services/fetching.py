@@ -108,9 +108,8 @@ def channels_to_fetch(names: Iterable[str]) -> list[Channel]:
     names = list(names)
     if names:
         return [find_channel(name) for name in names]
-    return list(
-        Channel.select().where(Channel.enabled & (Channel.protocol != "none")).order_by(Channel.name)
-    )
+    incoming = Channel.enabled & (Channel.protocol != "none")
+    return list(Channel.select().where(incoming).order_by(Channel.name))
 
 
 def fetch_channels(
