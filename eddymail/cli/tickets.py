@@ -112,6 +112,9 @@ def render_ticket(detail: TicketDetail, *, full: bool = False) -> None:
             sender = f"{sender} ({message.from_['name']})"
         out.line("")
         out.line(f"── {label}: {sender} · {message.created_at:%Y-%m-%d %H:%M} UTC", style="bold")
+        if message.auth_status == "fail":
+            out.line("   Sender verification FAILED: the From address may be forged "
+                     "(kept, but it registered nobody and joined no ticket)", style="red")
         if message.reply_to_differs:
             shown = ", ".join(entry["address"] for entry in message.reply_to)
             out.line(f"   Reply-To differs from From: {shown} (replies go to the requester)",

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from eddymail import secrets
+from eddymail.crashpoints import crash_point
 from eddymail.db import database_proxy
 from eddymail.errors import EddymailError, KeyringUnavailableError, MailServerError
 from eddymail.mail.imap import ImapClient
@@ -285,17 +286,20 @@ def _take_imap(client: ImapClient, channel: Channel, department: Department, tod
         batch = wanted[start:start + settings.batch_size]
         taken: list[int] = []
         for uid, raw in client.fetch_messages(batch, batch_size=settings.batch_size):
+            crash_point("imap downloaded")
             result = ingestion.ingest_raw(
                 raw, channel=channel, department=department,
                 source=Source("imap", channel.folder, uidvalidity, uid),
                 options=initial_options if uid in pending else options,
             )
+            crash_point("imap committed")
             report.count(result)
             taken.append(uid)
             done += 1
             if progress:
                 progress(channel.name, done, total)
         _apply_after_fetch(client, channel, uidvalidity, taken)
+        crash_point("imap flagged")
 
 
 def _apply_after_fetch(client: ImapClient, channel: Channel, uidvalidity: int,
@@ -309,6 +313,7 @@ def _apply_after_fetch(client: ImapClient, channel: Channel, uidvalidity: int,
         client.move(uids, channel.move_to_folder)
     elif channel.after_fetch == "delete":
         client.delete(uids)
+    crash_point("imap server told")
     LedgerEntry.update(server_done=True, updated_at=utcnow()).where(
         (LedgerEntry.channel == channel) & (LedgerEntry.folder == channel.folder)
         & (LedgerEntry.uidvalidity == uidvalidity) & LedgerEntry.uid.in_(uids)
@@ -380,10 +385,13 @@ def _fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
                     client.top(number, 0), channel=channel, source=source, size=size,
                     limit=settings.max_message_bytes)
             else:
+                raw = client.retrieve(number)
+                crash_point("pop3 downloaded")
                 result = ingestion.ingest_raw(
-                    client.retrieve(number), channel=channel, department=department,
+                    raw, channel=channel, department=department,
                     source=source,
                     options=initial_options if uidl in ledger else options)
+            crash_point("pop3 committed")
             report.count(result)
             if delete and not oversized:  # only its headers are ours: the body stays there
                 to_delete.append((number, uidl))
@@ -391,7 +399,9 @@ def _fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
                 progress(channel.name, done, len(todo))
         for number, _ in to_delete:
             client.delete(number)
+            crash_point("pop3 dele sent")
         client.quit()  # DELE takes effect only now
+        crash_point("pop3 quit")
         if to_delete:
             LedgerEntry.update(server_done=True, updated_at=utcnow()).where(
                 (LedgerEntry.channel == channel) & (LedgerEntry.source == "pop3")

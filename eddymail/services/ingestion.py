@@ -18,6 +18,7 @@ import peewee
 
 from eddymail.db import database_proxy
 from eddymail.errors import MessageParseError, NotFoundError
+from eddymail.mail import authresults
 from eddymail.mail.parse import ParsedMessage, ParseLimits, parse_message
 from eddymail.models import (
     Attachment,
@@ -264,27 +265,32 @@ def automatic_kind(parsed: ParsedMessage, own_addresses: set[str]) -> str | None
 def _store(parsed: ParsedMessage, channel: Channel | None, department: Department,
            stored_raw: RawMessage, options: IngestOptions) -> tuple[IngestResult, Message]:
     kind = automatic_kind(parsed, options.own_addresses)
+    auth = sender_verification(parsed, channel, bytes(stored_raw.data))
+    # Mail that failed sender verification is kept, marked, and given no power: it registers
+    # nobody, triggers no mail, and can neither join nor reopen an existing ticket.
+    trusted = auth != authresults.FAIL
     if kind == "bounce":
         ticket = _bounced_ticket(parsed)
-        message = _message(parsed, ticket, channel, None, stored_raw, kind, direction="system")
+        message = _message(parsed, ticket, channel, None, stored_raw, kind, auth,
+                           direction="system")
         if ticket is not None:
             _touch(ticket, customer=False)
         return IngestResult(RECORDED, ticket.id if ticket else None, message.id,
                             parsed.subject), message
 
-    match = find_thread(parsed, options.tag_format)
+    match = find_thread(parsed, options.tag_format, trusted=trusted)
     if kind in ("own", "auto_reply"):
         # Recorded; an auto-reply may sit in the ticket it answers but changes nothing there.
         ticket = match.ticket if kind == "auto_reply" else None
-        message = _message(parsed, ticket, channel, None, stored_raw, kind)
+        message = _message(parsed, ticket, channel, None, stored_raw, kind, auth)
         return IngestResult(RECORDED, ticket.id if ticket else None, message.id,
                             parsed.subject), message
 
     sender = parsed.from_ if parsed.sender_valid else None
-    user, created = users.get_or_create_user(sender.address, sender.name) if sender else (None,
-                                                                                          False)
+    user, created = (users.get_or_create_user(sender.address, sender.name) if sender and trusted
+                     else (None, False))
     cc_users = [users.get_or_create_user(a.address, a.name)[0] for a in parsed.cc
-                if a.address.lower() not in options.own_addresses]
+                if trusted and a.address.lower() not in options.own_addresses]
     notices: list[str] = []
     if match.ticket is not None:
         ticket = match.ticket
@@ -292,7 +298,7 @@ def _store(parsed: ParsedMessage, channel: Channel | None, department: Departmen
             notices.append(f"ticket #{ticket.id} reopened")
         # The customer spoke: whether we were waiting for him or had closed it, it is ours again.
         ticket.status = "open"
-        message = _message(parsed, ticket, channel, user, stored_raw, kind)
+        message = _message(parsed, ticket, channel, user, stored_raw, kind, auth)
         _touch(ticket, customer=True)
         users.add_participants(ticket, cc_users)
         return IngestResult(FOLLOWUP, ticket.id, message.id, parsed.subject,
@@ -308,10 +314,12 @@ def _store(parsed: ParsedMessage, channel: Channel | None, department: Departmen
         created_at=utcnow(),
         last_activity_at=utcnow(),
     )
-    message = _message(parsed, ticket, channel, user, stored_raw, kind)
+    message = _message(parsed, ticket, channel, user, stored_raw, kind, auth)
     _touch(ticket, customer=True)
     users.add_participants(ticket, cc_users)
-    if user is not None and options.notify and kind is None and not parsed.automatic_reasons:
+    if not trusted:
+        notices.append("sender verification failed: nobody registered, nothing sent")
+    elif user is not None and options.notify and kind is None and not parsed.automatic_reasons:
         # A new sender learns he is registered (that letter carries the ticket number too);
         # a known customer gets the plain acknowledgement of his new ticket.
         name = "registration" if created else "ticket_created"
@@ -321,6 +329,15 @@ def _store(parsed: ParsedMessage, channel: Channel | None, department: Departmen
                        f"no {name} notification: {why_not}")
     return IngestResult(NEW_TICKET, ticket.id, message.id, parsed.subject,
                         notices=tuple(notices)), message
+
+
+def sender_verification(parsed: ParsedMessage, channel: Channel | None,
+                        raw: bytes) -> str | None:
+    """pass/fail/none by the channel's trusted Authentication-Results; None: not configured."""
+    if channel is None or not channel.authserv_id or parsed.from_ is None:
+        return None
+    domain = parsed.from_.address.rpartition("@")[2]
+    return authresults.verify_sender(raw, channel.authserv_id, domain)
 
 
 def _bounced_ticket(parsed: ParsedMessage) -> Ticket | None:
@@ -335,7 +352,8 @@ def _bounced_ticket(parsed: ParsedMessage) -> Ticket | None:
 
 
 def _message(parsed: ParsedMessage, ticket: Ticket | None, channel: Channel | None, user,
-             stored_raw: RawMessage, kind: str | None, direction: str = "in") -> Message:
+             stored_raw: RawMessage, kind: str | None, auth: str | None,
+             direction: str = "in") -> Message:
     def addresses(items) -> list[dict]:
         return [{"address": a.address, "name": a.name} for a in items]
 
@@ -359,6 +377,7 @@ def _message(parsed: ParsedMessage, ticket: Ticket | None, channel: Channel | No
         references=list(parsed.references),
         raw=stored_raw,
         automatic=kind,
+        auth_status=auth,
     )
     for attachment in parsed.attachments:
         Attachment.create(

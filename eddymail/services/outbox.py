@@ -16,6 +16,7 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
 from eddymail import secrets
+from eddymail.crashpoints import crash_point
 from eddymail.errors import EddymailError, MailServerError, ValidationError
 from eddymail.mail.compose import OutgoingMail, build_message, envelope_recipients, make_message_id
 from eddymail.mail.smtp import SmtpClient
@@ -157,6 +158,7 @@ def send_one(item_id: int, *, timeout: float = 30.0) -> SendResult | None:
             answer = client.send(item.mail_from, list(item.recipients), bytes(item.raw))
     except EddymailError as error:
         return _failed(item, channel, error, password)
+    crash_point("outbox accepted")
     OutboxItem.update(status=SENT, sent_at=utcnow(), attempts=item.attempts + 1,
                       last_error=None).where(OutboxItem.id == item.id).execute()
     log.info("sent outbox #%s (%s): %s", item.id, item.kind, answer)

@@ -64,6 +64,7 @@ class ThreadMessage:
     new_text: str  # body_text without the quoted history of earlier mails
     quoted_lines: int
     reply_to_differs: bool  # Reply-To names someone else than From (replies go to From)
+    auth_status: str | None  # sender verification: pass | fail | none; None: not checked
 
 
 @dataclass(frozen=True)
@@ -201,4 +202,5 @@ def _thread_message(message: Message, attachments: list[AttachmentInfo]) -> Thre
         new_text=split.text if split else message.body_text,
         quoted_lines=split.quoted_lines if split else 0,
         reply_to_differs=bool(reply_to) and reply_to != [sender],
+        auth_status=message.auth_status,
     )
