@@ -1,0 +1,1 @@
+"""The adversarial suite: hostile mail, hostile servers, crashes, concurrency, secrets."""
