@@ -11,8 +11,9 @@ import click
 from eddymail.cli.app import json_option, state, with_database
 from eddymail.errors import PartialFailure
 from eddymail.presets import PRESETS
-from eddymail.services import channel_test, channels
-from eddymail.services.channels import AFTER_FETCH, PROTOCOLS, SECURITIES, ChannelInfo
+from eddymail.services import channel_settings, channel_test, channels
+from eddymail.services.channel_settings import AFTER_FETCH, PROTOCOLS, SECURITIES
+from eddymail.services.channels import ChannelInfo
 
 SECURITY = click.Choice(SECURITIES, case_sensitive=False)
 
@@ -98,12 +99,12 @@ def settings_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def _options(values: dict[str, Any]) -> channels.ChannelOptions:
-    return channels.ChannelOptions(
+def _options(values: dict[str, Any]) -> channel_settings.ChannelOptions:
+    return channel_settings.ChannelOptions(
         **{
             key: value
             for key, value in values.items()
-            if key in channels.ChannelOptions.__dataclass_fields__
+            if key in channel_settings.ChannelOptions.__dataclass_fields__
         }
     )
 
@@ -208,7 +209,7 @@ def add(name: str, password_stdin: bool, **values: Any) -> None:
     options = _options(values)
     if password_stdin and options.password_command:
         raise click.UsageError("Give either --password-stdin or --password-command, not both.")
-    draft = channels.resolve_channel(name, options)
+    draft = channel_settings.resolve_channel(name, options)
     if draft.preset_hint:
         out.info(draft.preset_hint)
     password = read_password(password_stdin, draft.name) if draft.needs_password else None
@@ -249,7 +250,7 @@ def edit(name: str, new_name: str | None, **values: Any) -> None:
     """
     out = state().output
     channel = channels.find_channel(name)
-    draft = channels.resolve_channel(channel.name, _options(values), existing=channel)
+    draft = channel_settings.resolve_channel(channel.name, _options(values), existing=channel)
     saved = channels.update_channel(channel, draft, new_name=new_name)
     out.emit(
         {"channel": saved.channel}, lambda: out.success(f"Channel {saved.channel.name} updated.")

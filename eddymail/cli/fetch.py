@@ -7,7 +7,7 @@ import click
 from eddymail.cli.app import json_option, state, with_database
 from eddymail.errors import PartialFailure
 from eddymail.services import fetching, outbox
-from eddymail.services.channels import parse_initial
+from eddymail.services.channel_settings import parse_initial
 from eddymail.services.fetching import ChannelFetchReport
 from eddymail.services.locking import fetch_lock
 
