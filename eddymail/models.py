@@ -148,6 +148,8 @@ class Ticket(BaseModel):
     last_activity_at = peewee.DateTimeField(default=utcnow, index=True)
 
     class Meta:
+        # Partial indexes over the active tickets and the requester/assignee ones come from
+        # migration 0002 (peewee's Meta cannot spell a WHERE clause).
         indexes = (
             (("status", "last_activity_at"), False),
             (("department", "last_activity_at"), False),

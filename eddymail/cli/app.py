@@ -8,6 +8,7 @@ the traceback only under ``-v``.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import traceback
 from collections.abc import Callable
@@ -47,8 +48,31 @@ class AppState:
         return self.runtime
 
 
-class EddymailGroup(click.Group):
-    """A group whose invocation is the error boundary for every command below it."""
+class LazyGroup(click.Group):
+    """A group whose subcommands named in ``lazy_commands`` are imported only when used.
+
+    ("name" -> "module:attribute"). Cron's ``fetch`` or a quick ``ticket list`` should not
+    pay at start-up for importing every other command's dependencies.
+    """
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy_commands and name not in self.commands:
+            module_name, attribute = self.lazy_commands[name].split(":")
+            module = importlib.import_module(module_name)
+            self.add_command(getattr(module, attribute), name)
+        return super().get_command(ctx, name)
+
+
+class EddymailGroup(LazyGroup):
+    """The root group: its invocation is the error boundary for every command below it."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -1,0 +1,226 @@
+"""``eddymail ticket reply|note|close|reopen|move|assign|attachments|attachment``.
+
+Kept apart from listing and reading, so ``ticket list`` and ``ticket show`` do not import
+the mail-sending machinery.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from eddymail.cli.app import json_option, state, with_database
+from eddymail.cli.tickets import DIRECTION_LABELS
+from eddymail.services import attachments, outbox, tickets, workflow
+from eddymail.services.tickets import TicketDetail
+
+MARKER = "# ---- Write your reply above this line; everything below it is ignored. ----"
+
+
+def _draft(detail: TicketDetail) -> str:
+    lines = ["", "", MARKER, f"# Ticket #{detail.id}: {detail.subject}",
+             f"# To: {detail.requester}", "#"]
+    for message in detail.messages[-5:]:
+        if message.direction == "system":
+            continue
+        lines.append(f"# {DIRECTION_LABELS.get(message.direction, message.direction)} "
+                     f"{message.from_['address'] or message.author}:")
+        lines.extend(f"#   {line}" for line in message.new_text.splitlines())
+        lines.append("#")
+    return "\n".join(lines) + "\n"
+
+
+def _read_text(message: str | None, file: str | None, what: str,
+               detail: TicketDetail | None = None) -> str:
+    """The text from -m, -F (or -F - for stdin), stdin when piped, else $EDITOR."""
+    if message is not None and file is not None:
+        raise click.UsageError("Give either -m or -F, not both.")
+    if message is not None:
+        return message
+    if file is not None:
+        if file == "-":
+            return sys.stdin.read()
+        try:
+            return Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise click.UsageError(f"Cannot read {file}: {error}") from None
+    if not sys.stdin.isatty():
+        return sys.stdin.read()
+    edited = click.edit(_draft(detail) if detail else f"\n{MARKER}\n", extension=".txt")
+    text = (edited or "").split(MARKER, 1)[0]
+    if not text.strip():
+        raise click.UsageError(f"The {what} is empty: nothing was done.")
+    return text
+
+
+@click.command("reply")
+@click.argument("ticket_id", type=int)
+@click.option("-m", "--message", help="The reply text (otherwise $EDITOR opens).")
+@click.option("-F", "--file", "file", help="Read the reply from a file ('-': stdin).")
+@click.option("--attach", "attachments", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Attach a file (repeatable).")
+@click.option("--cc", multiple=True, help="Also send to this address (repeatable).")
+@click.option("--close", is_flag=True, help="Close the ticket after replying.")
+@json_option
+@with_database
+def reply(ticket_id: int, message: str | None, file: str | None,
+          attachments: tuple[Path, ...], cc: tuple[str, ...], close: bool) -> None:
+    """Answer the customer by mail, from the mailbox of the ticket's department.
+
+    Without -m or -F, $EDITOR opens on a draft that quotes the thread below a marker
+    line; an empty draft aborts. The reply is queued and sent at once; if the server
+    cannot be reached it stays in the outbox and the next fetch retries it.
+
+    \b
+    Examples:
+      eddymail ticket reply 42
+      eddymail ticket reply 42 -m "Fixed, please try again." --close
+      eddymail ticket reply 42 -F answer.txt --attach invoice.pdf --cc boss@customer.example
+    """
+    app = state()
+    detail = tickets.show_ticket(ticket_id) if message is None and file is None else None
+    text = _read_text(message, file, "reply", detail)
+    agent = app.runtime.config.agent_name
+    queued = workflow.reply(ticket_id, text, agent=agent, cc=cc, attachments=attachments,
+                            close=close)
+    results = outbox.send_due(ids=[queued.outbox_id],
+                              timeout=float(app.runtime.config.get("network", "timeout")))
+    sent = bool(results and results[0].sent)
+    error = results[0].error if results and not results[0].sent else None
+    out = app.output
+    if not sent:
+        out.warning(f"The reply is queued but not sent yet ({error or 'busy'}); "
+                    "eddymail fetch or eddymail outbox retry will send it.")
+    out.emit({"reply": queued, "sent": sent, "error": error},
+             lambda: out.success(f"Reply to ticket #{ticket_id} {'sent' if sent else 'queued'} "
+                                 f"from {queued.from_address} to {', '.join(queued.to)}."))
+
+
+@click.command("note")
+@click.argument("ticket_id", type=int)
+@click.option("-m", "--message", help="The note text (otherwise $EDITOR opens).")
+@click.option("-F", "--file", "file", help="Read the note from a file ('-': stdin).")
+@json_option
+@with_database
+def note(ticket_id: int, message: str | None, file: str | None) -> None:
+    """Add an internal note to a ticket; it is never mailed to anyone.
+
+    \b
+    Example:
+      eddymail ticket note 42 -m "Customer called, will send logs tomorrow."
+    """
+    tickets.find_ticket(ticket_id)
+    text = _read_text(message, file, "note")
+    change = workflow.note(ticket_id, text, agent=state().runtime.config.agent_name)
+    out = state().output
+    out.emit({"ticket": change}, lambda: out.success(f"Note added to ticket #{ticket_id}."))
+
+
+def _status_command(name: str, status: str, summary: str) -> click.Command:
+    @click.command(name, help=f"{summary}\n\n\b\nExample:\n  eddymail ticket {name} 42")
+    @click.argument("ticket_id", type=int)
+    @json_option
+    @with_database
+    def command(ticket_id: int) -> None:
+        change = workflow.set_status(ticket_id, status, agent=state().runtime.config.agent_name)
+        out = state().output
+        out.emit({"ticket": change},
+                 lambda: out.success(f"Ticket #{ticket_id} is {change.status}."))
+
+    return command
+
+
+close = _status_command("close", "closed", "Close a ticket (a customer reply reopens it).")
+reopen = _status_command("reopen", "open", "Reopen a closed ticket.")
+
+
+@click.command("move")
+@click.argument("ticket_id", type=int)
+@click.argument("department")
+@json_option
+@with_database
+def move(ticket_id: int, department: str) -> None:
+    """Move a ticket to another department; its replies then go out from that mailbox.
+
+    \b
+    Example:
+      eddymail ticket move 42 Accounting
+    """
+    change = workflow.move(ticket_id, department, agent=state().runtime.config.agent_name)
+    out = state().output
+    out.emit({"ticket": change},
+             lambda: out.success(f"Ticket #{ticket_id} is now in {change.department}."))
+
+
+@click.command("assign")
+@click.argument("ticket_id", type=int)
+@click.argument("name", required=False)
+@click.option("--unassign", is_flag=True, help="Take the ticket back to the team.")
+@json_option
+@with_database
+def assign(ticket_id: int, name: str | None, unassign: bool) -> None:
+    """Assign a ticket to someone.
+
+    \b
+    Examples:
+      eddymail ticket assign 42 "Anna Petrova"
+      eddymail ticket assign 42 --unassign
+    """
+    if bool(name) == unassign:
+        raise click.UsageError("Give a NAME, or --unassign.")
+    change = workflow.assign(ticket_id, None if unassign else name,
+                             agent=state().runtime.config.agent_name)
+    out = state().output
+    out.emit({"ticket": change},
+             lambda: out.success(f"Ticket #{ticket_id} assigned to {change.assignee}."
+                                 if change.assignee else f"Ticket #{ticket_id} unassigned."))
+
+
+@click.command("attachments")
+@click.argument("ticket_id", type=int)
+@json_option
+@with_database
+def attachments_(ticket_id: int) -> None:
+    """List a ticket's attachments.
+
+    \b
+    Example:
+      eddymail ticket attachments 42
+    """
+    items = attachments.list_attachments(ticket_id)
+    out = state().output
+    out.emit({"attachments": items}, lambda: out.table(
+        ["ID", "File name", "Type", "Size"],
+        [[a.id, a.filename, a.content_type, a.size] for a in items],
+        empty="No attachments."))
+
+
+@click.group("attachment")
+def attachment_group() -> None:
+    """One attachment: save it to disk.
+
+    \b
+    Example:
+      eddymail ticket attachment save 7 --to ~/Downloads
+    """
+
+
+@attachment_group.command("save")
+@click.argument("attachment_id", type=int)
+@click.option("--to", "folder", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), show_default=True, help="Folder to save into.")
+@json_option
+@with_database
+def save(attachment_id: int, folder: Path) -> None:
+    """Save an attachment under a safe name; an existing file is never overwritten.
+
+    \b
+    Example:
+      eddymail ticket attachment save 7 --to ~/Downloads
+    """
+    saved = attachments.save_attachment(attachment_id, folder)
+    out = state().output
+    out.emit({"saved": saved}, lambda: out.success(f"Saved {saved.path} ({saved.size} bytes)."))
