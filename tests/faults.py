@@ -23,6 +23,7 @@ from pathlib import Path
 from tests.harness.dovecot import DovecotServer, MailUser
 
 __all__ = [
+    "REPO_ROOT",
     "CliRun",
     "CuttingProxy",
     "append_messages",
@@ -65,6 +66,8 @@ class CuttingProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.host = "127.0.0.1"
         self.port: int = self._listener.getsockname()[1]
+        # Closing a socket does not wake a thread blocked in accept() on Linux: poll instead.
+        self._listener.settimeout(0.1)
         self._lock = threading.Lock()
         self._open: set[_ProxiedConnection] = set()
         self._threads: list[threading.Thread] = []
@@ -77,6 +80,8 @@ class CuttingProxy:
         while not self._stopping.is_set():
             try:
                 client, _ = self._listener.accept()
+            except TimeoutError:
+                continue  # look at the stop flag again
             except OSError:
                 return  # the listener was closed by stop()
             try:
@@ -107,13 +112,13 @@ class CuttingProxy:
     def stop(self) -> None:
         """Stop accepting, close every open connection and wait for the threads."""
         self._stopping.set()
+        self._acceptor.join(timeout=5)  # it polls the flag every 0.1 s
         with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
             open_connections = list(self._open)
         for connection in open_connections:
             connection.close()
-        self._acceptor.join(timeout=5)
         for thread in self._threads:
             thread.join(timeout=5)
 

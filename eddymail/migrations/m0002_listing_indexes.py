@@ -3,7 +3,8 @@
 The default view shows tickets that are not closed. ``status != 'closed'`` cannot use the
 (status, last_activity_at) index, so when few tickets are open the first page walked the
 whole activity index; partial indexes over the active tickets make it a short read. The
-requester and assignee filters get their own activity-ordered indexes.
+requester and assignee filters get their own activity-ordered indexes. Ingestion's
+duplicate check (same Message-ID to the same channel) gets an index that leads with both.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ STATEMENTS = (
     "ON ticket (requester_address, last_activity_at)",
     "CREATE INDEX IF NOT EXISTS ticket_assignee_last_activity_at "
     "ON ticket (assignee, last_activity_at)",
+    "CREATE INDEX IF NOT EXISTS message_channel_id_message_id ON message (channel_id, message_id)",
 )
 
 
