@@ -6,9 +6,15 @@ contains one (nor a password command's output, which may be the secret itself).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import logging
+import os
+import re
+import signal
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import keyring
@@ -17,17 +23,28 @@ import keyring.errors
 from eddymail.errors import KeyringUnavailableError, SecretError
 
 KEYRING_SERVICE = "eddymail"
+# Seconds a password command may take; read at every call, so tests and embedders can
+# lower it. A command that asks a hardware token may need a while, one that hangs must not
+# hold the cron run (and its lock) for ever.
 PASSWORD_COMMAND_TIMEOUT = 20.0
+# More than any password; a command that floods its output is not printing one.
+PASSWORD_COMMAND_MAX_OUTPUT = 64 * 1024
 
 NO_KEYRING_FIX = (
     "No usable keyring backend here (a headless server or cron has no desktop keyring). "
-    "Either choose a file-based backend, e.g. "
-    "PYTHON_KEYRING_BACKEND=keyrings.alt.file.EncryptedKeyring, or give the channel a "
-    "password command: eddymail channel edit NAME --password-command 'pass show mail/NAME'."
+    "Give the channel a password command: eddymail channel edit NAME --password-command "
+    "'pass show mail/NAME', or set PYTHON_KEYRING_BACKEND to a backend that works without "
+    "a desktop session."
 )
 
 # Backends that keep the secret readable on disk; `channel test` reports them as insecure.
 INSECURE_BACKENDS = ("PlaintextKeyring",)
+
+# Every secret this process has handed out, so that last-resort scrubbing (error log,
+# tracebacks) can find it even where the caller did not say which secret to look for.
+_revealed: set[str] = set()
+_BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/]{4,}={0,2}")
+SHORT_SECRET = 8
 
 
 @dataclass(frozen=True)
@@ -77,44 +94,58 @@ def has_keyring_password(channel_name: str) -> bool:
 def get_password(source: PasswordSource) -> str:
     """The channel's password. Raises ``SecretError`` with a sentence saying what to do."""
     if source.command:
-        return run_password_command(source.channel_name, source.command)
+        return remember(run_password_command(source.channel_name, source.command))
     with _keyring_errors():
         secret = keyring.get_password(KEYRING_SERVICE, source.channel_name)
     if secret is None:
         raise SecretError(
-            f"No password is stored for channel '{source.channel_name}': "
-            f"run eddymail channel password {source.channel_name}."
+            f"No password is stored for channel '{source.channel_name}' in the keyring "
+            f"({_backend_label()}): run eddymail channel password {source.channel_name}. "
+            "Cron and ssh sessions may see another keyring than your desktop does."
         )
-    return secret
+    return remember(secret)
 
 
 def run_password_command(
-    channel_name: str, argv: Sequence[str], timeout: float = PASSWORD_COMMAND_TIMEOUT
+    channel_name: str, argv: Sequence[str], timeout: float | None = None
 ) -> str:
     """Run ``argv`` (no shell) and return its output less exactly one trailing newline.
 
-    The output is the secret: it never appears in an exception, a log or stderr of ours.
+    The output is the secret: it never appears in an exception, a log or stderr of ours, and
+    neither does the command's own stderr (a failing ``pass`` may print what it decrypted).
+    A command that outlives ``timeout`` (default ``PASSWORD_COMMAND_TIMEOUT``) is killed
+    with everything it started.
     """
     what = f"The password command of channel '{channel_name}'"
+    limit = PASSWORD_COMMAND_TIMEOUT if timeout is None else timeout
     try:
-        completed = subprocess.run(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
+        # A session of its own: on timeout the whole group is killed, or a grandchild
+        # (sh -c 'sleep 100; ...') would keep the pipe open and the wait would never end.
+        process = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True,
         )
     except FileNotFoundError:
         raise SecretError(f"{what} ({argv[0]}) was not found.") from None
     except PermissionError:
         raise SecretError(f"{what} ({argv[0]}) is not executable.") from None
-    except subprocess.TimeoutExpired:
-        raise SecretError(f"{what} did not finish within {timeout:g} seconds.") from None
     except OSError as error:
         raise SecretError(f"{what} could not be started: {error.strerror}.") from None
-    if completed.returncode != 0:
-        raise SecretError(f"{what} failed with exit code {completed.returncode}.")
-    output = completed.stdout
+    try:
+        # Its stderr is read (or the command could block on a full pipe) and dropped.
+        output, _ = process.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        raise SecretError(
+            f"{what} did not finish within {limit:g} seconds and was stopped.",
+            hint="Run the command by hand: it may be waiting for a passphrase or a token "
+            "that nobody can give it under cron.",
+        ) from None
+    if process.returncode != 0:
+        raise SecretError(f"{what} failed with exit code {process.returncode}.",
+                          hint="Run the command by hand to see its own message.")
+    if len(output) > PASSWORD_COMMAND_MAX_OUTPUT:
+        raise SecretError(f"{what} printed {len(output)} bytes; that is not a password.")
     for ending in (b"\r\n", b"\n"):
         if output.endswith(ending):
             output = output[: -len(ending)]
@@ -127,14 +158,105 @@ def run_password_command(
         raise SecretError(f"{what} printed something that is not UTF-8 text.") from None
 
 
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill a timed-out command and everything it started; reap it and close its pipes."""
+    # The group id cannot have been reused: the leader is not reaped yet, or (if it was)
+    # the grandchildren holding the pipe still belong to the group.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.communicate(timeout=5)
+
+
+# --- scrubbing ---------------------------------------------------------------------------
+
+
+def remember(secret: str) -> str:
+    """Note ``secret`` as handed out in this process (see ``scrub``); returns it."""
+    if secret:
+        _revealed.add(secret)
+    return secret
+
+
+def scrub(text: str, secrets: Iterable[str] = (), replacement: str = "[redacted]") -> str:
+    """``text`` without ``secrets`` nor any secret this process handed out.
+
+    Also caught: a secret inside any base64 token, which is how AUTH PLAIN
+    (``\\0login\\0password``, whatever the login) and AUTH LOGIN put it on the wire and how
+    servers sometimes echo it back.
+    """
+    known = {secret for secret in (*secrets, *_revealed) if secret}
+    if not known or not text:
+        return text
+    for secret in sorted(known, key=len, reverse=True):
+        if len(secret) >= SHORT_SECRET:
+            text = text.replace(secret, replacement)
+        else:
+            # A short password is likely to occur inside ordinary words ("x" in a host
+            # name); scrub it where it stands alone.
+            text = re.sub(rf"(?<![\w.-]){re.escape(secret)}(?![\w.-])", replacement, text)
+    encoded = [secret.encode("utf-8") for secret in known]
+
+    def hide(match: re.Match[str]) -> str:
+        token = match.group(0)
+        try:
+            decoded = base64.b64decode(token + "=" * (-len(token) % 4)).decode("utf-8")
+        except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+            return token
+        # An ordinary word decodes to noise; an AUTH blob to text and NULs.
+        if not decoded.replace("\0", "").isprintable():
+            return token
+        raw = decoded.encode("utf-8")
+        return replacement if any(secret in raw for secret in encoded) else token
+
+    return _BASE64_TOKEN.sub(hide, text)
+
+
+class ScrubbingFormatter(logging.Formatter):
+    """A log formatter whose lines (tracebacks included) pass through ``scrub``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The formatted record, without any secret this process handed out."""
+        return scrub(super().format(record))
+
+
+# --- the keyring backend -----------------------------------------------------------------
+
+
 def keyring_backend_name() -> str:
     """The class name of the keyring backend in use (for diagnostics)."""
     return type(keyring.get_keyring()).__name__
 
 
+def insecure_keyring_backends() -> list[str]:
+    """Backends in use that keep passwords unencrypted on disk (a chainer is looked into).
+
+    keyring picks such a backend silently when nothing better exists (``keyrings.alt``
+    installed, no desktop session: exactly cron's situation).
+    """
+    backend = keyring.get_keyring()
+    found = []
+    for item in [backend, *getattr(backend, "backends", [])]:
+        if type(item).__name__ in INSECURE_BACKENDS:
+            path = getattr(item, "file_path", None)
+            found.append(f"{type(item).__module__}.{type(item).__name__}"
+                         + (f" ({path})" if path else ""))
+    return found
+
+
 def keyring_is_insecure() -> bool:
     """Whether the keyring backend stores secrets readable on disk."""
-    return keyring_backend_name() in INSECURE_BACKENDS
+    try:
+        return bool(insecure_keyring_backends())
+    except (keyring.errors.KeyringError, RuntimeError, ImportError):
+        return False
+
+
+def _backend_label() -> str:
+    try:
+        return f"backend {keyring_backend_name()}"
+    except (keyring.errors.KeyringError, RuntimeError, ImportError):
+        return "no usable backend"
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ import click
 from eddymail import __version__
 from eddymail.cli.output import Output
 from eddymail.errors import EXIT_FAILED, EddymailError, LockBusyError
+from eddymail.secrets import scrub
 from eddymail.services import runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -93,11 +94,12 @@ class EddymailGroup(LazyGroup):
             output = _output_of(ctx)
             logging.getLogger("eddymail").debug("unexpected error", exc_info=True)
             output.error(
-                f"Unexpected {type(error).__name__}: {error}",
+                # A library's message may quote its arguments, a password among them.
+                scrub(f"Unexpected {type(error).__name__}: {error}"),
                 "This is a bug in eddymail; run again with -v for the traceback and report it.",
             )
             if output.verbose:
-                output.stderr.print(traceback.format_exc(), markup=False)
+                output.stderr.print(scrub(traceback.format_exc()), markup=False)
             ctx.exit(EXIT_FAILED)
         finally:
             state = ctx.find_object(AppState)

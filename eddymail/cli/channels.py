@@ -396,6 +396,10 @@ def test(names: tuple[str, ...], all_channels: bool, no_send: bool, timeout: flo
     Failures go to the error log (eddymail log) with the server's answer and a hint.
     Exit code 0 when every check passed, 3 when any failed.
 
+    A password kept unencrypted on disk (keyring's PlaintextKeyring, which it picks
+    silently where no desktop keyring exists) adds a "keyring" row marked WARNING
+    (JSON: ok false, warning true); it does not change the exit code, since mail flows.
+
     \b
     Examples:
       eddymail channel test support
@@ -411,7 +415,8 @@ def test(names: tuple[str, ...], all_channels: bool, no_send: bool, timeout: flo
         raise click.UsageError("There are no enabled channels to test.")
     results = []
     for channel in selected:
-        if not out.json_mode and not out.quiet:
+        # Progress is for a person at a terminal; cron gets one line per failure only.
+        if not out.json_mode and not out.quiet and out.stderr.is_terminal:
             out.stderr.print(f"Testing {channel.name}…", style="dim", markup=False)
         results.append(channel_test.test_channel(channel, send=not no_send, timeout=limit))
     out.emit({"channels": results}, lambda: _render_tests(results))
@@ -429,7 +434,7 @@ def _render_tests(results: list[channel_test.ChannelTestResult]) -> None:
                 [
                     result.name,
                     check.check,
-                    "ok" if check.ok else "FAILED",
+                    "ok" if check.ok else "WARNING" if check.warning else "FAILED",
                     check.answer,
                     check.hint or "",
                 ]

@@ -6,9 +6,14 @@ authserv-id, e.g. ``mx.google.com``). Only the topmost header with the channel's
 authserv-id counts: lower ones, or ones with another id, may have been written by the
 sender himself.
 
-The verdict: DMARC pass or fail decides when present; otherwise a passing SPF or DKIM check
-whose domain is aligned with the From domain passes, checks that ran but gave no aligned
-pass fail, and no checks at all mean "none" (not verified, not failed).
+The verdict: a DMARC pass or fail for the From domain decides when present; otherwise a
+passing SPF or DKIM check whose domain is aligned with the From domain passes, checks that
+ran but gave no aligned pass fail, and no checks at all mean "none" (not verified, not
+failed).
+
+Even the trusted header carries text the sender chose (the envelope sender, a DKIM
+identity), so it is read token by token: quoted strings and comments are never split on
+``;`` or mistaken for a result of their own.
 """
 
 from __future__ import annotations
@@ -19,9 +24,13 @@ from email.policy import compat32
 
 PASS, FAIL, NONE = "pass", "fail", "none"
 
-_COMMENT = re.compile(r"\([^()]*\)")
-_RESULT = re.compile(r"^\s*([a-z0-9_-]+)\s*=\s*([a-z]+)\b(.*)$", re.IGNORECASE | re.DOTALL)
-_PROPERTY = re.compile(r"([a-z0-9_-]+)\.([a-z0-9_-]+)\s*=\s*(\"[^\"]*\"|[^\s;]+)", re.IGNORECASE)
+# method[/version] = result, then its properties (RFC 8601 section 2.2).
+_RESULT = re.compile(r"^\s*([a-z0-9_-]+)(?:\s*/\s*\d+)?\s*=\s*([a-z]+)(.*)$",
+                     re.IGNORECASE | re.DOTALL)
+# ptype.property = value; a value may mix quoted strings and plain characters
+# ("a b"@example.com is one value).
+_PROPERTY = re.compile(
+    r"([a-z0-9_-]+)\.([a-z0-9_-]+)\s*=\s*((?:\"(?:[^\"\\]|\\.)*\"|[^\s\"])+)", re.IGNORECASE)
 MAX_HEADERS = 50  # the trusted one is near the top; a thousand forged ones cost nothing
 
 
@@ -45,14 +54,47 @@ def verify_sender(raw: bytes, authserv_id: str, from_domain: str) -> str:
     return NONE
 
 
+def split_header(value: str) -> list[str]:
+    """The ``;``-separated parts of a header, comments removed, quoted strings kept whole."""
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0  # comment nesting
+    quoted = False
+    escaped = False
+    for char in value:
+        if escaped:
+            escaped = False
+            if depth == 0:
+                current.append(char)
+            continue
+        if char == "\\" and (quoted or depth):
+            escaped = True
+            if depth == 0:
+                current.append(char)
+            continue
+        if quoted:
+            current.append(char)
+            quoted = char != '"'
+        elif depth:
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth == 0:
+                current.append(" ")
+        elif char == "(":
+            depth = 1
+        elif char == '"':
+            quoted = True
+            current.append(char)
+        elif char == ";":
+            parts.append(" ".join("".join(current).split()))
+            current = []
+        else:
+            current.append(char)
+    parts.append(" ".join("".join(current).split()))
+    return parts
+
+
 def _parse(value: str) -> tuple[str, list[tuple[str, str, dict[str, str]]]]:
-    text = " ".join(value.split())
-    while True:  # comments nest: remove innermost first
-        stripped = _COMMENT.sub(" ", text)
-        if stripped == text:
-            break
-        text = stripped
-    parts = [part.strip() for part in text.split(";")]
+    parts = split_header(value)
     server = parts[0].split()[0].lower() if parts and parts[0] else ""
     results = []
     for part in parts[1:]:
@@ -60,26 +102,41 @@ def _parse(value: str) -> tuple[str, list[tuple[str, str, dict[str, str]]]]:
         if not match:
             continue
         method, result, rest = match.group(1).lower(), match.group(2).lower(), match.group(3)
-        properties = {f"{p.lower()}.{n.lower()}": v.strip('"').lower()
+        if rest and not rest[0].isspace():
+            continue  # "pass" glued to more text is not a result keyword
+        properties = {f"{p.lower()}.{n.lower()}": v.lower()
                       for p, n, v in _PROPERTY.findall(rest)}
         results.append((method, result, properties))
     return server, results
 
 
+def _domain_of(value: str) -> str:
+    """The domain of a property value: ``user@dom``, ``"quoted"@dom``, ``@dom`` or ``dom``."""
+    domain = value.rpartition("@")[2].strip().strip(".")
+    # Whatever still holds a quote or a space is not a domain name anybody verified.
+    return "" if any(char in domain for char in "\" \\") else domain
+
+
 def _verdict(results: list[tuple[str, str, dict[str, str]]], from_domain: str) -> str:
-    dmarc = [result for method, result, _ in results if method == "dmarc"]
-    if dmarc and dmarc[0] in (PASS, FAIL):
-        return dmarc[0]
     checked = False
     for method, result, properties in results:
+        if method != "dmarc" or result not in (PASS, FAIL):
+            continue
+        # A DMARC verdict about another From domain (a second From header the provider
+        # read and we did not) says nothing about the address we show: not a pass.
+        if _domain_of(properties.get("header.from", from_domain)) == from_domain:
+            return result
+        checked = True
+    for method, result, properties in results:
         if method == "dkim":
-            domain = properties.get("header.d") or properties.get("header.i", "").lstrip("@")
+            domain = _domain_of(properties.get("header.d") or properties.get("header.i", ""))
         elif method == "spf":
-            domain = properties.get("smtp.mailfrom", "").rpartition("@")[2]
+            # SPF checks the envelope sender; for a null sender (bounces) the HELO name.
+            domain = _domain_of(properties.get("smtp.mailfrom", "")
+                                or properties.get("smtp.helo", ""))
         else:
             continue
         checked = True
-        domain = domain.rpartition("@")[2]
         if result == PASS and domain and _aligned(domain, from_domain):
             return PASS
     return FAIL if checked else NONE

@@ -5,6 +5,11 @@ Incoming: connect, TLS (certificate and host name verified), login, then SELECT 
 a test letter with a unique token to the channel's own address, or only log in with
 ``send=False``. Every failed check is written to the error log with the server's answer and
 the likely cause.
+
+A password kept by a keyring backend that stores it unencrypted (keyring picks
+``keyrings.alt``'s PlaintextKeyring silently where no desktop keyring exists) adds a
+``keyring`` check that is not ok and marked ``warning``: it is reported, but the channel
+still counts as working when its mail checks pass, since mail does flow.
 """
 
 from __future__ import annotations
@@ -31,11 +36,12 @@ from eddymail.services.outbox import FAILED, queue_mail, send_one
 class CheckResult:
     """One check of one channel: what was tried, whether it worked, what the server said."""
 
-    check: str  # password | incoming | outgoing
+    check: str  # password | keyring | incoming | outgoing | settings
     ok: bool
     answer: str
     hint: str | None = None
     operation: str = ""
+    warning: bool = False  # a failed check that does not fail the channel (keyring)
 
 
 @dataclass(frozen=True)
@@ -65,13 +71,18 @@ def test_channel(
     """
     checks: list[CheckResult] = []
     token: str | None = None
+    source = password_source(channel)
     try:
-        password = secrets.get_password(password_source(channel))
+        password = secrets.get_password(source)
     except KeyringUnavailableError:
         raise
     except SecretError as error:
         checks.append(_failed(channel, "password", "password", error, []))
         return ChannelTestResult(channel.name, False, checks)
+    if not source.command:
+        keyring_check = _keyring_check()
+        if keyring_check is not None:
+            checks.append(keyring_check)
 
     hints = provider_hints_of(channel)
     if channel.protocol != "none":
@@ -88,7 +99,24 @@ def test_channel(
                 "Add them with eddymail channel edit.",
             )
         )
-    return ChannelTestResult(channel.name, all(c.ok for c in checks), checks, token)
+    return ChannelTestResult(channel.name, all(c.ok or c.warning for c in checks), checks, token)
+
+
+def _keyring_check() -> CheckResult | None:
+    """A warning row when the keyring keeps the password unencrypted on disk; else None."""
+    insecure = secrets.insecure_keyring_backends()
+    if not insecure:
+        return None
+    return CheckResult(
+        "keyring", False,
+        f"INSECURE: the password is kept unencrypted by {', '.join(insecure)}; anyone who "
+        "can read that file can read it. keyring chose this backend because no desktop "
+        "keyring is available here.",
+        "Give the channel a password command instead (eddymail channel edit NAME "
+        "--password-command 'pass show mail/NAME'), or set PYTHON_KEYRING_BACKEND to an "
+        "encrypted backend, then remove the plaintext file.",
+        operation="keyring", warning=True,
+    )
 
 
 def _incoming(channel: Channel, password: str, hints: ProviderHints, timeout: float) -> CheckResult:

@@ -2,13 +2,13 @@
 
 This is the seed's "журнал ошибок". Entries are written in their own transaction so a
 failure is remembered even when the work around it is rolled back. Text is redacted of any
-secret the caller knows (and its base64 form, as AUTH PLAIN/LOGIN would send it) before it is
-stored, as a second line of defence behind the protocol layer's own care.
+secret the caller knows, and of every password this process read, also inside base64 (as
+AUTH PLAIN/LOGIN send it, whatever the login) before it is stored, as a second line of
+defence behind the protocol layer's own care.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from eddymail.db import database_proxy
 from eddymail.errors import EddymailError, MailServerError, NotFoundError, ValidationError
 from eddymail.models import Channel, ErrorLogEntry, utcnow
+from eddymail.secrets import scrub
 
 REDACTED = "[redacted]"
 
@@ -35,14 +36,12 @@ class LogEntry:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret (plain, or in the base64 forms AUTH uses) replaced."""
-    for secret in secrets:
-        if not secret:
-            continue
-        forms = {secret, base64.b64encode(secret.encode()).decode()}
-        for form in forms:
-            text = text.replace(form, REDACTED)
-    return text
+    """``text`` with every secret replaced: plain, or inside any base64 token.
+
+    The secrets are ``secrets`` plus every password this process has read (see
+    ``eddymail.secrets.scrub``), so a caller that forgot to name one does not leak it.
+    """
+    return scrub(text, secrets, replacement=REDACTED)
 
 
 def record_failure(

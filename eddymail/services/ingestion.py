@@ -266,9 +266,11 @@ def _store(parsed: ParsedMessage, channel: Channel | None, department: Departmen
            stored_raw: RawMessage, options: IngestOptions) -> tuple[IngestResult, Message]:
     kind = automatic_kind(parsed, options.own_addresses)
     auth = sender_verification(parsed, channel, bytes(stored_raw.data))
-    # Mail that failed sender verification is kept, marked, and given no power: it registers
-    # nobody, triggers no mail, and can neither join nor reopen an existing ticket.
-    trusted = auth != authresults.FAIL
+    # Mail that failed sender verification, or whose From names no single address, is kept,
+    # marked, and given no power: it registers nobody (not even its Cc), triggers no mail,
+    # and can neither join nor reopen an existing ticket.
+    identified = parsed.sender_valid and parsed.from_ is not None
+    trusted = auth != authresults.FAIL and identified
     if kind == "bounce":
         ticket = _bounced_ticket(parsed)
         message = _message(parsed, ticket, channel, None, stored_raw, kind, auth,
@@ -286,7 +288,7 @@ def _store(parsed: ParsedMessage, channel: Channel | None, department: Departmen
         return IngestResult(RECORDED, ticket.id if ticket else None, message.id,
                             parsed.subject), message
 
-    sender = parsed.from_ if parsed.sender_valid else None
+    sender = parsed.from_ if identified else None
     user, created = (users.get_or_create_user(sender.address, sender.name) if sender and trusted
                      else (None, False))
     cc_users = [users.get_or_create_user(a.address, a.name)[0] for a in parsed.cc
@@ -317,8 +319,11 @@ def _store(parsed: ParsedMessage, channel: Channel | None, department: Departmen
     message = _message(parsed, ticket, channel, user, stored_raw, kind, auth)
     _touch(ticket, customer=True)
     users.add_participants(ticket, cc_users)
-    if not trusted:
+    if auth == authresults.FAIL:
         notices.append("sender verification failed: nobody registered, nothing sent")
+    elif not trusted:
+        notices.append("unidentified sender (not one From address): nobody registered, "
+                       "nothing sent")
     elif user is not None and options.notify and kind is None and not parsed.automatic_reasons:
         # A new sender learns he is registered (that letter carries the ticket number too);
         # a known customer gets the plain acknowledgement of his new ticket.
@@ -354,6 +359,8 @@ def _bounced_ticket(parsed: ParsedMessage) -> Ticket | None:
 def _message(parsed: ParsedMessage, ticket: Ticket | None, channel: Channel | None, user,
              stored_raw: RawMessage, kind: str | None, auth: str | None,
              direction: str = "in") -> Message:
+    identified = parsed.sender_valid and parsed.from_ is not None
+
     def addresses(items) -> list[dict]:
         return [{"address": a.address, "name": a.name} for a in items]
 
@@ -362,9 +369,11 @@ def _message(parsed: ParsedMessage, ticket: Ticket | None, channel: Channel | No
         direction=direction,
         channel=channel,
         user=user,
-        author_name=parsed.from_.name if parsed.from_ else "",
-        from_address=parsed.from_.address if parsed.from_ else _raw_sender(parsed),
-        from_name=parsed.from_.name if parsed.from_ else "",
+        # An unidentified sender is shown by every address his From named, so the one he
+        # put first (perhaps a real customer's) does not pass for the whole truth.
+        author_name=parsed.from_.name if identified else "",
+        from_address=parsed.from_.address if identified else _raw_sender(parsed),
+        from_name=parsed.from_.name if identified else "",
         to=addresses(parsed.to),
         cc=addresses(parsed.cc),
         reply_to=addresses(parsed.reply_to),

@@ -6,7 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from eddymail import db
+from eddymail import db, secrets
 from eddymail.config import Config, load_config
 from eddymail.errors import ConfigError
 
@@ -61,5 +61,8 @@ def _setup_logging(config: Config, verbose: int) -> None:
             handler = logging.FileHandler(os.path.expanduser(path), encoding="utf-8")
         except OSError as error:
             raise ConfigError(f"Cannot open log file {path}: {error.strerror}.") from None
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Scrubbed: a traceback logged at -vv may quote a library call's arguments.
+    handler.setFormatter(
+        secrets.ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     log.addHandler(handler)

@@ -31,8 +31,11 @@ class ThreadMatch:
 def find_thread(parsed: ParsedMessage, tag_format: str, *, trusted: bool = True) -> ThreadMatch:
     """The ticket ``parsed`` continues, if any (see the module docstring for the rules).
 
-    ``trusted=False`` (the sender failed verification) never joins an existing ticket.
+    ``trusted=False`` (the sender failed verification) never joins an existing ticket, and
+    neither does a From that names no single valid address: with several, the first may be a
+    participant's and the next the writer's own.
     """
+    trusted = trusted and parsed.sender_valid
     sender = parsed.from_.address.lower() if parsed.from_ else ""
     candidates = _ticket_candidates(parsed, tag_format)
     refused: int | None = None

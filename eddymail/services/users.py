@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,13 +29,33 @@ def find_user(email: str) -> User | None:
     return User.get_or_none(User.email == email.strip().lower())
 
 
+# Something shaped like an e-mail address inside a display name.
+_ADDRESS_LIKE = re.compile(r"[^\s@<>()\[\]\"',;:]+@[^\s@<>()\[\]\"',;:]+")
+
+
+def plausible_name(name: str, email: str) -> str:
+    """``name`` as a customer's name, or "" when it names another address.
+
+    ``"support@bank.example" <evil@x.example>`` is a display name built to be read instead
+    of the address; adopted as the user's name it would speak for the sender in every
+    listing and every letter that greets him.
+    """
+    own = email.strip().lower()
+    for found in _ADDRESS_LIKE.findall(name):
+        if found.strip(".").lower() != own:
+            return ""
+    return name
+
+
 def get_or_create_user(email: str, name: str) -> tuple[User, bool]:
     """The user for ``email``, created when unknown; True when created now.
 
     A name learnt later fills an empty one but never overwrites what is there: the From
-    display name of any single mail is too easy to forge to rename a customer.
+    display name of any single mail is too easy to forge to rename a customer. A name that
+    is (or holds) another address is never taken at all (see ``plausible_name``).
     """
     key = email.strip().lower()
+    name = plausible_name(name, key)
     user = User.get_or_none(User.email == key)
     if user is not None:
         if name and not user.name:
