@@ -3,7 +3,17 @@
 With ``EDDYMAIL_CRASH_AT=N`` in the environment the process exits abruptly (``os._exit``, no
 clean-up, like ``kill -9``) at the N-th crash point it passes; the tests run a fetch with
 N = 1, 2, 3, ... each followed by a normal run, and compare the end state with an
-uninterrupted run. Without the variable a crash point costs one dictionary lookup.
+uninterrupted run. With ``EDDYMAIL_CRASH_LOG=FILE`` every crash point passed is appended to
+FILE as ``N name``, so a test learns from one uninterrupted run how many steps there are
+and which step each N is. Without either variable a crash point costs two dictionary
+lookups.
+
+Where the points are (a fetch): after the first connection's bookkeeping is committed
+(``imap connected``, ``pop3 connected``), after each download (``... downloaded``) and each
+commit (``... committed``), between marking a message deleted and expunging it (``imap
+deleted flag set``), after the server was told (``imap server told``, each ``pop3 dele
+sent``, ``pop3 quit``) and after the ledger noted it (``imap flagged``); and in the outbox
+once the SMTP server accepted a mail (``outbox accepted``).
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ import os
 import sys
 
 CRASH_ENV = "EDDYMAIL_CRASH_AT"
+CRASH_LOG_ENV = "EDDYMAIL_CRASH_LOG"
 CRASH_EXIT_CODE = 86
 
 _passed = 0
@@ -20,11 +31,15 @@ _passed = 0
 def crash_point(name: str) -> None:
     """Exit here if this is the crash point the environment asks for."""
     target = os.environ.get(CRASH_ENV)
-    if not target:
+    log = os.environ.get(CRASH_LOG_ENV)
+    if not target and not log:
         return
     global _passed
     _passed += 1
-    if _passed == int(target):
+    if log:
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(f"{_passed} {name}\n")
+    if target and _passed == int(target):
         sys.stderr.write(f"eddymail: simulated crash at point {_passed} ({name})\n")
         sys.stderr.flush()
         os._exit(CRASH_EXIT_CODE)

@@ -24,6 +24,21 @@ database_proxy = peewee.DatabaseProxy()
 SQLITE_SCHEMES = {"sqlite", ""}
 
 
+class _SqliteDatabase(peewee.SqliteDatabase):
+    """SQLite, with a rollback that does not hide the error that caused it."""
+
+    def rollback(self) -> None:
+        """Roll back, unless SQLite already did.
+
+        After "database or disk is full" (and some I/O errors) SQLite has rolled the
+        transaction back by itself; a second ROLLBACK would raise "no transaction is active"
+        and replace the error a person can act on with one nobody can.
+        """
+        if not self.is_closed() and not self.connection().in_transaction:
+            return
+        super().rollback()
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file behind a SQLite URL (``sqlite:////abs/path``), or None for other engines."""
     parsed = urlparse(url)
@@ -46,9 +61,14 @@ def open_database(url: str, *, busy_timeout: float = 15.0, migrate: bool = True)
             if str(path) != ":memory:":
                 path = path.expanduser()
                 path.parent.mkdir(parents=True, exist_ok=True)
-            database: peewee.Database = peewee.SqliteDatabase(
+            database: peewee.Database = _SqliteDatabase(
                 str(path),
                 timeout=busy_timeout,
+                # Every transaction takes the write lock when it begins. A deferred one that
+                # reads first and writes later cannot wait for a busy database: SQLite
+                # refuses the upgrade to a writer at once, whatever the busy timeout, and a
+                # fetch would fail the moment a staff member's reply is being saved.
+                lock_type="IMMEDIATE",
                 pragmas={
                     "journal_mode": "wal",
                     "foreign_keys": 1,
@@ -84,27 +104,41 @@ def close_database() -> None:
 @contextlib.contextmanager
 def translate_errors(url: str = "") -> Iterator[None]:
     """Turn engine errors a person can act on into ``DatabaseError`` with a sentence."""
-    where = f" ({redact_url(url)})" if url else ""
     try:
         yield
-    except peewee.OperationalError as error:
-        text = str(error)
-        lowered = text.lower()
-        if "locked" in lowered or "busy" in lowered:
-            message = (
-                f"The database{where} is locked by another eddymail process; try again in a moment."
-            )
-        elif "full" in lowered:
-            message = f"The database{where} is full (disk or size limit): free space, then retry."
-        elif "readonly" in lowered or "read-only" in lowered:
-            message = f"The database{where} is read-only for this user."
-        elif "unable to open" in lowered:
-            message = f"Cannot open the database{where}: check the path and permissions."
-        else:
-            message = f"Database error{where}: {text}."
-        raise DatabaseError(message) from None
     except peewee.DatabaseError as error:
-        raise DatabaseError(f"Database error{where}: {error}.") from None
+        raise database_error(error, url) from None
+
+
+def database_error(error: peewee.DatabaseError, url: str = "") -> DatabaseError:
+    """The ``DatabaseError`` (a sentence saying what to do) for an engine error."""
+    where = f" ({redact_url(url)})" if url else ""
+    # A failed clean-up (ROLLBACK TO a savepoint SQLite already dropped) names itself; the
+    # error that started it is the one worth telling.
+    while _is_cleanup_failure(error) and isinstance(error.__context__, peewee.DatabaseError):
+        error = error.__context__
+    if not isinstance(error, peewee.OperationalError):
+        return DatabaseError(f"Database error{where}: {error}.")
+    text = str(error)
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        message = (
+            f"The database{where} is locked by another eddymail process; try again in a moment."
+        )
+    elif "full" in lowered:
+        message = f"The database{where} is full (disk or size limit): free space, then retry."
+    elif "readonly" in lowered or "read-only" in lowered:
+        message = f"The database{where} is read-only for this user."
+    elif "unable to open" in lowered:
+        message = f"Cannot open the database{where}: check the path and permissions."
+    else:
+        message = f"Database error{where}: {text}."
+    return DatabaseError(message)
+
+
+def _is_cleanup_failure(error: BaseException) -> bool:
+    text = str(error).lower()
+    return "no transaction is active" in text or "no such savepoint" in text
 
 
 def redact_url(url: str) -> str:

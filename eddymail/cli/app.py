@@ -20,6 +20,7 @@ import click
 from eddymail import __version__
 from eddymail.cli.output import Output
 from eddymail.errors import EXIT_FAILED, EddymailError, LockBusyError
+from eddymail.safetext import for_terminal
 from eddymail.secrets import scrub
 from eddymail.services import runtime
 
@@ -85,7 +86,12 @@ class EddymailGroup(LazyGroup):
             if error.message and not (isinstance(error, LockBusyError) and output.quiet):
                 output.error(error.message, error.hint)
             ctx.exit(error.exit_code)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except click.ClickException as error:
+            # click prints its own messages raw, and some quote what was typed (a file
+            # name given to -F): shown, like everything else, with controls spelled out.
+            error.message = for_terminal(error.message, multiline=False)
+            raise
+        except (click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:
             _output_of(ctx).error("Interrupted.")
@@ -99,7 +105,7 @@ class EddymailGroup(LazyGroup):
                 "This is a bug in eddymail; run again with -v for the traceback and report it.",
             )
             if output.verbose:
-                output.stderr.print(scrub(traceback.format_exc()), markup=False)
+                output.traceback(scrub(traceback.format_exc()))
             ctx.exit(EXIT_FAILED)
         finally:
             state = ctx.find_object(AppState)

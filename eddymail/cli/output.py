@@ -192,8 +192,10 @@ class Output:
         if self.quiet or self.json_mode or not self.stderr.is_terminal:
             yield lambda label, done, total: None
             return
+        # markup=False: TextColumn parses its text as rich markup by default, so a label
+        # like "[/]" would raise MarkupError and "[link=...]" would make a hyperlink.
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=self.stderr, transient=True,
         ) as bar:
             task = bar.add_task(for_terminal(description, multiline=False), total=None)
@@ -212,6 +214,11 @@ class Output:
             text.append("\nHint: ", style="bold")
             text.append(for_terminal(hint, multiline=False))
         self.stderr.print(text)
+
+    def traceback(self, text: str) -> None:
+        """A traceback for ``-v``: on stderr, always shown, escaped like any untrusted text
+        (an exception's message may quote a header, a file name or a server answer)."""
+        self.stderr.print(Text(for_terminal(text), style="dim"))
 
 
 def _fit(naturals: list[int], available: int) -> list[int]:

@@ -16,6 +16,7 @@ import re
 from eddymail.mail.headervalues import clean_text, decode_words
 
 MAX_ADDRESSES = 1000
+MAX_NAME_CHARS = 256
 _ATEXT = r"[^\s\x00-\x1f\x7f()<>\[\]:;@\\,.\"]"
 _DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
 _LOCAL_PART = re.compile(rf'(?:{_DOT_ATOM}|"(?:[^"\\\x00-\x1f\x7f]|\\.)*")')
@@ -209,4 +210,7 @@ def _strip_route(address: str) -> str:
 def _decode_name(name: str) -> str:
     if "=?" in name:
         name = decode_words(name.encode("utf-8", "surrogateescape"))
-    return clean_text(name)
+    name = clean_text(name)
+    # A name is shown in every list and stored with the user; 40,000 nested parentheses
+    # make a valid (comment) name but not a useful one.
+    return name if len(name) <= MAX_NAME_CHARS else name[: MAX_NAME_CHARS - 1] + "…"

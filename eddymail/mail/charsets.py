@@ -6,7 +6,10 @@ windows-1251 or koi8-r but labelled ``us-ascii`` or ``utf-8`` is routine. The ru
 a known label is trusted when the bytes decode under it; otherwise UTF-8 is tried, then a
 small Cyrillic detector (charset-normalizer is unreliable on short Russian text and mistakes
 it for Big5), then charset-normalizer, and UTF-8 with replacement characters when all else
-fails. Nothing here raises on bad input.
+fails. Two lies get special treatment: text that is UTF-8 but for a few broken sequences (a
+truncated body, a header cut inside a character) stays UTF-8 with U+FFFD for the broken
+bytes, and plain ASCII under a label that would garble it (UTF-16, EBCDIC) is read as ASCII.
+Nothing here raises on bad input.
 """
 
 from __future__ import annotations
@@ -121,6 +124,8 @@ def decode_body(data: bytes, declared: str | None, what: str = "body") -> Decode
         try:
             if codec == "ascii" and not data.isascii():
                 raise UnicodeDecodeError(codec, data, 0, 1, "8-bit bytes")
+            if _ascii_mislabelled(data, codec):
+                raise UnicodeDecodeError(codec, data, 0, 1, "ASCII text")
             if _is_single_byte(codec) and not data.isascii() and _is_utf8(data):
                 # Any byte string decodes in a single-byte charset, so a wrong label never
                 # fails; but Cyrillic or Latin text in one is practically never valid UTF-8.
@@ -128,6 +133,11 @@ def decode_body(data: bytes, declared: str | None, what: str = "body") -> Decode
                 return DecodedText(data.decode("utf-8"), "utf-8", note)
             return DecodedText(data.decode(codec), mime_name(codec))
         except UnicodeDecodeError:
+            if codec == "utf-8":
+                repaired = _mostly_utf8(data, labelled=True)
+                if repaired is not None:
+                    note = f"{what} has invalid UTF-8 sequences; shown as U+FFFD"
+                    return DecodedText(repaired, "utf-8", note)
             detected = detect_and_decode(data)
             note = (
                 f"{what} was labelled charset {declared.strip()!r} but its bytes are not; "
@@ -155,6 +165,9 @@ def detect_and_decode(data: bytes) -> DecodedText:
         return DecodedText(data.decode("utf-8"), "utf-8")
     except UnicodeDecodeError:
         pass
+    repaired = _mostly_utf8(data, labelled=False)
+    if repaired is not None:
+        return DecodedText(repaired, "utf-8")
     charset = guess_charset(data)
     if charset is None:
         return DecodedText(data.decode("utf-8", "replace"), "utf-8")
@@ -184,6 +197,11 @@ def decode_header_bytes(data: bytes, hint: str | None = None) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    # Before the hint: a single-byte hint decodes anything, UTF-8 with one broken character
+    # (a header cut in the middle of one) included.
+    repaired = _mostly_utf8(data, labelled=False)
+    if repaired is not None:
+        return repaired
     codec = lookup_charset(hint)
     if codec is not None and codec not in ("ascii", "utf-8"):
         try:
@@ -205,9 +223,15 @@ def decode_declared(data: bytes, label: str | None, hint: str | None = None) -> 
         if not is_unknown_label(label):
             return decode_header_bytes(data, hint)
         return data.decode("ascii") if data.isascii() else data.decode("utf-8", "replace")
+    if _ascii_mislabelled(data, codec):
+        return data.decode("ascii")
     try:
         return data.decode(codec)
     except UnicodeDecodeError:
+        if codec == "utf-8":
+            repaired = _mostly_utf8(data, labelled=True)
+            if repaired is not None:
+                return repaired
         if codec in ("ascii", "utf-8"):
             # A lying label on a header word: same repair as for bodies.
             return decode_header_bytes(data, hint)
@@ -236,6 +260,48 @@ def guess_charset(data: bytes) -> str | None:
     if chosen in _CYRILLIC_FAMILY:
         return _best_cyrillic(sample)
     return chosen
+
+
+def _ascii_mislabelled(data: bytes, codec: str) -> bool:
+    """True for plain ASCII text under a label that would turn it into something else.
+
+    UTF-16 and UTF-32 (no real text in them is free of NUL bytes) and EBCDIC code pages read
+    "Hello" as CJK or accented garbage; the sender's label is wrong, the text is ASCII.
+    UTF-7 is excluded: its text is ASCII by design.
+    """
+    return (
+        codec != "utf-7"
+        and data.isascii()
+        and b"\x00" not in data
+        and not _is_ascii_compatible(codec)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _is_ascii_compatible(codec: str) -> bool:
+    """True when printable ASCII bytes decode to themselves (most charsets, not UTF-16)."""
+    sample = bytes(range(0x20, 0x7F)) + b"\t\r\n"
+    try:
+        return sample.decode(codec) == sample.decode("ascii")
+    except UnicodeDecodeError:
+        return False
+
+
+def _mostly_utf8(data: bytes, *, labelled: bool) -> str | None:
+    """UTF-8 with U+FFFD for its broken sequences, when the bytes are UTF-8 with a few errors.
+
+    A truncated body or a header word cut in the middle of a character is still UTF-8; a
+    detector would call the whole text cp932 or windows-1251 for one broken character.
+    Text really written in a single-byte charset almost never forms valid multibyte
+    sequences, so "at least as many valid sequences as broken ones" (twice as many without
+    a UTF-8 label) tells the two apart. Judged on a sample, applied to all.
+    """
+    sample = data[:_DETECTION_SAMPLE].decode("utf-8", "replace")
+    replaced = sample.count("\ufffd") - data[:_DETECTION_SAMPLE].count(b"\xef\xbf\xbd")
+    valid = len(sample) - len(sample.encode("ascii", "ignore")) - sample.count("\ufffd")
+    if valid == 0 or valid < (1 if labelled else 2) * replaced:
+        return None
+    return data.decode("utf-8", "replace")
 
 
 @functools.lru_cache(maxsize=64)

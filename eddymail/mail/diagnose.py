@@ -75,6 +75,21 @@ class Secret:
     __str__ = __repr__
 
 
+class ResponseTooLarge(Exception):
+    """The server announced (or sent) more bytes in one response than the client accepts.
+
+    Raised *before* the bytes are read, so a hostile or broken server cannot make eddymail
+    allocate gigabytes. The connection is unusable afterwards (the bytes are still coming).
+    """
+
+    def __init__(self, size: int | None, limit: int, what: str = "response") -> None:
+        amount = f"{size} bytes" if size is not None else f"more than {limit} bytes"
+        super().__init__(f"the server announced a {what} of {amount}, over the limit of "
+                         f"{limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
 class UnexpectedGreeting(Exception):
     """The first line on a connection is not the greeting of the expected protocol."""
 
@@ -133,6 +148,19 @@ def starttls_unavailable(
     )
 
 
+def deadline_reached(protocol: str, operation: str, endpoint: Endpoint) -> MailServerError:
+    """The error for a session its :class:`~eddymail.mail.endpoint.Watchdog` cut off."""
+    return MailServerError(
+        f"{_label(protocol, operation)} with {endpoint.address} failed: the run reached its "
+        "deadline while the server was still busy, so the connection was cut; nothing "
+        "unfinished was lost, the rest is taken next run.",
+        operation=operation,
+        answer="deadline reached",
+        hint="the server answers very slowly or keeps talking without end; if the runs are "
+        "often this long, raise [fetch] deadline in the configuration",
+    )
+
+
 def redact(text: str, secrets: Iterable[str], *, login: str = "") -> str:
     """Replace every secret in ``text``, also as quoted or SASL PLAIN base64 on the wire."""
     for secret in secrets:
@@ -154,7 +182,11 @@ def redact(text: str, secrets: Iterable[str], *, login: str = "") -> str:
 
 def answer_of(exc: BaseException) -> str:
     """The words of the server (or of the network stack) inside ``exc``, as one line."""
-    if isinstance(exc, UnexpectedGreeting):
+    # imaplib re-raises its errors with the command name in front; the size is what matters.
+    too_large = next((link for link in _chain(exc) if isinstance(link, ResponseTooLarge)), None)
+    if too_large is not None:
+        text = str(too_large)
+    elif isinstance(exc, UnexpectedGreeting):
         text = exc.greeting
     elif isinstance(exc, ssl.SSLCertVerificationError):
         text = f"certificate verify failed: {exc.verify_message or exc.reason}"
@@ -234,6 +266,15 @@ def _diagnose(
     for link in chain:
         if isinstance(link, ssl.SSLCertVerificationError):
             return _certificate(link, endpoint)
+        if isinstance(link, ResponseTooLarge):
+            return (
+                f"the server wanted to send more than the limit of {link.limit} bytes in one "
+                "answer, so eddymail stopped before reading it",
+                "a message bigger than [fetch] max_message_bytes (or a server that misreports "
+                "sizes); it stays on the server untouched: raise max_message_bytes to take "
+                "it, or remove it with a mail client",
+                False,
+            )
     if isinstance(exc, UnexpectedGreeting):
         return _wrong_protocol(protocol, endpoint, exc.greeting, tls=False)
     if isinstance(exc, smtplib.SMTPConnectError) and exc.smtp_code == -1:

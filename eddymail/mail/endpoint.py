@@ -1,12 +1,18 @@
-"""Where a mail server is and how to reach it: host, port, TLS mode, login, timeout.
+"""Where a mail server is and how to reach it: host, port, TLS mode, login, timeout, deadline.
 
 ``Endpoint`` is what the protocol clients need; ``ProviderHints`` carries what a provider preset
 knows about a mailbox (needs an app password, where IMAP access is switched on) so that an
 error can say what to do. Both are plain frozen values, built by the caller from a channel.
+``Watchdog`` enforces an endpoint's deadline on a live connection.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -24,6 +30,9 @@ class Endpoint:
     mandatory upgrade to TLS before the password is sent) or ``"none"`` (an explicit choice, e.g.
     a server on loopback). ``ca_file`` adds a company CA to the system trust store, it does not
     replace it. ``timeout`` bounds every network operation: the connect and each command.
+    ``deadline`` (a ``time.monotonic()`` value, or None) bounds the whole session: a server
+    that keeps sending a byte now and then never trips ``timeout``, so at the deadline the
+    client's :class:`Watchdog` cuts the connection.
     """
 
     host: str
@@ -32,6 +41,7 @@ class Endpoint:
     login: str
     ca_file: str | None = None
     timeout: float = 30.0
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         if not self.host or any(ch.isspace() for ch in self.host):
@@ -68,3 +78,56 @@ class ProviderHints:
 
 #: The default for clients: no provider knowledge.
 NO_HINTS = ProviderHints()
+
+
+class Watchdog:
+    """Cuts a connection when its deadline passes, however slowly the server keeps talking.
+
+    Socket timeouts bound each single wait; a server that drips a byte every few seconds (or
+    streams endless untagged responses) never trips them and would hold a cron job for ever.
+    At ``deadline`` a timer thread shuts the connection's socket down, which makes a read
+    blocked in the client's thread return end-of-file at once; ``expired`` then tells the
+    client why its connection broke. ``current`` returns the socket in use right now: it
+    changes during the session (a TLS handshake or STARTTLS replaces the socket object).
+    """
+
+    #: How often, and how many times, an expired watchdog cuts again: the socket object may
+    #: be swapped for a new one (TLS wrap) just as the first cut lands.
+    RETRY_INTERVAL = 0.05
+    RETRIES = 100
+
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+        self.expired = False
+        self._current: Callable[[], socket.socket | None] = lambda: None
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, current: Callable[[], socket.socket | None]) -> None:
+        """Start watching the socket ``current()`` returns (no-op without a deadline)."""
+        self._current = current
+        if self.deadline is None or self._thread is not None or self._stopped.is_set():
+            return
+        self._thread = threading.Thread(target=self._run, name="eddymail-deadline", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """The session is over: never cut anything any more. Safe to call twice."""
+        self._stopped.set()
+
+    def _run(self) -> None:
+        assert self.deadline is not None
+        if self._stopped.wait(max(0.0, self.deadline - time.monotonic())):
+            return
+        self.expired = True
+        for _ in range(self.RETRIES):
+            sock = self._current()
+            if sock is not None:
+                # The plain socket method, not SSLSocket.shutdown: that one would also tear
+                # down the TLS object under the feet of the thread reading from it. A closed
+                # socket object has no descriptor any more, so this can never hit a
+                # descriptor number the system gave to someone else meanwhile.
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            if self._stopped.wait(self.RETRY_INTERVAL):
+                return

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from eddymail.mail.headervalues import replace_unstorable
+
 MAX_NAME_CHARS = 200
 MAX_NAME_BYTES = 240
 MAX_ORIGINAL_CHARS = 2000
@@ -20,6 +22,10 @@ _WINDOWS_RESERVED = re.compile(
     re.IGNORECASE,
 )
 _FORBIDDEN = re.compile(r'[<>:"|?*]')
+# Slashes that are not slashes: harmless here, but some Windows APIs "best-fit" them to real
+# separators, and on screen "..∕..∕x" reads like a path.
+_LOOKALIKE_SEPARATORS = re.compile("[\u2044\u2215\u29f8\u29f9\ufe68\uff0f\uff3c]")
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _DOTS = re.compile(r"\.{2,}")
 _SPACES = re.compile(r"\s+")
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}$")
@@ -44,8 +50,12 @@ _KEPT_FORMAT = {"\u200c", "\u200d"}
 
 
 def clean_original(name: str) -> str:
-    """The name as sent, minus control characters, capped at a sane length."""
-    return "".join(char for char in name if unicodedata.category(char) != "Cc")[:MAX_ORIGINAL_CHARS]
+    """The name as sent, for the record, capped at a sane length.
+
+    Control characters are kept (shown escaped wherever it is displayed, like headers);
+    only NUL and lone surrogates, which a database cannot store, become U+FFFD.
+    """
+    return replace_unstorable(name[:MAX_ORIGINAL_CHARS])
 
 
 def extension_for(content_type: str) -> str:
@@ -56,18 +66,23 @@ def extension_for(content_type: str) -> str:
 def safe_filename(name: str, index: int, content_type: str) -> str:
     """A display name without path parts, controls, ``..``, reserved names or excess length.
 
+    The result is also fit to be one file name inside a folder the caller controls.
+
     ``index`` (1-based) numbers the fallback ``attachment-N.ext`` used when nothing usable
     is left of ``name``.
     """
-    text = unicodedata.normalize("NFC", name)
+    text = _SPACES.sub(" ", unicodedata.normalize("NFC", name))
+    # A control or bidi character becomes "_", so the name shows that something was there
+    # ("_]0;pwned_.txt", "invoice_fdp.exe") instead of reading as harmless text; other
+    # invisible formatting (zero-width spaces, soft hyphens) is dropped.
     text = "".join(
-        char
+        "_" if category == "Cc" or char in _BIDI else char
         for char in text
-        if unicodedata.category(char) not in ("Cc", "Cf") or char in _KEPT_FORMAT
+        if (category := unicodedata.category(char)) != "Cf" or char in _KEPT_FORMAT
+        or char in _BIDI
     )
     text = text.replace("\\", "/").rsplit("/", 1)[-1]
-    text = _FORBIDDEN.sub("_", text)
-    text = _SPACES.sub(" ", text)
+    text = _FORBIDDEN.sub("_", _LOOKALIKE_SEPARATORS.sub("_", text))
     text = _DOTS.sub(".", text).strip(" .")
     stem = text.split(".", 1)[0].strip()
     if _WINDOWS_RESERVED.match(stem):

@@ -21,10 +21,12 @@ MAX_ID_LENGTH = 250
 _ENCODED_WORD = re.compile(rb"=\?([^?\s]{1,75})\?([bBqQ])\?([^?\s]*)\?=")
 _QUOTED_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
-# C0/C1 controls and the bidi embeddings/overrides/isolates that can make "gpj.exe" read
-# as "exe.jpg" on a terminal.
-_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Every kind of line break and blank (str's \s: also VT, FF, the C0 separators, NEL, U+2028
+# and U+2029) becomes one space: a header value is one line.
 _WHITESPACE = re.compile(r"\s+")
+# NUL (which PostgreSQL refuses in text) and lone surrogates (which no database or terminal
+# can encode) are the only characters that cannot be kept; they show as U+FFFD.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _PARAMETER = re.compile(rb'([^=;\s"]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)', re.DOTALL)
 # Only \\ and \" are unescaped, as the email package does: Windows mailers put raw paths
 # (C:\Users\x.doc) in quoted filenames, and the backslashes are what marks the path to cut.
@@ -45,9 +47,21 @@ def unfold(raw: bytes) -> bytes:
 
 
 def clean_text(text: str) -> str:
-    """Remove control characters and collapse whitespace, for one-line display values."""
-    text = _INVISIBLE.sub("", text.replace("\t", " ").replace("\n", " ").replace("\r", " "))
-    return _WHITESPACE.sub(" ", text).strip()
+    """One line of text: whitespace and line breaks collapsed to single spaces, NUL and lone
+    surrogates replaced by U+FFFD.
+
+    Other control, bidi and zero-width characters are kept: they are what the sender wrote,
+    and removing them would turn ``ESC]0;title BEL`` into a harmless-looking ``]0;title``.
+    Everything that displays a value escapes them visibly (``safetext.for_terminal`` and
+    ``for_json``); everything that writes one into an outgoing header removes them
+    (``compose.sanitize_header_value``).
+    """
+    return _WHITESPACE.sub(" ", replace_unstorable(text)).strip()
+
+
+def replace_unstorable(text: str) -> str:
+    """``text`` with NUL and lone surrogates replaced by U+FFFD, so any database takes it."""
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def decode_words(raw: bytes, hint: str | None = None) -> str:
@@ -82,7 +96,7 @@ def decode_words(raw: bytes, hint: str | None = None) -> str:
 
 
 def decode_header(raw: bytes, hint: str | None = None) -> str:
-    """A display value (subject, name): unfolded, decoded, controls removed, one line."""
+    """A display value (subject, name): unfolded, decoded, one line (see ``clean_text``)."""
     return clean_text(decode_words(unfold(raw), hint))
 
 

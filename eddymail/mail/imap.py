@@ -17,15 +17,18 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from eddymail.crashpoints import crash_point
 from eddymail.errors import MailServerError
 from eddymail.mail.diagnose import (
     USUAL_PORTS,
+    ResponseTooLarge,
     Secret,
     UnexpectedGreeting,
     classify,
+    deadline_reached,
     starttls_unavailable,
 )
-from eddymail.mail.endpoint import NO_HINTS, Endpoint, ProviderHints
+from eddymail.mail.endpoint import NO_HINTS, Endpoint, ProviderHints, Watchdog
 from eddymail.mail.tls import make_ssl_context
 
 # Failures a command can raise: protocol errors, socket/TLS errors (OSError), and what imaplib
@@ -33,6 +36,12 @@ from eddymail.mail.tls import make_ssl_context
 _FAILURES = (imaplib.IMAP4.error, OSError, EOFError, ValueError, UnicodeError)
 # UIDs per command: keeps command lines far below the 8 KiB some servers accept.
 _UIDS_PER_COMMAND = 500
+#: The largest literal (``{N}``) a session accepts unless told otherwise: imaplib would
+#: allocate N bytes up front, whatever N a server announces.
+DEFAULT_MAX_LITERAL = 256 * 1024 * 1024
+# A literal announcement at the end of a response line: "* 1 FETCH (BODY[] {5000000000}".
+# Also the binary (~{N}) form; more than 18 digits cannot be a size anyone accepts.
+_LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
 
 
 @dataclass(frozen=True)
@@ -47,16 +56,32 @@ class FolderStatus:
 
 
 class _LineLimit:
-    """Own line limit and greeting check for imaplib, without touching ``imaplib._MAXLINE``.
+    """Own line and literal limits and greeting check for imaplib, without its module globals.
 
-    imaplib's global limit (1 MB) is shared by every user of the module; a UID SEARCH over a
-    big mailbox can exceed it, so the limit lives on our subclasses instead.
+    imaplib's global line limit (1 MB) is shared by every user of the module; a UID SEARCH
+    over a big mailbox can exceed it, so the limit lives on our subclasses instead. A
+    literal announced larger than ``max_literal`` is refused before imaplib reads (and
+    allocates) it. A :class:`~eddymail.mail.endpoint.Watchdog` watches the socket from the
+    first byte on, so a deadline also bounds the greeting and the TLS handshake.
     """
 
     max_line = 16 * 1024 * 1024
+    max_literal = DEFAULT_MAX_LITERAL
     first_line: bytes | None = None
     file: Any
     error: type[imaplib.IMAP4.error]
+
+    def __init__(
+        self,
+        *args: Any,
+        watchdog: Watchdog | None = None,
+        max_literal: int = DEFAULT_MAX_LITERAL,
+        **kwargs: Any,
+    ) -> None:
+        self.max_literal = max_literal
+        if watchdog is not None:
+            watchdog.watch(lambda: getattr(self, "sock", None))
+        super().__init__(*args, **kwargs)
 
     def readline(self) -> bytes:
         line: bytes = self.file.readline(self.max_line + 1)
@@ -64,6 +89,12 @@ class _LineLimit:
             raise self.error(f"got a response line longer than {self.max_line} bytes")
         if self.first_line is None:
             self.first_line = line
+        literal = _LITERAL.search(line)
+        if literal is not None:
+            digits = literal.group(1)
+            size = int(digits) if len(digits) <= 18 else None
+            if size is None or size > self.max_literal:
+                raise _LiteralTooLarge(size, self.max_literal, "literal")
         return line
 
     def _connect(self) -> None:
@@ -72,10 +103,14 @@ class _LineLimit:
         except imaplib.IMAP4.error as exc:
             # imaplib reports a POP3/SMTP greeting as "None" or "unexpected response"; keep
             # the line itself so the error can say what answered on this port.
-            if not self.first_line:
+            if not self.first_line or isinstance(exc, ResponseTooLarge):
                 raise
             greeting = self.first_line.decode("utf-8", "replace").strip()
             raise UnexpectedGreeting("imap", greeting) from exc
+
+
+class _LiteralTooLarge(ResponseTooLarge, imaplib.IMAP4.abort):
+    """A refused literal; an ``abort`` for imaplib, since its bytes are still on the way."""
 
 
 class _Imap(_LineLimit, imaplib.IMAP4):
@@ -83,7 +118,12 @@ class _Imap(_LineLimit, imaplib.IMAP4):
 
 
 class _ImapSSL(_LineLimit, imaplib.IMAP4_SSL):
-    pass
+    def _create_socket(self, timeout: float | None) -> Any:
+        # imaplib.IMAP4_SSL wraps the socket before it lets go of it; exposing the plain
+        # one first lets the watchdog cut a TLS handshake that never ends.
+        sock = imaplib.IMAP4._create_socket(self, timeout)
+        self.sock = sock
+        return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
 
 
 class ImapClient:
@@ -91,17 +131,28 @@ class ImapClient:
 
     Connecting, STARTTLS and login happen in ``__init__``. With ``security="starttls"`` the
     upgrade is mandatory: a server that does not offer it gets no password. ``capabilities``
-    holds what the server announced after login (upper case).
+    holds what the server announced after login (upper case). A literal announced bigger than
+    ``max_literal`` bytes ends the session before it is read; ``endpoint.deadline`` ends it
+    when the time is up, however slowly the server keeps talking.
     """
 
-    def __init__(self, endpoint: Endpoint, password: str, hints: ProviderHints = NO_HINTS) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        password: str,
+        hints: ProviderHints = NO_HINTS,
+        *,
+        max_literal: int = DEFAULT_MAX_LITERAL,
+    ) -> None:
         self.endpoint = endpoint
         self.hints = hints
+        self.max_literal = max_literal
         self.capabilities: frozenset[str] = frozenset()
         self._secret = Secret(password)
         del password  # only the Secret wrapper stays in this frame (tracebacks with locals)
         self._imap: imaplib.IMAP4 | None = None
         self._broken = False
+        self._watchdog = Watchdog(endpoint.deadline)
         self._open()
 
     # -- session -------------------------------------------------------------------------
@@ -110,13 +161,19 @@ class ImapClient:
         endpoint = self.endpoint
         context = make_ssl_context(endpoint.ca_file) if endpoint.security != "none" else None
         try:
+            limits = {"watchdog": self._watchdog, "max_literal": self.max_literal}
             if endpoint.security == "ssl":
                 self._imap = _ImapSSL(
-                    endpoint.host, endpoint.port, ssl_context=context, timeout=endpoint.timeout
+                    endpoint.host,
+                    endpoint.port,
+                    ssl_context=context,
+                    timeout=endpoint.timeout,
+                    **limits,
                 )
             else:
-                self._imap = _Imap(endpoint.host, endpoint.port, timeout=endpoint.timeout)
+                self._imap = _Imap(endpoint.host, endpoint.port, timeout=endpoint.timeout, **limits)
         except (*_FAILURES, UnexpectedGreeting) as exc:
+            self._watchdog.stop()
             raise self._error(exc, "imap connect") from exc
         try:
             if endpoint.security == "starttls":
@@ -192,17 +249,17 @@ class ImapClient:
         """Log out (best effort) and close the connection; never raises."""
         if self._imap is None:
             return
-        if not self._broken:
+        if not self._broken and not self._watchdog.expired:
             with contextlib.suppress(Exception):  # the session is over either way
                 self._imap.logout()  # LOGOUT, not CLOSE: CLOSE would expunge \Deleted mail
         self._shutdown()
 
     def _shutdown(self) -> None:
         imap, self._imap = self._imap, None
-        if imap is None:
-            return
-        with contextlib.suppress(Exception):  # closing a dead socket may fail; nothing to do
-            imap.shutdown()
+        if imap is not None:
+            with contextlib.suppress(Exception):  # closing a dead socket may fail; nothing to do
+                imap.shutdown()
+        self._watchdog.stop()
 
     def __enter__(self) -> ImapClient:
         return self
@@ -307,6 +364,13 @@ class ImapClient:
         """UIDs greater than or equal to ``first_uid`` (new mail since a stored UIDNEXT)."""
         return [uid for uid in self.search_uids(f"UID {max(first_uid, 1)}:*") if uid >= first_uid]
 
+    def existing_uids(self, uids: Iterable[int]) -> set[int]:
+        """Those of ``uids`` still in the selected folder (``UID SEARCH UID set``, chunked)."""
+        found: set[int] = set()
+        for uid_set, wanted in _uid_sets(uids, _UIDS_PER_COMMAND):
+            found.update(uid for uid in self.search_uids(f"UID {uid_set}") if uid in wanted)
+        return found
+
     def fetch_sizes(self, uids: Iterable[int]) -> dict[int, int]:
         """Sizes in bytes (RFC822.SIZE) by UID; UIDs that no longer exist are left out."""
         sizes: dict[int, int] = {}
@@ -398,6 +462,7 @@ class ImapClient:
         if not uid_list:
             return
         self.add_flags(uid_list, r"(\Deleted)")
+        crash_point("imap deleted flag set")
         if "UIDPLUS" in self.capabilities:
             for uid_set, _ in _uid_sets(uid_list, _UIDS_PER_COMMAND):
                 self._command("imap expunge", self._connection.uid, "EXPUNGE", uid_set)
@@ -450,7 +515,7 @@ class ImapClient:
             return call(*args)
         except _FAILURES as exc:
             if isinstance(exc, imaplib.IMAP4.abort | OSError):
-                self._broken = True  # a LOGOUT would only wait for a dead peer
+                self._broken = True  # a LOGOUT would only wait for a dead peer (or a literal)
             raise self._error(exc, operation, detail) from exc
 
     def _command(
@@ -468,6 +533,8 @@ class ImapClient:
     def _error(
         self, exc: BaseException, operation: str, detail: str | None = None
     ) -> MailServerError:
+        if self._watchdog.expired and not isinstance(exc, MailServerError):
+            return deadline_reached("imap", operation, self.endpoint)
         return classify(
             exc,
             protocol="imap",

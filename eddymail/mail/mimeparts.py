@@ -15,11 +15,16 @@ from email.feedparser import BytesFeedParser
 from email.message import Message
 
 from eddymail.mail.charsets import lookup_charset
-from eddymail.mail.headervalues import extract_ids, header_bytes, parse_parameters, raw_header
+from eddymail.mail.headervalues import (
+    extract_ids,
+    header_bytes,
+    parse_parameters,
+    raw_header,
+    replace_unstorable,
+)
 from eddymail.mail.parselimits import Deadline
 
 _FEED_CHUNK = 256 * 1024
-_BODY_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff]")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 _PADDING = re.compile(rb"=+")
 
@@ -148,9 +153,17 @@ def _decode_base64(data: bytes) -> tuple[bytes, str | None]:
 
 
 def normalize_body(text: str) -> str:
-    """``\\n`` line ends, no control characters but tab, no trailing blanks or blank lines."""
-    text = _BODY_CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
+    """``\\n`` line ends, no trailing blanks or blank lines, no byte-order mark in front.
+
+    A bare CR becomes a line break (on a terminal it would return to the start of the line
+    and let the next text overwrite what was shown). NUL and lone surrogates become U+FFFD;
+    other control characters are kept, like in headers (``headervalues.clean_text``), and
+    escaped wherever the text is shown.
+    """
+    text = replace_unstorable(text.replace("\r\n", "\n").replace("\r", "\n"))
+    return "\n".join(line.rstrip() for line in text.removeprefix("\ufeff").split("\n")).strip(
+        "\n"
+    )
 
 
 def unflow(text: str, *, delete_space: bool) -> str:

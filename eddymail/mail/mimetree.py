@@ -108,6 +108,9 @@ class MimeWalker:
         self.defects = defects
         self.linesep = linesep
         self.parts = 0
+        # One budget for the whole message, forwarded messages included: converting HTML
+        # costs seconds per megabyte of table cells, so twenty 1 MB parts would cost minutes.
+        self.html_budget = limits.max_html_chars
 
     def collect(self, message: Message, depth: int = 0, hint: str | None = None) -> Collected:
         """Walk one message and everything nested in it."""
@@ -121,13 +124,14 @@ class MimeWalker:
         for segment in found.segments:
             text = segment.text
             if segment.kind == "html":
-                if len(text) > self.limits.max_html_chars:
+                if len(text) > self.html_budget:
                     self._note(
                         f"HTML body cut to the first {self.limits.max_html_chars} characters"
                     )
-                    text = text[: self.limits.max_html_chars]
+                    text = text[: self.html_budget]
+                self.html_budget -= len(text)
                 self.deadline.check("converting HTML to text")
-                text = html_to_text(text)
+                text = html_to_text(text) if text else ""
             rendered.append((segment, normalize_body(text)))
         has_body = any(text for segment, text in rendered if segment.kind != "forward")
         return "\n\n".join(

@@ -1,10 +1,10 @@
 """Raw message bytes in, a safe structured ``ParsedMessage`` out.
 
 Every message is hostile input. ``parse_message`` first refuses, cheaply, anything over
-``ParseLimits`` (size, header block, part count, nesting, parameter count), then lets the
-``email`` package split the bytes with the lenient ``compat32`` policy and does all
-decoding itself: ``policy.default`` raises on some garbage headers and decodes values in
-ways that changed between patch releases. Headers are decoded by ``headervalues`` and
+``ParseLimits`` (size, header block, one header field, part count, nesting, parameter
+count), then lets the ``email`` package split the bytes with the lenient ``compat32`` policy
+and does all decoding itself: ``policy.default`` raises on some garbage headers and decodes
+values in ways that changed between patch releases. Headers are decoded by ``headervalues`` and
 ``addresslist``, bodies by ``charsets`` (declared charset, checked; detection when it is
 missing or lying), HTML by ``htmltext``, the MIME tree is walked by ``mimetree`` and the
 loop-protection signals come from ``classify``. The raw bytes are never modified.
@@ -69,9 +69,10 @@ class Address:
 class ParsedAttachment:
     """One attachment, inline image or forwarded message.
 
-    ``filename`` is safe to display (no path parts, controls, ``..``, reserved names, at most
-    200 characters; ``attachment-N.ext`` when none was given); ``original_filename`` is the
-    decoded name as sent, for the record, without control characters ("" when none).
+    ``filename`` is safe to display and to use as one file name (no path parts, ``..``,
+    reserved names; a control or bidi character became "_"; at most 200 characters;
+    ``attachment-N.ext`` when none was given); ``original_filename`` is the decoded name as
+    sent, for the record ("" when none), controls kept like in headers.
     """
 
     filename: str
@@ -85,7 +86,12 @@ class ParsedAttachment:
 
 @dataclass(frozen=True)
 class ParsedMessage:
-    """What eddymail makes of one message; ``to_json`` is the ``mail inspect`` document."""
+    """What eddymail makes of one message; ``to_json`` is the ``mail inspect`` document.
+
+    Text values keep the control, bidi and zero-width characters the sender wrote (one-line
+    values have their line breaks turned into spaces; NUL becomes U+FFFD): whatever shows
+    them escapes them (``safetext``), whatever mails them strips them (``compose``).
+    """
 
     subject: str
     from_: Address | None

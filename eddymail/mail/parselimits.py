@@ -21,13 +21,19 @@ from eddymail.errors import MessageParseError
 class ParseLimits:
     """What one message may cost. The defaults fit any mail a person would send.
 
+    ``max_header_field_bytes`` bounds one field of the top-level header with its continuation
+    lines: RFC 5322 lines stop at 998 characters, and a From or To field of 200,000 commas
+    or nested comments exists only to make an address parser work; the largest real fields
+    (References of a long thread, a To list of a thousand people) stay far below.
     ``max_header_params`` bounds the parameters of one Content-Type header (the parser's
-    parameter splitting is quadratic in their number); ``max_html_chars`` bounds how much of
-    an HTML body is converted to text (the rest is cut, with a note in ``defects``).
+    parameter splitting is quadratic in their number); ``max_html_chars`` bounds how much
+    HTML of one message, all its parts together, is converted to text (the rest is cut, with
+    a note in ``defects``).
     """
 
     max_message_bytes: int = 50 * 1024 * 1024
     max_header_bytes: int = 1024 * 1024
+    max_header_field_bytes: int = 128 * 1024
     max_parts: int = 1000
     max_depth: int = 30
     max_seconds: float = 10.0
@@ -53,6 +59,9 @@ class Deadline:
 
 _TREE_DEPTH = 70
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+# Where a header field starts (the lines were turned into LF-only ones before the scan).
+_FIELD_START = re.compile(rb"\n(?![ \t])")
+_FIELD_NAME = re.compile(rb"([A-Za-z0-9-]{1,40}):")
 # A Content-Type header (with its continuation lines) that makes the parser descend a level,
 # searched in a lower-cased copy: a literal "\ncontent-type:" prefix lets the regular
 # expression engine skip ahead at memchr speed, where "^" with IGNORECASE crawls.
@@ -82,6 +91,22 @@ def precheck(raw: bytes, limits: ParseLimits) -> None:
             f"the limit is {limits.max_header_bytes} bytes"
         )
     _check_structure(raw, limits)
+    if header_end > limits.max_header_field_bytes:
+        _check_fields(raw[:header_end], limits)
+
+
+def _check_fields(block: bytes, limits: ParseLimits) -> None:
+    """Refuse a header block with one field (and its continuation lines) over the limit."""
+    start = 0
+    for end in [match.start() for match in _FIELD_START.finditer(block)] + [len(block)]:
+        if end - start > limits.max_header_field_bytes:
+            name = _FIELD_NAME.match(block, start)
+            label = f"the {name.group(1).decode('ascii')} header" if name else "a header field"
+            raise MessageParseError(
+                f"{label} is {end - start} bytes long, "
+                f"the limit is {limits.max_header_field_bytes} bytes"
+            )
+        start = end + 1
 
 
 def _check_structure(raw: bytes, limits: ParseLimits) -> None:

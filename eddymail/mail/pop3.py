@@ -16,27 +16,50 @@ from types import TracebackType
 from typing import Any
 
 from eddymail.errors import MailServerError, ValidationError
-from eddymail.mail.diagnose import Secret, classify, starttls_unavailable
-from eddymail.mail.endpoint import NO_HINTS, Endpoint, ProviderHints
+from eddymail.mail.diagnose import (
+    ResponseTooLarge,
+    Secret,
+    classify,
+    deadline_reached,
+    starttls_unavailable,
+)
+from eddymail.mail.endpoint import NO_HINTS, Endpoint, ProviderHints, Watchdog
 from eddymail.mail.tls import make_ssl_context
 
 _FAILURES = (poplib.error_proto, OSError, EOFError, ValueError, UnicodeError)
 # RFC 1939 allows 1-70 printable characters; a little slack for servers that exceed it.
 _UNIQUE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
+#: The most bytes one multi-line answer (RETR, TOP, UIDL, LIST) may have unless told
+#: otherwise; poplib collects the lines in memory, and a server may send without end.
+DEFAULT_MAX_RESPONSE = 256 * 1024 * 1024
 
 
 class _LineLimit:
-    """poplib reads lines with a 2048-byte limit, a module global.
+    """poplib reads lines with a 2048-byte limit, a module global, and answers without one.
 
     Real mail has longer lines (HTML from some mailers, unwrapped base64), and a message poplib
     cannot read would block the mailbox for ever; so our subclasses read up to ``max_line``.
-    ``_getline`` is poplib's private hook, kept behaviour-for-behaviour except the limit.
+    A multi-line answer longer than ``max_response`` bytes ends the session instead of
+    filling the memory (a server's LIST may say 2 KB and its RETR send gigabytes). A
+    :class:`~eddymail.mail.endpoint.Watchdog` watches the socket from the first byte on.
+    ``_getline`` and ``_getlongresp`` are poplib's private hooks, kept behaviour for
+    behaviour except the limits.
     """
 
     max_line = 16 * 1024 * 1024
+    max_response = DEFAULT_MAX_RESPONSE
     file: Any
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        watchdog: Watchdog | None = None,
+        max_response: int = DEFAULT_MAX_RESPONSE,
+        **kwargs: Any,
+    ) -> None:
+        self.max_response = max_response
+        if watchdog is not None:
+            watchdog.watch(lambda: getattr(self, "sock", None))
         try:
             super().__init__(*args, **kwargs)
         except BaseException:
@@ -60,13 +83,38 @@ class _LineLimit:
             return line[1:-1], octets
         return line[:-1], octets
 
+    def _getlongresp(self) -> tuple[bytes, list[bytes], int]:
+        resp: bytes = self._getresp()  # type: ignore[attr-defined]
+        lines: list[bytes] = []
+        octets = 0
+        line, count = self._getline()
+        while line != b".":
+            if line.startswith(b".."):
+                count -= 1
+                line = line[1:]
+            octets += count
+            if octets > self.max_response:
+                raise _AnswerTooLarge(None, self.max_response, "multi-line answer")
+            lines.append(line)
+            line, count = self._getline()
+        return resp, lines, octets
+
+
+class _AnswerTooLarge(ResponseTooLarge, poplib.error_proto):
+    """A refused answer; the rest of it is still on the way, so the session is over."""
+
 
 class _Pop3(_LineLimit, poplib.POP3):
     pass
 
 
 class _Pop3SSL(_LineLimit, poplib.POP3_SSL):
-    pass
+    def _create_socket(self, timeout: float) -> Any:
+        # poplib.POP3_SSL wraps the socket before it lets go of it; exposing the plain one
+        # first lets the watchdog cut a TLS handshake that never ends.
+        sock = poplib.POP3._create_socket(self, timeout)
+        self.sock = sock
+        return self.context.wrap_socket(sock, server_hostname=self.host)
 
 
 class Pop3Client:
@@ -74,15 +122,25 @@ class Pop3Client:
 
     Leaving the ``with`` block normally sends QUIT, which commits the deletions made with
     :meth:`delete`; leaving it with an exception closes the connection without QUIT, so the
-    server keeps every message.
+    server keeps every message. A multi-line answer over ``max_response`` bytes ends the
+    session before it fills the memory; ``endpoint.deadline`` ends it when the time is up.
     """
 
-    def __init__(self, endpoint: Endpoint, password: str, hints: ProviderHints = NO_HINTS) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        password: str,
+        hints: ProviderHints = NO_HINTS,
+        *,
+        max_response: int = DEFAULT_MAX_RESPONSE,
+    ) -> None:
         self.endpoint = endpoint
         self.hints = hints
+        self.max_response = max_response
         self._secret = Secret(password)
         del password  # only the Secret wrapper stays in this frame (tracebacks with locals)
         self._pop: poplib.POP3 | None = None
+        self._watchdog = Watchdog(endpoint.deadline)
         self._open()
 
     # -- session -------------------------------------------------------------------------
@@ -91,13 +149,17 @@ class Pop3Client:
         endpoint = self.endpoint
         context = make_ssl_context(endpoint.ca_file) if endpoint.security != "none" else None
         try:
+            limits = {"watchdog": self._watchdog, "max_response": self.max_response}
             if endpoint.security == "ssl":
                 self._pop = _Pop3SSL(
-                    endpoint.host, endpoint.port, timeout=endpoint.timeout, context=context
+                    endpoint.host, endpoint.port, timeout=endpoint.timeout, context=context,
+                    **limits,
                 )
             else:
-                self._pop = _Pop3(endpoint.host, endpoint.port, timeout=endpoint.timeout)
+                self._pop = _Pop3(endpoint.host, endpoint.port, timeout=endpoint.timeout,
+                                  **limits)
         except _FAILURES as exc:
+            self._watchdog.stop()
             raise self._error(exc, "pop3 connect") from exc
         try:
             if endpoint.security == "starttls":
@@ -154,10 +216,10 @@ class Pop3Client:
 
     def _close_socket(self) -> None:
         pop, self._pop = self._pop, None
-        if pop is None:
-            return
-        with contextlib.suppress(Exception):  # closing a dead socket may fail; nothing to do
-            pop.close()
+        if pop is not None:
+            with contextlib.suppress(Exception):  # closing a dead socket may fail; nothing to do
+                pop.close()
+        self._watchdog.stop()
 
     def __enter__(self) -> Pop3Client:
         return self
@@ -272,6 +334,8 @@ class Pop3Client:
         )
 
     def _error(self, exc: BaseException, operation: str) -> MailServerError:
+        if self._watchdog.expired and not isinstance(exc, MailServerError):
+            return deadline_reached("pop3", operation, self.endpoint)
         return classify(
             exc,
             protocol="pop3",

@@ -14,20 +14,33 @@ initial messages as pending ledger rows. POP3 has no flags: at the first connect
 N messages are pending and the others are marked skipped.
 
 Each channel is isolated: its failure is logged with the server's answer and the others are
-still fetched.
+still fetched. A server that answers too much (a literal or a message far over the size
+limit), garbles its answers or never ends them costs only its channel. The database is
+different: when it is locked past the busy timeout, full or read-only, no channel can be
+fetched, so the run stops with a ``DatabaseError`` (exit 4); the server was told nothing
+about mail that was not committed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import peewee
+
 from eddymail import secrets
 from eddymail.crashpoints import crash_point
-from eddymail.db import database_proxy
-from eddymail.errors import EddymailError, KeyringUnavailableError, MailServerError
+from eddymail.db import database_error, database_proxy
+from eddymail.errors import (
+    DatabaseError,
+    EddymailError,
+    KeyringUnavailableError,
+    MailServerError,
+)
+from eddymail.mail.endpoint import Endpoint
 from eddymail.mail.imap import ImapClient
 from eddymail.mail.pop3 import Pop3Client
 from eddymail.models import Channel, ChannelCursor, Department, LedgerEntry, utcnow
@@ -94,6 +107,12 @@ class Deadline:
         """Seconds left (never negative)."""
         return max(0.0, self.ends - time.monotonic())
 
+    def endpoint(self, channel: Channel, timeout: float) -> Endpoint:
+        """The channel's incoming server, each step bounded by ``timeout`` and the session
+        by what is left of the run."""
+        endpoint = incoming_endpoint(channel, min(timeout, max(self.remaining(), 1)))
+        return dataclasses.replace(endpoint, deadline=self.ends)
+
     def check(self) -> None:
         """Raise when the run is out of time."""
         if self.remaining() <= 0:
@@ -116,34 +135,59 @@ def channels_to_fetch(names: Iterable[str]) -> list[Channel]:
 def fetch_channels(
     channels: list[Channel], settings: FetchSettings, progress: Progress | None = None
 ) -> list[ChannelFetchReport]:
-    """Fetch each channel in turn; a failure of one is logged and the others go on."""
+    """Fetch each channel in turn; a failure of one is logged and the others go on.
+
+    Raises ``DatabaseError`` when the database itself fails (locked past the busy timeout,
+    full, read-only): that is no channel's fault and every channel would meet it.
+    """
     deadline = Deadline(settings.deadline)
     reports = []
-    for channel in channels:
-        report = ChannelFetchReport(channel.name)
-        reports.append(report)
-        if channel.protocol == "none":
-            report.ok, report.error = False, "the channel has no incoming server"
-            continue
-        password = ""
-        try:
-            deadline.check()
-            password = secrets.get_password(password_source(channel))
-            fetcher = _fetch_imap if channel.protocol == "imap" else _fetch_pop3
-            fetcher(channel, password, settings, report, deadline, progress)
-        except KeyringUnavailableError:
-            raise  # not this channel's fault: exit 4 for the whole run
-        except EddymailError as error:
-            operation = error.operation if isinstance(error, MailServerError) else "fetch"
-            entry = errorlog.record_failure(
-                channel=channel, operation=operation or "fetch", error=error,
-                secrets=[password],
-            )
-            report.ok = False
-            report.error = entry.answer or entry.message
-            report.hint = entry.hint or None
-            log.warning("fetch of %s failed: %s", channel.name, report.error)
+    try:
+        for channel in channels:
+            report = ChannelFetchReport(channel.name)
+            reports.append(report)
+            if channel.protocol == "none":
+                report.ok, report.error = False, "the channel has no incoming server"
+                continue
+            password = ""
+            try:
+                deadline.check()
+                password = secrets.get_password(password_source(channel))
+                fetcher = _fetch_imap if channel.protocol == "imap" else _fetch_pop3
+                fetcher(channel, password, settings, report, deadline, progress)
+            except (KeyringUnavailableError, DatabaseError, peewee.OperationalError):
+                raise  # not this channel's fault: exit 4 for the whole run
+            except (peewee.IntegrityError, peewee.DataError) as error:
+                # Something in this channel's mail the schema refuses: its failure alone. (A
+                # ProgrammingError is a bug and goes to the CLI's "unexpected" boundary.)
+                _failed(report, channel, database_error(error), password)
+            except EddymailError as error:
+                _failed(report, channel, error, password)
+    except peewee.OperationalError as error:
+        problem = database_error(error)
+        raise DatabaseError(
+            f"{problem.message} The fetch stopped.",
+            hint="nothing is lost: mail is marked read, moved or deleted on the server only "
+            "after it is stored, so the next run takes what this one could not",
+        ) from None
     return reports
+
+
+def _failed(report: ChannelFetchReport, channel: Channel, error: EddymailError,
+            password: str) -> None:
+    """Log a channel's failure and put it in the report: our sentence, then the answer."""
+    operation = error.operation if isinstance(error, MailServerError) else "fetch"
+    entry = errorlog.record_failure(
+        channel=channel, operation=operation or "fetch", error=error, secrets=[password],
+    )
+    report.ok = False
+    # The sentence says what failed (TLS, a timeout, the deadline...); the server's own
+    # words follow, as they are what a provider's support will ask for.
+    report.error = entry.message
+    if entry.answer and entry.answer not in entry.message:
+        report.error += f" ({entry.answer})"
+    report.hint = entry.hint or None
+    log.warning("fetch of %s failed: %s", channel.name, report.error)
 
 
 # --- IMAP -----------------------------------------------------------------------------------
@@ -152,11 +196,12 @@ def fetch_channels(
 def _fetch_imap(channel: Channel, password: str, settings: FetchSettings,
                 report: ChannelFetchReport, deadline: Deadline,
                 progress: Progress | None) -> None:
-    endpoint = incoming_endpoint(channel, min(settings.timeout, max(deadline.remaining(), 1)))
+    endpoint = deadline.endpoint(channel, settings.timeout)
     department = Department.get_by_id(channel.department_id)
     options = IngestOptions.for_run(notify=settings.notify,
                                     max_message_bytes=settings.max_message_bytes)
-    with ImapClient(endpoint, password, provider_hints_of(channel)) as client:
+    with ImapClient(endpoint, password, provider_hints_of(channel),
+                    max_literal=_response_limit(settings)) as client:
         status = client.select(channel.folder, readonly=settings.dry_run)
         cursor = ChannelCursor.get_or_none(
             (ChannelCursor.channel == channel) & (ChannelCursor.folder == channel.folder))
@@ -169,6 +214,7 @@ def _fetch_imap(channel: Channel, password: str, settings: FetchSettings,
                 report.would_fetch = len(initial)
                 return
             cursor = _connect_imap(channel, status.uidvalidity, baseline, initial)
+            crash_point("imap connected")
         elif cursor.uidvalidity != status.uidvalidity:
             cursor = _uidvalidity_changed(client, channel, cursor, status.uidvalidity)
         uidvalidity = status.uidvalidity
@@ -180,6 +226,16 @@ def _fetch_imap(channel: Channel, password: str, settings: FetchSettings,
             return
         _take_imap(client, channel, department, todo, pending, uidvalidity, settings, options,
                    report, deadline, progress)
+
+
+def _response_limit(settings: FetchSettings) -> int:
+    """The most bytes one server answer may have: far more than any message we take.
+
+    Mail between the size limit and this is read and then quarantined with its bytes (a
+    server's RFC822.SIZE or LIST may count line ends differently); anything larger is a
+    server that lies or attacks, and is refused before it is read.
+    """
+    return max(2 * settings.max_message_bytes, settings.max_message_bytes + 1024 * 1024)
 
 
 def _highest_uid(client: ImapClient, uidnext: int | None) -> int:
@@ -270,12 +326,17 @@ def _take_imap(client: ImapClient, channel: Channel, department: Department, tod
     sizes = client.fetch_sizes(todo)
     oversized = [uid for uid in todo if sizes.get(uid, 0) > settings.max_message_bytes]
     wanted = [uid for uid in todo if uid not in oversized and uid in sizes]
+    # UIDs the search found but a FETCH answered nothing for: expunged meanwhile, or a
+    # server that drops messages from its answers. Checked after the rest is taken.
+    left_out = {uid for uid in todo if uid not in sizes}
     initial_options = IngestOptions(
         notify=options.notify and channel.notify_initial, limits=options.limits,
         tag_format=options.tag_format, own_addresses=options.own_addresses)
     done = 0
     total = len(wanted) + len(oversized)
-    for uid, headers in client.fetch_headers(oversized).items():
+    oversized_headers = client.fetch_headers(oversized)
+    left_out.update(uid for uid in oversized if uid not in oversized_headers)
+    for uid, headers in oversized_headers.items():
         result = ingestion.quarantine_oversized(
             headers, channel=channel, source=Source("imap", channel.folder, uidvalidity, uid),
             size=sizes[uid], limit=settings.max_message_bytes)
@@ -298,8 +359,45 @@ def _take_imap(client: ImapClient, channel: Channel, department: Department, tod
             done += 1
             if progress:
                 progress(channel.name, done, total)
+        left_out.update(uid for uid in batch if uid not in taken)
         _apply_after_fetch(client, channel, uidvalidity, taken)
         crash_point("imap flagged")
+    if left_out:
+        _check_left_out(client, channel, uidvalidity, left_out, pending)
+
+
+def _check_left_out(client: ImapClient, channel: Channel, uidvalidity: int, uids: set[int],
+                    pending: set[int]) -> None:
+    """Messages the server listed but sent nothing for: gone, or a server that skips them.
+
+    Gone ones are simply not there to take (a pending initial one never will be: it is
+    marked skipped). Ones still there are a failure of this channel, logged so that nobody
+    waits for mail that silently never arrives; they stay untouched on the server and, not
+    being in the ledger, are asked for again next run.
+    """
+    still_there = client.existing_uids(uids)
+    gone = [uid for uid in uids if uid not in still_there and uid in pending]
+    if gone:
+        LedgerEntry.update(
+            status=SKIPPED, server_done=True, updated_at=utcnow(),
+            error="deleted on the server before it was taken",
+        ).where(
+            (LedgerEntry.channel == channel) & (LedgerEntry.folder == channel.folder)
+            & (LedgerEntry.uidvalidity == uidvalidity) & LedgerEntry.uid.in_(gone)
+            & (LedgerEntry.status == PENDING)
+        ).execute()
+    if still_there:
+        listed = sorted(still_there)
+        shown = ", ".join(map(str, listed[:20])) + (", ..." if len(listed) > 20 else "")
+        raise MailServerError(
+            f"IMAP fetch with {client.endpoint.address} (folder \"{channel.folder}\") failed: "
+            f"the server left {len(listed)} message(s) out of its answers although they are "
+            "in the folder; they stay on the server and are asked for again next run.",
+            operation="imap fetch",
+            answer=f"no FETCH data for UID {shown}",
+            hint="if the same messages fail on every run they may be damaged on the server: "
+            "ask the mail administrator, or move them away with a mail client",
+        )
 
 
 def _apply_after_fetch(client: ImapClient, channel: Channel, uidvalidity: int,
@@ -328,7 +426,7 @@ def _finish_server_actions(client: ImapClient, channel: Channel, uidvalidity: in
         & (LedgerEntry.status != PENDING) & (LedgerEntry.status != SKIPPED)
     ).tuples()]
     if unfinished:
-        present = set(client.search_uids("UID " + ",".join(map(str, unfinished))))
+        present = client.existing_uids(unfinished)
         gone = [uid for uid in unfinished if uid not in present]
         _apply_after_fetch(client, channel, uidvalidity, [u for u in unfinished if u in present])
         if gone:  # moved or deleted by someone else meanwhile: nothing left to do
@@ -343,12 +441,13 @@ def _finish_server_actions(client: ImapClient, channel: Channel, uidvalidity: in
 def _fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
                 report: ChannelFetchReport, deadline: Deadline,
                 progress: Progress | None) -> None:
-    endpoint = incoming_endpoint(channel, min(settings.timeout, max(deadline.remaining(), 1)))
+    endpoint = deadline.endpoint(channel, settings.timeout)
     department = Department.get_by_id(channel.department_id)
     options = IngestOptions.for_run(notify=settings.notify,
                                     max_message_bytes=settings.max_message_bytes)
     delete = channel.after_fetch == "delete"
-    with Pop3Client(endpoint, password, provider_hints_of(channel)) as client:
+    with Pop3Client(endpoint, password, provider_hints_of(channel),
+                    max_response=_response_limit(settings)) as client:
         listing = client.uidl()
         ledger = {uidl: (status, done) for uidl, status, done in LedgerEntry.select(
             LedgerEntry.uidl, LedgerEntry.status, LedgerEntry.server_done).where(
@@ -361,6 +460,7 @@ def _fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
                 report.would_fetch = len(chosen)
                 return
             ledger = _connect_pop3(channel, listing, {uidl for _, uidl in chosen})
+            crash_point("pop3 connected")
         todo = [(number, uidl) for number, uidl in listing
                 if uidl not in ledger or ledger[uidl][0] == PENDING]
         if settings.dry_run:
@@ -371,10 +471,17 @@ def _fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
             tag_format=options.tag_format, own_addresses=options.own_addresses)
         sizes = client.sizes() if todo else {}
         to_delete: list[tuple[int, str]] = []
+        deleted_before: list[str] = []
         if delete:  # deletions an interrupted run stored but the server never committed
             to_delete = [(number, uidl) for number, uidl in listing
                          if uidl in ledger and ledger[uidl][0] not in (PENDING, SKIPPED)
                          and not ledger[uidl][1]]
+            # ... or committed (QUIT went through) just before the run was cut off, so the
+            # ledger never heard of it: those are gone from the listing.
+            listed = {uidl for _, uidl in listing}
+            deleted_before = [uidl for uidl, (status, done) in ledger.items()
+                              if status not in (PENDING, SKIPPED) and not done
+                              and uidl not in listed]
         for done, (number, uidl) in enumerate(todo, start=1):
             deadline.check()
             source = Source("pop3", uidl=uidl)
@@ -402,10 +509,11 @@ def _fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
             crash_point("pop3 dele sent")
         client.quit()  # DELE takes effect only now
         crash_point("pop3 quit")
-        if to_delete:
+        finished = [uidl for _, uidl in to_delete] + deleted_before
+        if finished:
             LedgerEntry.update(server_done=True, updated_at=utcnow()).where(
                 (LedgerEntry.channel == channel) & (LedgerEntry.source == "pop3")
-                & LedgerEntry.uidl.in_([uidl for _, uidl in to_delete])).execute()
+                & LedgerEntry.uidl.in_(finished)).execute()
 
 
 def _connect_pop3(channel: Channel, listing: list[tuple[int, str]],

@@ -14,8 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import peewee
-
+from eddymail import fastsql
 from eddymail.db import database_proxy
 from eddymail.errors import MessageParseError, NotFoundError
 from eddymail.mail import authresults
@@ -56,15 +55,14 @@ class Source:
     uid: int | None = None
     uidl: str | None = None
 
-    def ledger_filter(self, channel: Channel | None) -> peewee.Expression | None:
-        """The ledger condition that finds this exact delivery again (None for files)."""
+    def ledger_key(self, channel: Channel | None) -> dict | None:
+        """The ledger columns that identify this exact delivery (None for files)."""
+        channel_id = channel.id if channel is not None else None
         if self.kind == "imap":
-            return (
-                (LedgerEntry.channel == channel) & (LedgerEntry.folder == self.folder)
-                & (LedgerEntry.uidvalidity == self.uidvalidity) & (LedgerEntry.uid == self.uid)
-            )
+            return {"channel": channel_id, "folder": self.folder,
+                    "uidvalidity": self.uidvalidity, "uid": self.uid}
         if self.kind == "pop3":
-            return (LedgerEntry.channel == channel) & (LedgerEntry.uidl == self.uidl)
+            return {"channel": channel_id, "uidl": self.uidl}
         return None
 
 
@@ -76,6 +74,13 @@ class IngestOptions:
     limits: ParseLimits = field(default_factory=ParseLimits)
     tag_format: str = ""
     own_addresses: set[str] = field(default_factory=set)
+    _senders: dict[int, Channel | None] = field(default_factory=dict, repr=False)
+
+    def sender_for(self, department: Department) -> Channel | None:
+        """The channel that sends this department's notifications (looked up once per run)."""
+        if department.id not in self._senders:
+            self._senders[department.id] = notifications.sender_channel(department)
+        return self._senders[department.id]
 
     @classmethod
     def for_run(cls, *, notify: bool = True, max_message_bytes: int | None = None) -> IngestOptions:
@@ -119,18 +124,22 @@ def ingest_raw(
     except MessageParseError as problem:
         parsed, error = None, problem.message
     with database_proxy.atomic():
-        previous = _known_delivery(channel, source, sha256)
-        if previous is not None:
-            return _seen_before(previous)
-        stored_raw = _store_raw(raw, sha256)
+        entry = _ledger_entry(channel, source, sha256)
+        if entry is not None and entry.status != PENDING:
+            return _seen_before(entry)
+        stored_raw, fresh = _store_raw(raw, sha256)
         if parsed is None:
-            return _quarantine(channel, source, stored_raw, sha256, len(raw), error or "")
-        duplicate = _duplicate_of(parsed, channel, stored_raw)
+            return _quarantine(channel, source, entry, stored_raw, sha256, len(raw), error or "")
+        duplicate = _duplicate_of(parsed, channel, stored_raw, fresh)
         if duplicate is not None:
-            _ledger(channel, source, sha256, len(raw), parsed, DUPLICATE, stored_raw, duplicate)
+            _record(channel, source, entry, sha256=sha256, size=len(raw),
+                    message_id=parsed.message_id, status=DUPLICATE, raw=stored_raw,
+                    ticket_message=duplicate)
             return IngestResult(DUPLICATE, duplicate.ticket_id, duplicate.id, duplicate.subject)
-        result, message = _store(parsed, channel, department, stored_raw, options)
-        _ledger(channel, source, sha256, len(raw), parsed, "imported", stored_raw, message)
+        result, message = _store(parsed, raw, channel, department, stored_raw, options)
+        _record(channel, source, entry, sha256=sha256, size=len(raw),
+                message_id=parsed.message_id, status="imported", raw=stored_raw,
+                ticket_message=message)
     return result
 
 
@@ -144,13 +153,13 @@ def reprocess(raw: bytes, *, entry: LedgerEntry, channel: Channel | None,
             LedgerEntry.id == entry.id).execute()
         return IngestResult(QUARANTINED, error=problem.message)
     with database_proxy.atomic():
-        stored_raw = RawMessage.get_by_id(entry.raw_id)
-        duplicate = _duplicate_of(parsed, channel, stored_raw)
+        stored_raw = RawMessage(id=entry.raw_id)
+        duplicate = _duplicate_of(parsed, channel, stored_raw, fresh=False)
         if duplicate is not None:
             result, message = IngestResult(DUPLICATE, duplicate.ticket_id, duplicate.id,
                                            duplicate.subject), duplicate
         else:
-            result, message = _store(parsed, channel, department, stored_raw, options)
+            result, message = _store(parsed, raw, channel, department, stored_raw, options)
         LedgerEntry.update(
             status="imported" if duplicate is None else DUPLICATE, error=None,
             message_id=parsed.message_id, ticket_message=message, updated_at=utcnow(),
@@ -165,39 +174,36 @@ def quarantine_oversized(
     sha256 = hashlib.sha256(headers).hexdigest()
     reason = f"message is {size} bytes, over the limit of {limit} bytes; only headers kept"
     with database_proxy.atomic():
-        previous = _known_delivery(channel, source, sha256)
-        if previous is not None:
-            return _seen_before(previous)
-        stored_raw = _store_raw(headers, sha256, headers_only=True)
+        entry = _ledger_entry(channel, source, sha256)
+        if entry is not None and entry.status != PENDING:
+            return _seen_before(entry)
+        stored_raw, _ = _store_raw(headers, sha256, headers_only=True)
         # server_done from the start: the body exists only on the server, so no after-fetch
         # action (move, delete, DELE) may ever touch this message.
-        return _quarantine(channel, source, stored_raw, sha256, size, reason, server_done=True)
+        return _quarantine(channel, source, entry, stored_raw, sha256, size, reason,
+                           server_done=True)
 
 
 # --- steps ---------------------------------------------------------------------------------
 
 
-def _known_delivery(channel: Channel | None, source: Source, sha256: str) -> LedgerEntry | None:
-    """The ledger row of an earlier, finished intake of this very delivery."""
-    condition = source.ledger_filter(channel)
-    if condition is None:  # a file: the same bytes for the same channel are the same delivery
-        condition = ((LedgerEntry.channel == channel) & (LedgerEntry.source == "file")
-                     & (LedgerEntry.sha256 == sha256))
-    return LedgerEntry.select().where(condition & (LedgerEntry.status != PENDING)).first()
+def _ledger_entry(channel: Channel | None, source: Source, sha256: str) -> LedgerEntry | None:
+    """The ledger row of this very delivery: finished before, or announced as pending."""
+    key = source.ledger_key(channel)
+    if key is None:  # a file: the same bytes for the same channel are the same delivery
+        key = {"channel": channel.id if channel else None, "source": "file", "sha256": sha256}
+    return fastsql.first(LedgerEntry, **key)
 
 
-def _write_ledger(channel: Channel | None, source: Source, **values) -> None:
-    """Record the outcome, filling in the row of a delivery announced as pending."""
-    condition = source.ledger_filter(channel)
-    pending = None
-    if condition is not None:
-        pending = LedgerEntry.get_or_none(condition & (LedgerEntry.status == PENDING))
-    if pending is not None:
+def _record(channel: Channel | None, source: Source, entry: LedgerEntry | None,
+            **values) -> None:
+    """Write the outcome to the ledger, filling in the row of a pending delivery."""
+    if entry is not None:
         values["updated_at"] = utcnow()
-        LedgerEntry.update(**values).where(LedgerEntry.id == pending.id).execute()
+        LedgerEntry.update(**values).where(LedgerEntry.id == entry.id).execute()
         return
-    LedgerEntry.create(
-        channel=channel, source=source.kind, folder=source.folder,
+    fastsql.create(
+        LedgerEntry, channel=channel, source=source.kind, folder=source.folder,
         uidvalidity=source.uidvalidity, uid=source.uid, uidl=source.uidl, **values,
     )
 
@@ -209,31 +215,34 @@ def _seen_before(entry: LedgerEntry) -> IngestResult:
     return IngestResult(DUPLICATE, message.ticket_id, message.id, message.subject)
 
 
-def _store_raw(raw: bytes, sha256: str, headers_only: bool = False) -> RawMessage:
-    existing = RawMessage.get_or_none(RawMessage.sha256 == sha256)
+def _store_raw(raw: bytes, sha256: str, headers_only: bool = False) -> tuple[RawMessage, bool]:
+    """The stored copy of these bytes (kept once however often they arrive); True if new."""
+    existing = fastsql.first(RawMessage, columns=("id",), sha256=sha256)
     if existing is not None:
-        return existing
-    return RawMessage.create(sha256=sha256, size=len(raw), data=raw, headers_only=headers_only)
+        return existing, False
+    return fastsql.create(RawMessage, sha256=sha256, size=len(raw), data=raw,
+                          headers_only=headers_only), True
 
 
-def _duplicate_of(parsed: ParsedMessage, channel: Channel | None,
-                  stored_raw: RawMessage) -> Message | None:
+def _duplicate_of(parsed: ParsedMessage, channel: Channel | None, stored_raw: RawMessage,
+                  fresh: bool) -> Message | None:
     """An earlier message with the same bytes, or the same Message-ID to the same channel."""
-    same_bytes = Message.select().where(Message.raw == stored_raw).first()
-    if same_bytes is not None:
-        return same_bytes
+    if not fresh:  # bytes seen before: the message made of them, if any
+        same_bytes = Message.select().where(Message.raw == stored_raw).first()
+        if same_bytes is not None:
+            return same_bytes
     if parsed.message_id:
-        return Message.select().where(
-            (Message.message_id == parsed.message_id) & (Message.direction == "in")
-            & (Message.channel == channel)
-        ).first()
+        return fastsql.first(Message, columns=("id", "ticket", "subject"),
+                             channel=channel.id if channel else None,
+                             message_id=parsed.message_id, direction="in")
     return None
 
 
-def _quarantine(channel: Channel | None, source: Source, stored_raw: RawMessage, sha256: str,
-                size: int, error: str, server_done: bool = False) -> IngestResult:
-    _write_ledger(channel, source, sha256=sha256, size=size, status=QUARANTINED, error=error,
-                  raw=stored_raw, server_done=server_done)
+def _quarantine(channel: Channel | None, source: Source, entry: LedgerEntry | None,
+                stored_raw: RawMessage, sha256: str, size: int, error: str,
+                server_done: bool = False) -> IngestResult:
+    _record(channel, source, entry, sha256=sha256, size=size, status=QUARANTINED, error=error,
+            raw=stored_raw, server_done=server_done)
     ErrorLogEntry.create(
         channel=channel, channel_name=channel.name if channel else "",
         operation="parse message", message=f"Message quarantined: {error}",
@@ -241,11 +250,6 @@ def _quarantine(channel: Channel | None, source: Source, stored_raw: RawMessage,
     )
     log.warning("quarantined a message: %s", error)
     return IngestResult(QUARANTINED, error=error)
-
-
-def _ledger(channel, source, sha256, size, parsed, status, stored_raw, message) -> None:
-    _write_ledger(channel, source, sha256=sha256, size=size, message_id=parsed.message_id,
-                  status=status, raw=stored_raw, ticket_message=message)
 
 
 def automatic_kind(parsed: ParsedMessage, own_addresses: set[str]) -> str | None:
@@ -262,10 +266,10 @@ def automatic_kind(parsed: ParsedMessage, own_addresses: set[str]) -> str | None
     return None
 
 
-def _store(parsed: ParsedMessage, channel: Channel | None, department: Department,
+def _store(parsed: ParsedMessage, raw: bytes, channel: Channel | None, department: Department,
            stored_raw: RawMessage, options: IngestOptions) -> tuple[IngestResult, Message]:
     kind = automatic_kind(parsed, options.own_addresses)
-    auth = sender_verification(parsed, channel, bytes(stored_raw.data))
+    auth = sender_verification(parsed, channel, raw)
     # Mail that failed sender verification, or whose From names no single address, is kept,
     # marked, and given no power: it registers nobody (not even its Cc), triggers no mail,
     # and can neither join nor reopen an existing ticket.
@@ -298,26 +302,27 @@ def _store(parsed: ParsedMessage, channel: Channel | None, department: Departmen
         ticket = match.ticket
         if ticket.status == "closed":
             notices.append(f"ticket #{ticket.id} reopened")
-        # The customer spoke: whether we were waiting for him or had closed it, it is ours again.
-        ticket.status = "open"
         message = _message(parsed, ticket, channel, user, stored_raw, kind, auth)
+        # The customer spoke: whether we were waiting for him or had closed it, it is ours again.
         _touch(ticket, customer=True)
         users.add_participants(ticket, cc_users)
         return IngestResult(FOLLOWUP, ticket.id, message.id, parsed.subject,
                             notices=tuple(notices)), message
 
-    ticket = Ticket.create(
+    ticket = fastsql.create(
+        Ticket,
         subject=parsed.subject,
         department=department,
         requester=user,
         requester_address=sender.address if sender else _raw_sender(parsed),
         channel=channel,
         carried_tag=match.refused_tag,
+        awaiting_reply=True,
+        message_count=1,
         created_at=utcnow(),
         last_activity_at=utcnow(),
     )
     message = _message(parsed, ticket, channel, user, stored_raw, kind, auth)
-    _touch(ticket, customer=True)
     users.add_participants(ticket, cc_users)
     if auth == authresults.FAIL:
         notices.append("sender verification failed: nobody registered, nothing sent")
@@ -329,7 +334,8 @@ def _store(parsed: ParsedMessage, channel: Channel | None, department: Departmen
         # a known customer gets the plain acknowledgement of his new ticket.
         name = "registration" if created else "ticket_created"
         item, why_not = notifications.queue_notification(
-            name, ticket=ticket, user=user, department=department)
+            name, ticket=ticket, user=user, department=department,
+            sender=options.sender_for(department), own=options.own_addresses)
         notices.append(f"{name} notification queued" if item else
                        f"no {name} notification: {why_not}")
     return IngestResult(NEW_TICKET, ticket.id, message.id, parsed.subject,
@@ -364,7 +370,8 @@ def _message(parsed: ParsedMessage, ticket: Ticket | None, channel: Channel | No
     def addresses(items) -> list[dict]:
         return [{"address": a.address, "name": a.name} for a in items]
 
-    message = Message.create(
+    message = fastsql.create(
+        Message,
         ticket=ticket,
         direction=direction,
         channel=channel,
@@ -389,7 +396,8 @@ def _message(parsed: ParsedMessage, ticket: Ticket | None, channel: Channel | No
         auth_status=auth,
     )
     for attachment in parsed.attachments:
-        Attachment.create(
+        fastsql.create(
+            Attachment,
             message=message,
             filename=attachment.filename,
             original_filename=attachment.original_filename,
@@ -404,11 +412,11 @@ def _message(parsed: ParsedMessage, ticket: Ticket | None, channel: Channel | No
 
 
 def _touch(ticket: Ticket, *, customer: bool) -> None:
-    ticket.message_count = Message.select().where(Message.ticket == ticket).count()
-    ticket.last_activity_at = utcnow()
+    """One more message in the ticket; from the customer, it also becomes ours to answer."""
+    values = {Ticket.message_count: Ticket.message_count + 1, Ticket.last_activity_at: utcnow()}
     if customer:
-        ticket.awaiting_reply = True
-    ticket.save()
+        values.update({Ticket.awaiting_reply: True, Ticket.status: "open"})
+    Ticket.update(values).where(Ticket.id == ticket.id).execute()
 
 
 def _raw_sender(parsed: ParsedMessage) -> str:

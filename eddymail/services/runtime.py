@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from eddymail import db, secrets
 from eddymail.config import Config, load_config
 from eddymail.errors import ConfigError
+from eddymail.safetext import for_terminal
 
 log = logging.getLogger("eddymail")
 
@@ -48,6 +49,18 @@ def start(config_path: str | os.PathLike[str] | None, verbose: int = 0) -> Runti
     return Runtime(config=config)
 
 
+class LogFormatter(secrets.ScrubbingFormatter):
+    """Log lines without secrets and with control, bidi and invisible characters spelled out.
+
+    Records quote what mail servers answered and what mail said; they end up on a terminal,
+    in cron mail and in ``tail -f`` of the log file, where an escape sequence would act.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The formatted record (traceback included), scrubbed and escaped."""
+        return for_terminal(super().format(record))
+
+
 def _setup_logging(config: Config, verbose: int) -> None:
     level = {0: config.get("logging", "level").upper(), 1: "INFO"}.get(verbose, "DEBUG")
     log.setLevel(level)
@@ -62,7 +75,5 @@ def _setup_logging(config: Config, verbose: int) -> None:
         except OSError as error:
             raise ConfigError(f"Cannot open log file {path}: {error.strerror}.") from None
     # Scrubbed: a traceback logged at -vv may quote a library call's arguments.
-    handler.setFormatter(
-        secrets.ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)

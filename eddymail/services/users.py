@@ -8,6 +8,7 @@ from datetime import datetime
 
 import peewee
 
+from eddymail import fastsql
 from eddymail.errors import NotFoundError
 from eddymail.models import Ticket, TicketParticipant, User
 
@@ -56,13 +57,13 @@ def get_or_create_user(email: str, name: str) -> tuple[User, bool]:
     """
     key = email.strip().lower()
     name = plausible_name(name, key)
-    user = User.get_or_none(User.email == key)
+    user = fastsql.first(User, email=key)
     if user is not None:
         if name and not user.name:
             user.name = name
             user.save()
         return user, False
-    return User.create(email=key, name=name), True
+    return fastsql.create(User, email=key, name=name), True
 
 
 def list_users(*, search: str | None = None, limit: int = 100) -> list[UserInfo]:

@@ -146,3 +146,65 @@ def pytest_runtest_makereport(
             text = f"(cannot read {server.log_file}: {error})"
         report.sections.append(("dovecot log", text or "(nothing logged)"))
     return report
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------
+# A private cluster for the whole session and a fresh empty database per test. Without
+# psycopg2 or the server binaries the tests are skipped on a developer's machine, but fail
+# loudly under CI (CI=true), so a CI image that lost PostgreSQL cannot go green by skipping.
+
+
+def _postgres_unavailable(reason: str) -> None:
+    """Skip, or under ``$CI`` fail, every test that needs PostgreSQL."""
+    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"CI is set, so the PostgreSQL tests must run: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A private PostgreSQL (:class:`~tests.harness.postgres.PostgresServer`) for the session.
+
+    Started from ``initdb`` in a temp dir on a free loopback port, stopped by PID at the end.
+    Set ``EDDYMAIL_KEEP_POSTGRES=1`` to keep its directory (data and log) afterwards.
+    """
+    from tests.harness import postgres
+
+    try:
+        import psycopg2  # noqa: F401  (only whether it imports matters here)
+    except ImportError:
+        _postgres_unavailable(postgres.PSYCOPG2_MISSING_MESSAGE)
+    if postgres.find_postgres_binaries() is None:
+        _postgres_unavailable(postgres.MISSING_MESSAGE)
+    # Not tmp_path_factory: pytest's base temp dir is 0700 root, and the server runs as
+    # the postgres user.
+    directory = Path(tempfile.mkdtemp(prefix="eddymail-postgres-"))
+    try:
+        server = postgres.start_postgres(directory)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()
+        if not os.environ.get("EDDYMAIL_KEEP_POSTGRES"):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> Iterator[str]:
+    """The URL of a brand-new empty database on the session's PostgreSQL (dropped after)."""
+    if not postgres_server.is_running():
+        pytest.fail(f"PostgreSQL is no longer running; its log ends:\n"
+                    f"{postgres_server.log_tail()}")
+    name = postgres_server.create_database()
+    try:
+        yield postgres_server.url(name)
+    finally:
+        # A test that failed half-way may leave eddymail's connection open in this process.
+        from eddymail.db import close_database
+
+        with contextlib.suppress(Exception):
+            close_database()
+        postgres_server.drop_database(name)

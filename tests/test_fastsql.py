@@ -1,0 +1,86 @@
+"""`eddymail.fastsql` writes and reads exactly what peewee's own create/select would."""
+
+from __future__ import annotations
+
+import pytest
+
+from eddymail import fastsql
+from eddymail.db import close_database, open_database
+from eddymail.models import (
+    Attachment,
+    Channel,
+    Department,
+    LedgerEntry,
+    Message,
+    RawMessage,
+    Ticket,
+    User,
+)
+
+
+@pytest.fixture
+def database(database_path):
+    database = open_database(f"sqlite:///{database_path}")
+    yield database
+    close_database()
+
+
+def row(database, model, row_id):
+    table = model._meta.table_name
+    values = database.execute_sql(f'SELECT * FROM "{table}" WHERE id = ?', (row_id,)).fetchone()
+    names = [column[0] for column in database.execute_sql(
+        f'SELECT * FROM "{table}" LIMIT 0').description]
+    return {name: value for name, value in zip(names, values, strict=True)
+            if name not in ("id", "created_at", "updated_at", "last_activity_at",
+                            "next_attempt_at")}
+
+
+def test_create_writes_the_same_row_as_peewee(database):
+    department = Department.create(name="Support")
+    channel = Channel.create(name="c", department=department, email="h@example.test")
+    cases = [
+        (User, {"email": "a@example.test", "name": "Анна"}),
+        (RawMessage, {"sha256": "ab", "size": 3, "data": b"\x00\xff\r\n"}),
+        (Ticket, {"subject": "Тема", "department": department, "requester_address": "a@x",
+                  "channel": channel, "carried_tag": None, "message_count": 1}),
+        (LedgerEntry, {"channel": channel, "source": "imap", "folder": "INBOX",
+                       "uidvalidity": 7, "uid": 9, "sha256": "ab", "status": "imported"}),
+    ]
+    unique = {User: "email", RawMessage: "sha256", LedgerEntry: "folder"}
+    for model, values in cases:
+        ours = fastsql.create(model, **values)
+        other = dict(values)
+        if model in unique:  # the same row again would break the unique index
+            other[unique[model]] = "other-" + values[unique[model]]
+        theirs = model.create(**other)
+        expected, got = row(database, model, theirs.id), row(database, model, ours.id)
+        if model in unique:
+            expected.pop(unique[model]), got.pop(unique[model])
+        assert got == expected, model
+        assert ours.id != theirs.id and isinstance(ours.id, int)
+    ticket = Ticket.get()
+    message = fastsql.create(Message, ticket=ticket, direction="in", to=[{"address": "x"}])
+    assert Message.get_by_id(message.id).to == [{"address": "x"}]
+    attachment = fastsql.create(Attachment, message=message, filename="a.bin", data=b"\x01")
+    assert bytes(Attachment.get_by_id(attachment.id).data) == b"\x01"
+
+
+def test_first_matches_select_first(database):
+    department = Department.create(name="Support")
+    channel = Channel.create(name="c", department=department, email="h@example.test")
+    entry = LedgerEntry.create(channel=channel, source="file", sha256="ab", status="imported")
+    LedgerEntry.create(channel=None, source="file", sha256="ab", status="duplicate")
+    found = fastsql.first(LedgerEntry, channel=channel.id, source="file", sha256="ab")
+    assert found.id == entry.id and found.status == "imported"
+    orphan = fastsql.first(LedgerEntry, channel=None, source="file", sha256="ab")
+    assert orphan.status == "duplicate"  # None means IS NULL
+    assert fastsql.first(LedgerEntry, channel=channel.id, source="file", sha256="zz") is None
+    only_id = fastsql.first(LedgerEntry, columns=("id",), channel=channel.id, source="file",
+                            sha256="ab")
+    assert only_id.id == entry.id
+    assert fastsql.first(User, email="nobody@example.test") is None
+
+
+def test_unknown_fields_are_refused(database):
+    with pytest.raises(TypeError, match="no field"):
+        fastsql.create(User, email="a@b", nickname="x")
