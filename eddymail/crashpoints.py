@@ -3,7 +3,8 @@
 With ``EDDYMAIL_CRASH_AT=N`` in the environment the process exits abruptly (``os._exit``, no
 clean-up, like ``kill -9``) at the N-th crash point it passes; the tests run a fetch with
 N = 1, 2, 3, ... each followed by a normal run, and compare the end state with an
-uninterrupted run. With ``EDDYMAIL_CRASH_LOG=FILE`` every crash point passed is appended to
+uninterrupted run. ``EDDYMAIL_CRASH_AT=NAME`` (a step name, below) exits at the first point
+of that name instead. With ``EDDYMAIL_CRASH_LOG=FILE`` every crash point passed is appended to
 FILE as ``N name``, so a test learns from one uninterrupted run how many steps there are
 and which step each N is. Without either variable a crash point costs two dictionary
 lookups.
@@ -39,7 +40,7 @@ def crash_point(name: str) -> None:
     if log:
         with open(log, "a", encoding="utf-8") as handle:
             handle.write(f"{_passed} {name}\n")
-    if target and _passed == int(target):
+    if target and (_passed == int(target) if target.isdigit() else name == target):
         sys.stderr.write(f"eddymail: simulated crash at point {_passed} ({name})\n")
         sys.stderr.flush()
         os._exit(CRASH_EXIT_CODE)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 import peewee
 from playhouse import db_url
@@ -22,6 +22,27 @@ from eddymail.errors import DatabaseError
 database_proxy = peewee.DatabaseProxy()
 
 SQLITE_SCHEMES = {"sqlite", ""}
+POSTGRESQL_SCHEMES = {"postgres", "postgresql"}
+
+# "eddw": the write lock every eddymail transaction on PostgreSQL takes when it begins.
+_POSTGRES_WRITE_LOCK_KEY = 0x6564_6477
+
+
+class _PostgresqlDatabase(peewee.PostgresqlDatabase):
+    """PostgreSQL with SQLite's write discipline: one write transaction at a time.
+
+    The services are written for SQLite, where ``BEGIN IMMEDIATE`` takes the write lock when
+    a transaction begins, so a read-then-insert (a user by address, raw bytes by SHA-256)
+    never races another process. Under PostgreSQL's READ COMMITTED both processes would
+    read "absent" and one insert would fail on the unique index (two MTA pipes delivering
+    one mail to two mailboxes, two mails from one new customer). A transaction-scoped
+    advisory lock taken at BEGIN gives every eddymail process, on every machine, the same
+    guarantee; reads outside a transaction are not held up.
+    """
+
+    def begin(self, isolation_level=None):
+        super().begin(isolation_level)
+        self.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_POSTGRES_WRITE_LOCK_KEY,))
 
 
 class _SqliteDatabase(peewee.SqliteDatabase):
@@ -78,8 +99,14 @@ def open_database(url: str, *, busy_timeout: float = 15.0, migrate: bool = True)
                     "synchronous": "normal",
                 },
             )
+        elif urlparse(url).scheme in POSTGRESQL_SCHEMES:
+            # A password with @ : / # % must be percent-encoded in a URL: decode it.
+            settings = db_url.parse(url, unquote_password=True, unquote_user=True)
+            # Waiting for the write lock gives up like SQLite's busy timeout does.
+            settings.setdefault("options", f"-c lock_timeout={int(busy_timeout * 1000)}")
+            database = _PostgresqlDatabase(**settings)
         else:
-            database = db_url.connect(url)
+            database = db_url.connect(url, unquote_password=True, unquote_user=True)
     except (ValueError, RuntimeError) as error:
         raise DatabaseError(f"Cannot use database URL {redact_url(url)}: {error}.") from None
     except OSError as error:
@@ -117,11 +144,12 @@ def database_error(error: peewee.DatabaseError, url: str = "") -> DatabaseError:
     # error that started it is the one worth telling.
     while _is_cleanup_failure(error) and isinstance(error.__context__, peewee.DatabaseError):
         error = error.__context__
+    # libpq's messages end in a newline and put hints on tab-indented lines: one line.
+    text = " ".join(str(error).split()).rstrip(".")
     if not isinstance(error, peewee.OperationalError):
-        return DatabaseError(f"Database error{where}: {error}.")
-    text = str(error)
+        return DatabaseError(f"Database error{where}: {text}.")
     lowered = text.lower()
-    if "locked" in lowered or "busy" in lowered:
+    if "locked" in lowered or "busy" in lowered or "lock timeout" in lowered:
         message = (
             f"The database{where} is locked by another eddymail process; try again in a moment."
         )
@@ -142,9 +170,17 @@ def _is_cleanup_failure(error: BaseException) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, fit for messages and logs."""
+    """The URL with any password replaced, fit for messages and logs.
+
+    Both places a password can be given are covered: ``user:password@host`` and the
+    ``?password=`` parameter that playhouse passes on to the driver.
+    """
     parsed = urlparse(url)
     if parsed.password:
         netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
-        return parsed._replace(netloc=netloc).geturl()
-    return url
+        parsed = parsed._replace(netloc=netloc)
+    if parsed.query:
+        query = [(key, "***" if key.lower() in ("password", "passwd") else value)
+                 for key, value in parse_qsl(parsed.query, keep_blank_values=True)]
+        parsed = parsed._replace(query=urlencode(query, safe="*"))
+    return parsed.geturl()

@@ -31,13 +31,6 @@ from tests.mailfactory import make_mail, poison_mail
 SEEN = "\\Seen"
 REPO = Path(__file__).resolve().parent.parent
 
-FASTSQL_IDS = (
-    "eddymail/fastsql.py _insert: database.last_insert_id(cursor, SIMPLE) wants peewee's "
-    "result rows, not a cursor, and gives None on PostgreSQL, so ingested rows point at "
-    "NULL (attachment.message_id, message.ticket_id, ledger_entry.raw_id); fix: read the "
-    "RETURNING row when database.returning_clause"
-)
-
 
 @pytest.fixture
 def on_postgresql(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -260,7 +253,6 @@ def test_the_error_log_records_and_filters(eddymail, on_postgresql, support):
 # --- mail in: ingest, threading, attachments, quarantine --------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FASTSQL_IDS)
 def test_ingest_threads_keeps_unicode_and_lists_with_filters(eddymail, on_postgresql, support,
                                                             tmp_path):
     question = make_mail("Принтер горит", message_id="<q1@customer.example>",
@@ -298,7 +290,6 @@ def test_ingest_threads_keeps_unicode_and_lists_with_filters(eddymail, on_postgr
     assert (repeat["status"], repeat["ticket_id"]) == ("duplicate", first)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FASTSQL_IDS)
 def test_ingested_rows_point_at_each_other(eddymail, on_postgresql, support, tmp_path,
                                            postgres_server):
     message = EmailMessage()
@@ -319,7 +310,6 @@ def test_ingested_rows_point_at_each_other(eddymail, on_postgresql, support, tmp
                        "data.bin")]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FASTSQL_IDS)
 def test_attachment_bytes_round_trip_exactly(eddymail, on_postgresql, support, tmp_path,
                                              postgres_server):
     # Every byte value, NULs and bare CR/LF included: what text columns or a codec would break.
@@ -348,7 +338,6 @@ def test_attachment_bytes_round_trip_exactly(eddymail, on_postgresql, support, t
     assert bytes(raw[0]) == message.as_bytes()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FASTSQL_IDS)
 def test_a_poison_message_is_quarantined_and_kept(eddymail, on_postgresql, support, tmp_path,
                                                   postgres_server):
     results = ingest(eddymail, tmp_path, make_mail("good one"), poison_mail(),
@@ -365,13 +354,6 @@ def test_a_poison_message_is_quarantined_and_kept(eddymail, on_postgresql, suppo
     assert retried["status"] == "quarantined"
 
 
-UNBOUNDED_TEXT = (
-    "eddymail/migrations: peewee's CharField is VARCHAR(255); SQLite ignores the length, "
-    "PostgreSQL enforces it, so a longer header value cannot be stored (and a fetch stops at "
-    "that message for good); fix: migration m0003 turning varchar columns into text"
-)
-
-
 def _mail_with(header: str) -> bytes:
     message = EmailMessage()
     message["From"] = ("N" * 400 + " <anna@customer.example>" if header == "display name"
@@ -386,24 +368,15 @@ def _mail_with(header: str) -> bytes:
     return message.as_bytes()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=UNBOUNDED_TEXT)
 @pytest.mark.parametrize("header", ["display name", "address", "content type"])
 def test_long_header_values_are_stored(eddymail, on_postgresql, support, tmp_path, header):
     (result,) = ingest(eddymail, tmp_path, _mail_with(header))
     assert result["status"] == "new_ticket"
 
 
-SERIALISED_WRITES = (
-    "eddymail/db.py: PostgreSQL runs READ COMMITTED without SQLite's BEGIN IMMEDIATE, so two "
-    "processes both read 'absent' and one insert fails on a unique index; fix: take a "
-    "transaction-scoped advisory lock in PostgresqlDatabase.begin()"
-)
-
-
 @pytest.fixture(params=[
     "sqlite",
-    pytest.param("postgresql", marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason=SERIALISED_WRITES)),
+    "postgresql",
 ])
 def engine_url(request, database_path) -> str:
     """The same check on both engines: SQLite shows what PostgreSQL must match."""
@@ -605,9 +578,6 @@ def test_a_missing_database_is_a_clear_error(eddymail, postgres_server, monkeypa
     assert "no_such_database" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "eddymail/db.py redact_url: a password given as ?password= (playhouse passes query "
-    "parameters to the driver) is printed as is"))
 def test_a_password_in_the_query_string_is_never_printed(eddymail, postgres_server,
                                                          monkeypatch):
     from tests.harness import free_port
@@ -618,9 +588,6 @@ def test_a_password_in_the_query_string_is_never_printed(eddymail, postgres_serv
     assert "s3cretQ" not in result.stderr + result.stdout
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "eddymail/db.py open_database: db_url.connect(url) without unquote_password=True sends "
-    "a percent-encoded password (needed for @ : / # %) to the server still encoded"))
 def test_a_percent_encoded_password_in_the_url_works(eddymail, postgres_server, postgres_url,
                                                      monkeypatch):
     password = "p@ss:w/rd#%ü"
@@ -636,9 +603,6 @@ def test_a_percent_encoded_password_in_the_url_works(eddymail, postgres_server, 
         "Support"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "eddymail/db.py database_error: libpq messages end in a newline and carry tab-indented "
-    "hints, printed as \\x0a and \\x09 escapes"))
 def test_a_connection_error_reads_as_one_sentence(eddymail, postgres_server, monkeypatch):
     from tests.harness import free_port
 
@@ -667,7 +631,6 @@ def helpdesk(eddymail, on_postgresql, dovecot, mail_user, smtp_server):
     return mail_user
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FASTSQL_IDS)
 def test_fetch_reply_and_answer_round_trip(eddymail, helpdesk, dovecot, smtp_server,
                                            postgres_server, on_postgresql):
     dovecot.deliver(helpdesk, make_mail("Old and read"), seen=True)
@@ -700,7 +663,6 @@ def test_fetch_reply_and_answer_round_trip(eddymail, helpdesk, dovecot, smtp_ser
     assert [m["direction"] for m in shown["messages"]] == ["in", "out", "in"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=UNBOUNDED_TEXT)
 def test_one_mail_with_a_long_display_name_does_not_stop_the_channel(eddymail, helpdesk,
                                                                      dovecot):
     eddymail("fetch", "--no-notify")  # first connection, empty mailbox

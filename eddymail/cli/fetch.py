@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from eddymail.cli.app import json_option, state, with_database
@@ -51,12 +53,13 @@ def fetch_command(names: tuple[str, ...], initial: str | None, no_notify: bool,
         dry_run=dry_run,
     )
     channels = fetching.channels_to_fetch(names)
+    ends = time.monotonic() + settings.deadline  # fetching and sending share one deadline
     with fetch_lock(config.database_url):
         with out.progress("Fetching") as progress:
             reports = fetching.fetch_channels(channels, settings, progress)
         # The outbox rides along: replies and notifications that could not be sent before
         # (and the notifications this run queued) go out now, each at its back-off time.
-        sent = [] if dry_run else outbox.send_due(timeout=settings.timeout)
+        sent = [] if dry_run else outbox.send_due(timeout=settings.timeout, deadline=ends)
     out.emit({"channels": reports, "outbox": sent}, lambda: _render(reports, sent, dry_run))
     failed = [report for report in reports if not report.ok]
     for report in failed:

@@ -16,16 +16,44 @@ from types import TracebackType
 from typing import Any
 
 from eddymail.errors import MailServerError, ValidationError
-from eddymail.mail.diagnose import Secret, classify, starttls_unavailable
-from eddymail.mail.endpoint import NO_HINTS, Endpoint, ProviderHints
+from eddymail.mail.diagnose import Secret, classify, deadline_reached, starttls_unavailable
+from eddymail.mail.endpoint import NO_HINTS, Endpoint, ProviderHints, Watchdog
 from eddymail.mail.tls import make_ssl_context
 
 _FAILURES = (smtplib.SMTPException, OSError, ValueError, UnicodeError)
 _SUPPORTED_AUTH = ("CRAM-MD5", "PLAIN", "LOGIN")  # what smtplib.login can do
 
 
+class _Watched:
+    """smtplib with a :class:`~eddymail.mail.endpoint.Watchdog` on its socket from the first
+    byte on, so ``endpoint.deadline`` also bounds the greeting and the TLS handshake."""
+
+    sock: Any
+
+    def __init__(self, *args: Any, watchdog: Watchdog, **kwargs: Any) -> None:
+        watchdog.watch(lambda: getattr(self, "sock", None))
+        super().__init__(*args, **kwargs)
+
+
+class _Smtp(_Watched, smtplib.SMTP):
+    pass
+
+
+class _SmtpSSL(_Watched, smtplib.SMTP_SSL):
+    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+        # smtplib.SMTP_SSL wraps the socket before it lets go of it; exposing the plain one
+        # first lets the watchdog cut a TLS handshake that never ends.
+        sock = smtplib.SMTP._get_socket(self, host, port, timeout)
+        self.sock = sock
+        return self.context.wrap_socket(sock, server_hostname=self._host)
+
+
 class SmtpClient:
-    """One SMTP session (logged in when a password is given); use it as a context manager."""
+    """One SMTP session (logged in when a password is given); use it as a context manager.
+
+    ``endpoint.deadline`` ends the session when the time is up, however slowly the server
+    keeps talking.
+    """
 
     def __init__(
         self,
@@ -40,6 +68,7 @@ class SmtpClient:
         self._secret = Secret(password)
         del password  # only the Secret wrapper stays in this frame (tracebacks with locals)
         self._smtp: smtplib.SMTP | None = None
+        self._watchdog = Watchdog(endpoint.deadline)
         self._open()
 
     # -- session -------------------------------------------------------------------------
@@ -49,21 +78,24 @@ class SmtpClient:
         context = make_ssl_context(endpoint.ca_file) if endpoint.security != "none" else None
         try:
             if endpoint.security == "ssl":
-                self._smtp = smtplib.SMTP_SSL(
+                self._smtp = _SmtpSSL(
                     endpoint.host,
                     endpoint.port,
                     local_hostname=self.local_hostname,
                     timeout=endpoint.timeout,
                     context=context,
+                    watchdog=self._watchdog,
                 )
             else:
-                self._smtp = smtplib.SMTP(
+                self._smtp = _Smtp(
                     endpoint.host,
                     endpoint.port,
                     local_hostname=self.local_hostname,
                     timeout=endpoint.timeout,
+                    watchdog=self._watchdog,
                 )
         except _FAILURES as exc:
+            self._watchdog.stop()
             raise self._error(exc, "smtp connect") from exc
         try:
             self._call("smtp ehlo", self._connection.ehlo_or_helo_if_needed)
@@ -137,10 +169,10 @@ class SmtpClient:
 
     def _shutdown(self) -> None:
         smtp, self._smtp = self._smtp, None
-        if smtp is None:
-            return
-        with contextlib.suppress(Exception):  # closing a dead socket may fail; nothing to do
-            smtp.close()
+        if smtp is not None:
+            with contextlib.suppress(Exception):  # closing a dead socket may fail; nothing to do
+                smtp.close()
+        self._watchdog.stop()
 
     def __enter__(self) -> SmtpClient:
         return self
@@ -234,6 +266,8 @@ class SmtpClient:
     def _error(
         self, exc: BaseException, operation: str, detail: str | None = None
     ) -> MailServerError:
+        if self._watchdog.expired and not isinstance(exc, MailServerError):
+            return deadline_reached("smtp", operation, self.endpoint)
         return classify(
             exc,
             protocol="smtp",

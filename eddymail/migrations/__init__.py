@@ -19,7 +19,9 @@ import peewee
 from eddymail.errors import DatabaseError
 
 # Order matters and names are forever: add new ones at the end, never rename or remove.
-MIGRATION_MODULES: tuple[str, ...] = ("m0001_initial", "m0002_listing_indexes")
+MIGRATION_MODULES: tuple[str, ...] = (
+    "m0001_initial", "m0002_listing_indexes", "m0003_postgresql_text_columns",
+)
 
 MIGRATIONS_TABLE = "schema_migration"
 _POSTGRES_LOCK_KEY = 0x6564_6479  # "eddy": one advisory lock for schema upgrades

@@ -187,7 +187,9 @@ def _failed(report: ChannelFetchReport, channel: Channel, error: EddymailError,
     if entry.answer and entry.answer not in entry.message:
         report.error += f" ({entry.answer})"
     report.hint = entry.hint or None
-    log.warning("fetch of %s failed: %s", channel.name, report.error)
+    # The command reports each failure on stderr itself; a second, logged line would
+    # double what cron mails. -v shows it.
+    log.info("fetch of %s failed: %s", channel.name, report.error)
 
 
 # --- IMAP -----------------------------------------------------------------------------------
@@ -412,6 +414,10 @@ def _apply_after_fetch(client: ImapClient, channel: Channel, uidvalidity: int,
     elif channel.after_fetch == "delete":
         client.delete(uids)
     crash_point("imap server told")
+    _mark_server_done(channel, uidvalidity, uids)
+
+
+def _mark_server_done(channel: Channel, uidvalidity: int, uids: list[int]) -> None:
     LedgerEntry.update(server_done=True, updated_at=utcnow()).where(
         (LedgerEntry.channel == channel) & (LedgerEntry.folder == channel.folder)
         & (LedgerEntry.uidvalidity == uidvalidity) & LedgerEntry.uid.in_(uids)
@@ -428,7 +434,18 @@ def _finish_server_actions(client: ImapClient, channel: Channel, uidvalidity: in
     if unfinished:
         present = client.existing_uids(unfinished)
         gone = [uid for uid in unfinished if uid not in present]
-        _apply_after_fetch(client, channel, uidvalidity, [u for u in unfinished if u in present])
+        still_there = [uid for uid in unfinished if uid in present]
+        if channel.after_fetch == "move" and "MOVE" not in client.capabilities:
+            # Without MOVE a move is COPY, then \Deleted and EXPUNGE. A message that already
+            # carries \Deleted was copied before the crash: copying it again would leave two
+            # in the target folder, so it is only expunged.
+            flags = client.fetch_flags(still_there)
+            copied = [uid for uid in still_there if "\\Deleted" in flags.get(uid, set())]
+            if copied:
+                client.delete(copied)
+                _mark_server_done(channel, uidvalidity, copied)
+            still_there = [uid for uid in still_there if uid not in copied]
+        _apply_after_fetch(client, channel, uidvalidity, still_there)
         if gone:  # moved or deleted by someone else meanwhile: nothing left to do
             LedgerEntry.update(server_done=True).where(
                 (LedgerEntry.channel == channel) & (LedgerEntry.uidvalidity == uidvalidity)

@@ -248,7 +248,7 @@ def _quarantine(channel: Channel | None, source: Source, entry: LedgerEntry | No
         operation="parse message", message=f"Message quarantined: {error}",
         hint="See eddymail mail list --quarantined; eddymail mail retry ID parses it again.",
     )
-    log.warning("quarantined a message: %s", error)
+    log.info("quarantined a message: %s", error)  # counted in the run summary
     return IngestResult(QUARANTINED, error=error)
 
 

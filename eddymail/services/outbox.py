@@ -8,8 +8,10 @@ and keeps a failed row queued with its error and a back-off.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -110,32 +112,42 @@ class SendResult:
 
 
 def send_due(*, timeout: float = 30.0, ids: list[int] | None = None,
-             include_failed: bool = False) -> list[SendResult]:
+             include_failed: bool = False, deadline: float | None = None) -> list[SendResult]:
     """Send queued rows whose time has come (or the rows ``ids``, whatever their back-off).
 
     Each row is claimed first (queued → sending) so two processes never send the same row;
     it becomes sent only once the server accepted it. A crash in between hands the row back
-    after ``STALE_CLAIM``: mail may then go out twice, but is never lost.
+    after ``STALE_CLAIM``: mail may then go out twice, but is never lost. ``deadline`` (a
+    ``time.monotonic()`` value) ends the round; a channel whose server failed is not tried
+    again in the same round, so one dead server costs one timeout, not one per row.
     """
     now = utcnow()
     OutboxItem.update(status=QUEUED).where(
         (OutboxItem.status == SENDING) & (OutboxItem.next_attempt_at < now - STALE_CLAIM)
     ).execute()
-    query = OutboxItem.select(OutboxItem.id).order_by(OutboxItem.id)
+    query = OutboxItem.select(OutboxItem.id, OutboxItem.channel).order_by(OutboxItem.id)
     if ids:
         statuses = [QUEUED, FAILED] if include_failed else [QUEUED]
         query = query.where(OutboxItem.id.in_(ids) & OutboxItem.status.in_(statuses))
     else:
         query = query.where((OutboxItem.status == QUEUED) & (OutboxItem.next_attempt_at <= now))
     results = []
-    for (item_id,) in query.tuples():
-        result = send_one(item_id, timeout=timeout)
+    unreachable: set[int | None] = set()
+    for item_id, channel_id in query.tuples():
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        if channel_id in unreachable:
+            continue
+        result = send_one(item_id, timeout=timeout, deadline=deadline)
         if result is not None:
             results.append(result)
+            if not result.sent:
+                unreachable.add(channel_id)
     return results
 
 
-def send_one(item_id: int, *, timeout: float = 30.0) -> SendResult | None:
+def send_one(item_id: int, *, timeout: float = 30.0,
+             deadline: float | None = None) -> SendResult | None:
     """Claim and send one row; None when another process claimed it first."""
     claimed = OutboxItem.update(status=SENDING, next_attempt_at=utcnow()).where(
         (OutboxItem.id == item_id) & OutboxItem.status.in_([QUEUED, FAILED])
@@ -153,7 +165,8 @@ def send_one(item_id: int, *, timeout: float = 30.0) -> SendResult | None:
             )
         password = secrets.get_password(secrets.PasswordSource(channel.name,
                                                                channel.password_command))
-        with SmtpClient(smtp_endpoint(channel, timeout), password,
+        endpoint = dataclasses.replace(smtp_endpoint(channel, timeout), deadline=deadline)
+        with SmtpClient(endpoint, password,
                         provider_hints_of(channel)) as client:
             answer = client.send(item.mail_from, list(item.recipients), bytes(item.raw))
     except EddymailError as error:

@@ -12,13 +12,11 @@ to be subclassed: a test overrides one method to misbehave at exactly one step.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import re
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -233,7 +231,8 @@ class ImapServer:
     """A scripted IMAP4rev1 server with one folder (INBOX); override ``do_*`` to misbehave.
 
     ``messages`` get UIDs 1, 2, ... ``starttls``: a context to offer STARTTLS with.
-    ``flags`` and ``messages`` change as a real server's would (STORE, EXPUNGE, MOVE).
+    ``flags`` and ``messages`` change as a real server's would (STORE, EXPUNGE, MOVE, COPY);
+    ``folders`` holds what was moved or copied elsewhere, by folder name.
     """
 
     capabilities = "IMAP4rev1 AUTH=PLAIN UIDPLUS MOVE"
@@ -245,7 +244,8 @@ class ImapServer:
         self.flags: dict[int, set[str]] = {uid: set() for uid in self.messages}
         self.uidvalidity = uidvalidity
         self.starttls = starttls
-        self.moved: dict[int, bytes] = {}
+        self.folders: dict[str, list[bytes]] = {}
+        self.highest_uid = len(self.messages)
         self.lock = threading.Lock()
 
     def __call__(self, connection: Connection) -> None:
@@ -307,7 +307,7 @@ class ImapServer:
     @property
     def uidnext(self) -> int:
         """The next UID the folder would give."""
-        return max([*self.messages, *self.moved, 0]) + 1
+        return self.highest_uid + 1
 
     def do_SELECT(self, connection: Connection, tag: bytes, arguments: bytes) -> None:
         connection.send(
@@ -407,10 +407,16 @@ class ImapServer:
         connection.send(tag + b" OK done\r\n")
 
     def uid_MOVE(self, connection: Connection, tag: bytes, arguments: str) -> None:
-        uid_set, _, _folder = arguments.partition(" ")
+        uid_set, _, folder = arguments.partition(" ")
         for uid in sorted(_uid_set(uid_set, max(self.messages, default=0)) & set(self.messages)):
-            self.moved[uid] = self.messages.pop(uid)
+            self.folders.setdefault(folder.strip('"'), []).append(self.messages.pop(uid))
             self.flags.pop(uid)
+        connection.send(tag + b" OK done\r\n")
+
+    def uid_COPY(self, connection: Connection, tag: bytes, arguments: str) -> None:
+        uid_set, _, folder = arguments.partition(" ")
+        for uid in sorted(_uid_set(uid_set, max(self.messages, default=0)) & set(self.messages)):
+            self.folders.setdefault(folder.strip('"'), []).append(self.messages[uid])
         connection.send(tag + b" OK done\r\n")
 
     def _expunge(self, uids: set[int]) -> None:
@@ -552,20 +558,3 @@ class SmtpServer:
                 return
             else:
                 connection.send(b"250 ok\r\n")
-
-
-def plain_credentials(line: bytes) -> bytes:
-    """The decoded SASL PLAIN string of an AUTHENTICATE continuation line (for asserts)."""
-    with contextlib.suppress(ValueError):
-        return base64.b64decode(line.strip())
-    return b""
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``condition`` for up to ``timeout`` seconds; return whether it held."""
-    ends = time.monotonic() + timeout
-    while time.monotonic() < ends:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from eddymail.crashpoints import CRASH_ENV, CRASH_EXIT_CODE, CRASH_LOG_ENV
+from tests.adversarial.scripted_servers import ImapServer, ScriptedServer
 from tests.faults import CliRun, append_messages, run_cli
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.mailfactory import make_mail
@@ -252,3 +253,32 @@ def test_crash_at_every_step_then_a_normal_run_ends_as_if_nothing_happened(
             letters = letters_from(smtp_server, trial.user.address)
             # Each notification delivered exactly once: not lost, not twice.
             assert sorted(letters.values()) == [1] * scenario.messages, (k, step, letters)
+
+
+class ImapWithoutMove(ImapServer):
+    """A server without the MOVE extension: a move is COPY, \\Deleted, EXPUNGE."""
+
+    capabilities = "IMAP4rev1 AUTH=PLAIN UIDPLUS"
+
+
+def test_move_without_the_move_extension_never_leaves_two_copies(support, database_path):
+    """Killed after COPY and \\Deleted but before EXPUNGE, the next run finishes the move by
+    expunging; copying the message a second time would leave it twice in the target folder."""
+    mail = make_mail("moved once", message_id="<moved-once@customer.example>")
+    handler = ImapWithoutMove([mail])
+    with ScriptedServer(handler) as server:
+        support("support", "--email", "help@example.test", "--login", "agent",
+                "--protocol", "imap", "--host", server.host, "--port", str(server.port),
+                "--security", "none", "--initial", "all", "--after-fetch", "move",
+                "--move-to", "Processed", "--password-command", "echo scripted-secret",
+                password=None)
+        crashed = run_cli("-q", "fetch", env={CRASH_ENV: "imap deleted flag set"})
+        assert crashed.returncode == CRASH_EXIT_CODE, crashed.describe()
+        assert handler.folders == {"Processed": [mail]}
+        assert handler.flags == {1: {"\\Deleted"}}  # copied, flagged, not yet expunged
+        recovered = run_cli("-q", "fetch")
+        assert recovered.returncode == 0, recovered.describe()
+    assert handler.folders == {"Processed": [mail]}, "the message was copied twice"
+    assert handler.messages == {}
+    assert query(database_path, "SELECT status, server_done FROM ledger_entry") == [
+        ("imported", 1)]

@@ -25,6 +25,9 @@ from typing import Any
 import filelock
 import pytest
 
+from eddymail.errors import MailServerError
+from eddymail.mail.endpoint import Endpoint
+from eddymail.mail.smtp import SmtpClient
 from eddymail.services.locking import lock_path
 from tests.adversarial.scripted_servers import (
     Connection,
@@ -315,6 +318,7 @@ def test_a_gigabyte_answer_is_refused_before_it_is_read(support, tmp_path, proto
         run = run_child("-c", str(config), "--json", "fetch", address_space=2048 * MEBIBYTE)
     assert run.returncode == EXIT_CHANNEL_FAILED, run.describe()
     assert run.max_rss_bytes < 300 * MEBIBYTE, run.describe()
+    assert run.seconds < 10, run.describe()  # refused at once, not after reading a gigabyte
     (report,) = json.loads(run.stdout)["channels"]
     assert "over the limit" in report["error"] and "bytes" in report["error"], report
     assert "Traceback" not in run.stderr and "MemoryError" not in run.stderr
@@ -473,3 +477,28 @@ def test_the_memory_measure_sees_a_child_that_allocates():
     run = run_measured([sys.executable, "-c", script])
     assert run.returncode == 0, run.describe()
     assert run.max_rss_bytes >= 400 * MEBIBYTE, run.describe()
+
+
+def endless_smtp_greeting(connection: Connection) -> None:
+    """A greeting of continuation lines ("220-..."), one every 50 ms, that does not end (for
+    8 s, then silence: so a client without a deadline fails this test in bounded time)."""
+    for number in range(160):
+        connection.send(b"220-still greeting you %d\r\n" % number)
+        time.sleep(0.05)
+    connection.wait_for_hangup()
+
+
+def test_an_smtp_session_ends_at_its_deadline_however_the_server_talks():
+    """The same watchdog guards SMTP: a greeting that never ends is cut at the endpoint's
+    deadline with an error that says so (the outbox has yet to pass its deadline in; see
+    the hardening report)."""
+    with ScriptedServer(endless_smtp_greeting) as server:
+        endpoint = Endpoint(server.host, server.port, "none", "agent", timeout=1,
+                            deadline=time.monotonic() + 1.5)
+        started = time.monotonic()
+        with pytest.raises(MailServerError) as caught:
+            SmtpClient(endpoint, "never-sent")
+        elapsed = time.monotonic() - started
+    assert elapsed < 4, f"the session outlived its deadline by {elapsed - 1.5:.1f}s"
+    assert "deadline" in caught.value.message and caught.value.answer == "deadline reached"
+    assert b"never-sent" not in server.transcript

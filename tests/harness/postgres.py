@@ -21,7 +21,7 @@ import contextlib
 import itertools
 import os
 import pwd
-import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -111,7 +111,7 @@ class PostgresServer:
         ("fast") disconnects them, so a test that leaked a connection cannot hang teardown.
         """
         if self._process.poll() is None:
-            self._process.send_signal(2)  # SIGINT: fast shutdown
+            self._process.send_signal(signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout=15)
         terminate_process_group(self._process)
@@ -347,7 +347,3 @@ def _check_searchable(directory: Path, account: pwd.struct_passwd) -> None:
                 f"use {directory}; use a directory under /tmp (tempfile.mkdtemp())"
             )
 
-
-def remove_directory(directory: Path) -> None:
-    """Remove a cluster directory after :meth:`PostgresServer.stop` (errors ignored)."""
-    shutil.rmtree(directory, ignore_errors=True)
