@@ -19,7 +19,16 @@ from playhouse import db_url
 
 from eddymail.errors import DatabaseError
 
-database_proxy = peewee.DatabaseProxy()
+
+class _DatabaseProxy(peewee.DatabaseProxy):
+    """peewee's proxy, but nested ``atomic()`` blocks get the engine's own savepoints."""
+
+    def savepoint(self) -> peewee._savepoint:
+        # peewee's proxy builds a plain savepoint itself; the SQLite one below must be used.
+        return self.obj.savepoint()
+
+
+database_proxy = _DatabaseProxy()
 
 SQLITE_SCHEMES = {"sqlite", ""}
 POSTGRESQL_SCHEMES = {"postgres", "postgresql"}
@@ -58,6 +67,20 @@ class _SqliteDatabase(peewee.SqliteDatabase):
         if not self.is_closed() and not self.connection().in_transaction:
             return
         super().rollback()
+
+    def savepoint(self) -> peewee._savepoint:
+        """A savepoint whose rollback, too, keeps quiet when SQLite already rolled back."""
+        return _SqliteSavepoint(self)
+
+
+class _SqliteSavepoint(peewee._savepoint):
+    """After "database or disk is full" inside a savepoint (a message of a fetch batch) the
+    whole transaction is gone, savepoint included; ROLLBACK TO it would raise "no such
+    savepoint" and hide the real error."""
+
+    def rollback(self, begin: bool = True) -> None:
+        if self.db.connection().in_transaction:
+            super().rollback(begin)
 
 
 def sqlite_path(url: str) -> Path | None:

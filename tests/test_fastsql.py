@@ -81,6 +81,20 @@ def test_first_matches_select_first(database):
     assert fastsql.first(User, email="nobody@example.test") is None
 
 
+def test_update_writes_what_peewee_update_writes(database):
+    department = Department.create(name="Support")
+    channel = Channel.create(name="c", department=department, email="h@example.test")
+    ours = LedgerEntry.create(channel=channel, source="pop3", uidl="a", sha256="", status="p")
+    theirs = LedgerEntry.create(channel=channel, source="pop3", uidl="b", sha256="", status="p")
+    values = {"status": "imported", "error": None, "size": 42, "sha256": "ff",
+              "server_done": True, "message_id": "x@y"}
+    fastsql.update(LedgerEntry, ours.id, **values)
+    LedgerEntry.update(**values).where(LedgerEntry.id == theirs.id).execute()
+    expected, got = row(database, LedgerEntry, theirs.id), row(database, LedgerEntry, ours.id)
+    expected.pop("uidl"), got.pop("uidl")
+    assert got == expected and got["status"] == "imported" and got["size"] == 42
+
+
 def test_unknown_fields_are_refused(database):
     with pytest.raises(TypeError, match="no field"):
         fastsql.create(User, email="a@b", nickname="x")

@@ -232,8 +232,8 @@ def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(
     assert len(kills) >= 2, f"too few kills to prove anything: {kills}"
     assert any(kill.after > kill.before for kill in kills), (
         f"no kill landed in the middle of the import: {kills}")
-    assert any(kill.untold for kill in kills), (
-        f"no kill landed between a commit and the \\Seen that follows it: {kills}")
+    # Whether a random kill also lands in the short gap between a batch's commit and \Seen
+    # flag is luck; tests/adversarial/test_crashes.py stops at that very step every time.
 
     assert_each_taken_once(database_path, [message_id for message_id, _ in mails])
     assert query(database_path, "SELECT COUNT(*) FROM ledger_entry WHERE NOT server_done") == [

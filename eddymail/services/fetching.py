@@ -264,9 +264,11 @@ def _connect_imap(channel: Channel, uidvalidity: int, baseline: int,
     with database_proxy.atomic():
         cursor = ChannelCursor.create(channel=channel, folder=channel.folder,
                                       uidvalidity=uidvalidity, baseline_uid=baseline)
-        for uid in initial:
-            LedgerEntry.create(channel=channel, source="imap", folder=channel.folder,
-                               uidvalidity=uidvalidity, uid=uid, sha256="", status=PENDING)
+        LedgerEntry.insert_many(
+            [{"channel": channel, "source": "imap", "folder": channel.folder,
+              "uidvalidity": uidvalidity, "uid": uid, "sha256": "", "status": PENDING}
+             for uid in initial]
+        ).execute() if initial else None
         if channel.connected_at is None:
             Channel.update(connected_at=utcnow()).where(Channel.id == channel.id).execute()
     return cursor
@@ -348,19 +350,25 @@ def _take_imap(client: ImapClient, channel: Channel, department: Department, tod
         deadline.check()
         batch = wanted[start:start + settings.batch_size]
         taken: list[int] = []
-        for uid, raw in client.fetch_messages(batch, batch_size=settings.batch_size):
-            crash_point("imap downloaded")
-            result = ingestion.ingest_raw(
-                raw, channel=channel, department=department,
-                source=Source("imap", channel.folder, uidvalidity, uid),
-                options=initial_options if uid in pending else options,
-            )
-            crash_point("imap committed")
+        counted: list[ingestion.IngestResult] = []
+        # One commit per batch (each message is a savepoint inside it): a commit is the
+        # dearest statement of all, and the server still hears nothing before it.
+        with database_proxy.atomic():
+            for uid, raw in client.fetch_messages(batch, batch_size=settings.batch_size):
+                crash_point("imap downloaded")
+                counted.append(ingestion.ingest_raw(
+                    raw, channel=channel, department=department,
+                    source=Source("imap", channel.folder, uidvalidity, uid),
+                    options=initial_options if uid in pending else options,
+                ))
+                crash_point("imap stored")
+                taken.append(uid)
+                done += 1
+                if progress:
+                    progress(channel.name, done, total)
+        crash_point("imap committed")
+        for result in counted:
             report.count(result)
-            taken.append(uid)
-            done += 1
-            if progress:
-                progress(channel.name, done, total)
         left_out.update(uid for uid in batch if uid not in taken)
         _apply_after_fetch(client, channel, uidvalidity, taken)
         crash_point("imap flagged")

@@ -199,8 +199,7 @@ def _record(channel: Channel | None, source: Source, entry: LedgerEntry | None,
             **values) -> None:
     """Write the outcome to the ledger, filling in the row of a pending delivery."""
     if entry is not None:
-        values["updated_at"] = utcnow()
-        LedgerEntry.update(**values).where(LedgerEntry.id == entry.id).execute()
+        fastsql.update(LedgerEntry, entry.id, updated_at=utcnow(), **values)
         return
     fastsql.create(
         LedgerEntry, channel=channel, source=source.kind, folder=source.folder,

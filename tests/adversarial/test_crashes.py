@@ -45,8 +45,8 @@ class Scenario:
         if self.protocol == "pop3":
             return {"pop3 connected", "pop3 downloaded", "pop3 committed", "pop3 dele sent",
                     "pop3 quit"}
-        points = {"imap connected", "imap downloaded", "imap committed", "imap server told",
-                  "imap flagged"}
+        points = {"imap connected", "imap downloaded", "imap stored", "imap committed",
+                  "imap server told", "imap flagged"}
         if self.after_fetch == "delete":
             points.add("imap deleted flag set")
         if self.notify:
