@@ -9,6 +9,7 @@ its bytes and the run goes on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
@@ -123,7 +124,7 @@ def ingest_raw(
         error = None
     except MessageParseError as problem:
         parsed, error = None, problem.message
-    with database_proxy.atomic():
+    with _transaction():
         entry = _ledger_entry(channel, source, sha256)
         if entry is not None and entry.status != PENDING:
             return _seen_before(entry)
@@ -185,6 +186,17 @@ def quarantine_oversized(
 
 
 # --- steps ---------------------------------------------------------------------------------
+
+
+def _transaction() -> contextlib.AbstractContextManager:
+    """One transaction for the message: its own, or the one a fetch opened for its batch.
+
+    Not a savepoint inside the batch's transaction: a database error aborts the whole batch
+    anyway, so a savepoint per message would only cost two statements each.
+    """
+    if database_proxy.in_transaction():
+        return contextlib.nullcontext()
+    return database_proxy.atomic()
 
 
 def _ledger_entry(channel: Channel | None, source: Source, sha256: str) -> LedgerEntry | None:
