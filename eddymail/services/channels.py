@@ -16,15 +16,8 @@ from eddymail.db import database_proxy
 from eddymail.errors import ConflictError, NotFoundError, ValidationError
 from eddymail.models import Channel, ChannelCursor, Department, LedgerEntry, utcnow
 from eddymail.services import naming, settings
-from eddymail.services.channel_settings import (
-    INITIAL_ALL,
-    ChannelDraft,
-    format_initial,
-    parse_initial,
-)
+from eddymail.services.channel_settings import ChannelDraft, format_initial
 from eddymail.services.departments import find_department
-
-__all__ = ["INITIAL_ALL", "parse_initial"]  # still imported from here by fetching
 
 
 @dataclass(frozen=True)
