@@ -39,7 +39,8 @@ _UIDS_PER_COMMAND = 500
 #: The largest literal (``{N}``) a session accepts unless told otherwise: imaplib would
 #: allocate N bytes up front, whatever N a server announces.
 DEFAULT_MAX_LITERAL = 256 * 1024 * 1024
-# A literal announcement at the end of a response line: "* 1 FETCH (BODY[] {5000000000}".
+# A literal announcement at the end of a response line, e.g. a FETCH answer that ends in
+# "{5000000000}".
 # Also the binary (~{N}) form; more than 18 digits cannot be a size anyone accepts.
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
 
@@ -683,7 +684,8 @@ def _bodies(
     """Pick ``(uid, body)`` out of imaplib's FETCH data.
 
     imaplib gives ``(header, literal)`` tuples followed by the rest of the line as bytes; the
-    UID may sit before the literal (``1 (UID 5 BODY[] {42}``) or after it (``UID 5)``).
+    UID may sit before the literal (``1 (UID 5 BODY[...] {42}``, the section being empty) or
+    after it (``UID 5)``).
     """
     pending: tuple[int | None, bytes] | None = None
     done: set[int] = set()
