@@ -55,20 +55,20 @@ def over_daily_caps(recipient: str) -> str | None:
 
 def queue_notification(
     name: str, *, ticket: Ticket, user: User, department: Department,
-    sender: Channel | object | None = ..., own: set[str] | None = None,
+    sender: Channel | None, own: set[str],
 ) -> tuple[OutboxItem | None, str | None]:
     """Render and queue notification ``name`` for ``user``; (row, None) or (None, why not).
 
-    ``sender`` and ``own`` (the channel that sends, our own addresses) may be given by a
-    caller that already looked them up for a whole run.
+    ``sender`` (``sender_channel(department)``) and ``own`` (``own_addresses()``) are looked
+    up once per run by the caller, not once per message.
     """
-    channel = sender_channel(department) if sender is ... else sender
+    channel = sender
     if channel is None:
         return None, (
             "no channel can send notifications: set one with eddymail settings set "
             "system-channel NAME, or give the department an outgoing channel"
         )
-    if user.email.lower() in (own_addresses() if own is None else own):
+    if user.email.lower() in own:
         return None, "the recipient is one of our own channels"
     reason = over_daily_caps(user.email)
     if reason:
