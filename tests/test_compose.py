@@ -817,3 +817,7 @@ def test_longest_header_name_still_round_trips(value: str) -> None:
     raw = build(make_mail(extra_headers={name: value}))
     assert_wire_format(raw)
     assert parse(raw)[name] == sanitize_header_value(value)
+
+
+def test_bidi_overrides_are_dropped_from_header_values():
+    assert sanitize_header_value("Re: \u202eevil\u202c text\u2066x\u2069") == "Re: evil textx"

@@ -138,10 +138,11 @@ def sanitize_header_value(value: str) -> str:
     """Make text safe for one header line: no CR, LF, NUL or other control characters.
 
     Controls and Unicode line/paragraph separators become spaces, runs of spaces collapse to
-    one, the ends are trimmed, lone surrogates become U+FFFD. Other characters (non-breaking
-    spaces, Cyrillic, emoji) are kept.
+    one, the ends are trimmed, lone surrogates become U+FFFD, and bidi embeddings, overrides
+    and isolates are dropped (a customer's U+202E must not reverse our "Re:" subject in the
+    next reader's inbox). Other characters (non-breaking spaces, Cyrillic, emoji) are kept.
     """
-    cleaned = "".join(_clean_character(character) for character in value)
+    cleaned = "".join(_clean_character(character) for character in _BIDI_CONTROLS.sub("", value))
     return " ".join(part for part in cleaned.split(" ") if part)
 
 
@@ -260,7 +261,7 @@ def _validated_extra_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def _safe_filename(filename: str) -> str:
-    cleaned = _BIDI_CONTROLS.sub("", sanitize_header_value(filename))
+    cleaned = sanitize_header_value(filename)  # also without bidi controls
     # The name may come from someone else's mail; a path in it means nothing to the receiver.
     cleaned = cleaned.replace("\\", "/").rsplit("/", 1)[-1].strip()
     if cleaned in ("", ".", ".."):
