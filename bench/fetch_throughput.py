@@ -2,7 +2,7 @@
 
 Run from the repository root (Dovecot must be installed; it needs root, like the tests)::
 
-    /work/venv/bin/python bench/fetch_throughput.py [--messages N] [--profile]
+    .venv/bin/python bench/fetch_throughput.py [--messages N] [--profile]
 
 It starts a private Dovecot (``tests.harness``), seeds N messages into one user's Maildir
 (5 KB of text each, every tenth with a 200 KB attachment) and prints:

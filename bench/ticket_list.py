@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    /work/venv/bin/python bench/ticket_list.py [--tickets N] [--runs N] [--profile] [--keep DIR]
+    .venv/bin/python bench/ticket_list.py [--tickets N] [--runs N] [--profile] [--keep DIR]
 
 It creates a fresh SQLite database in a temporary directory with ``eddymail.db.open_database``
 (so the real migrations make the schema), fills it with 100,000 tickets and 300,000 messages
