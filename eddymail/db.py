@@ -199,6 +199,9 @@ def redact_url(url: str) -> str:
     ``?password=`` parameter that playhouse passes on to the driver.
     """
     parsed = urlparse(url)
+    if not parsed.password and not parsed.query:
+        # Returned as given: geturl() would turn sqlite:////abs/path into sqlite://abs/path.
+        return url
     if parsed.password:
         netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
         parsed = parsed._replace(netloc=netloc)

@@ -38,6 +38,7 @@ def test_sqlite_is_set_up_for_cron_and_people_at_once(database_path):
 def test_init_creates_then_reports_up_to_date(eddymail, database_path):
     first = eddymail.json("init")["init"]
     assert first["applied"] == [m.name for m in migrations.all_migrations()]
+    assert first["database"] == f"sqlite:///{database_path}"  # shown as configured
     assert database_path.exists()
     again = eddymail.json("init")["init"]
     assert again["applied"] == [] and again["schema"] == first["applied"]
