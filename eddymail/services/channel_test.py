@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets as token_source
 from dataclasses import dataclass
 
-from eddymail import secrets, templates
+from eddymail import secrets
 from eddymail.db import database_proxy
 from eddymail.errors import EddymailError, KeyringUnavailableError, MailServerError, SecretError
 from eddymail.mail.compose import OutgoingMail
@@ -26,7 +26,7 @@ from eddymail.mail.imap import ImapClient
 from eddymail.mail.pop3 import Pop3Client
 from eddymail.mail.smtp import SmtpClient
 from eddymail.models import Channel, Department, OutboxItem
-from eddymail.services import errorlog, notifications, settings
+from eddymail.services import errorlog, notifications
 from eddymail.services.channels import find_channel, password_source
 from eddymail.services.endpoints import incoming_endpoint, provider_hints_of, smtp_endpoint
 from eddymail.services.outbox import FAILED, queue_mail, send_one
@@ -179,26 +179,12 @@ def _outgoing(
 def _test_letter(channel: Channel, token: str) -> OutgoingMail:
     """The ``test_letter`` template, rendered for this channel."""
     department = Department.get_by_id(channel.department_id)
-    language = settings.get_value(settings.LANGUAGE)
-    source = notifications.template_source("test_letter", language) or (
-        templates.default_source("test_letter", language))
-    helpdesk = settings.get_value(settings.HELPDESK_NAME) or department.name
-    rendered = templates.render("test_letter", source, {
+    rendered = notifications.render_for_department("test_letter", department, {
         "token": token,
         "channel": {"name": channel.name, "email": channel.email},
-        "department": {"name": department.name},
-        "helpdesk": {"name": helpdesk},
-    })
-    return OutgoingMail(
-        from_address=channel.email,
-        from_name=channel.display_name or helpdesk,
-        to=[channel.email],
-        cc=[],
-        subject=rendered.subject,
-        body_text=rendered.body,
-        automatic=True,
-        extra_headers={"X-Eddymail-Test": token},
-    )
+    }, even_if_off=True)
+    return notifications.automatic_mail(channel, department, rendered, to=channel.email,
+                                        extra_headers={"X-Eddymail-Test": token})
 
 
 def _failed(

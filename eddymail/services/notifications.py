@@ -73,30 +73,57 @@ def queue_notification(
     reason = over_daily_caps(user.email)
     if reason:
         return None, reason
+    rendered = render_for_department(name, department, {
+        "user": {"name": user.name, "email": user.email},
+        "ticket": {"id": ticket.id, "subject": ticket.subject},
+    })
+    if rendered is None:
+        return None, f"the {name} template is switched off"
+    mail = automatic_mail(channel, department, rendered, to=user.email,
+                          extra_headers={"X-Eddymail-Ticket": str(ticket.id)})
+    item = queue_mail(kind="notification", channel=channel, mail=mail, ticket=ticket,
+                      template=name)
+    return item, None
+
+
+def helpdesk_name(department: Department) -> str:
+    """The name customers know us by: the ``helpdesk-name`` setting, else the department's."""
+    return settings.get_value(settings.HELPDESK_NAME) or department.name
+
+
+def render_for_department(name: str, department: Department, context: dict, *,
+                          even_if_off: bool = False) -> templates.RenderedTemplate | None:
+    """Template ``name`` in the team's language, with ``department`` and ``helpdesk`` filled in.
+
+    None when staff switched it off, unless ``even_if_off`` (the reply frame and the test
+    letter are not notifications one may silence: then the shipped text is used).
+    """
     language = settings.get_value(settings.LANGUAGE)
     source = template_source(name, language)
     if source is None:
-        return None, f"the {name} template is switched off"
-    helpdesk = settings.get_value(settings.HELPDESK_NAME) or department.name
-    rendered = templates.render(name, source, {
-        "user": {"name": user.name, "email": user.email},
-        "ticket": {"id": ticket.id, "subject": ticket.subject},
+        if not even_if_off:
+            return None
+        source = templates.default_source(name, language)
+    return templates.render(name, source, {
+        **context,
         "department": {"name": department.name},
-        "helpdesk": {"name": helpdesk},
+        "helpdesk": {"name": helpdesk_name(department)},
     })
-    mail = OutgoingMail(
+
+
+def automatic_mail(channel: Channel, department: Department, rendered: templates.RenderedTemplate,
+                   *, to: str, extra_headers: dict[str, str]) -> OutgoingMail:
+    """A rendered template as mail that no person wrote (RFC 3834 headers come with it)."""
+    return OutgoingMail(
         from_address=channel.email,
-        from_name=channel.display_name or helpdesk,
-        to=[user.email],
+        from_name=channel.display_name or helpdesk_name(department),
+        to=[to],
         cc=[],
         subject=rendered.subject,
         body_text=rendered.body,
         automatic=True,
-        extra_headers={"X-Eddymail-Ticket": str(ticket.id)},
+        extra_headers=extra_headers,
     )
-    item = queue_mail(kind="notification", channel=channel, mail=mail, ticket=ticket,
-                      template=name)
-    return item, None
 
 
 def own_addresses() -> set[str]:

@@ -21,7 +21,7 @@ from eddymail import templates
 from eddymail.db import database_proxy
 from eddymail.errors import ConflictError, UsageError, ValidationError
 from eddymail.models import Channel, Department, Template, Ticket, utcnow
-from eddymail.services import settings
+from eddymail.services import notifications, settings
 from eddymail.services.tickets import find_ticket
 
 # Templates that must always be available: why, and what to do instead.
@@ -324,7 +324,7 @@ def _detail(name: str, language: str, row: Template | None) -> TemplateDetail:
 def _ticket_context(name: str, language: str, ticket: Ticket, agent_name: str) -> dict:
     department: Department = ticket.department
     requester = ticket.requester if ticket.requester_id else None
-    helpdesk = settings.get_value(settings.HELPDESK_NAME) or department.name
+    helpdesk = notifications.helpdesk_name(department)
     context: dict[str, object] = {
         "user": {
             "name": requester.name if requester else "",

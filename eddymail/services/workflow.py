@@ -201,20 +201,13 @@ def _sender_name(agent: str, department: Department) -> str:
 def _framed(text: str, ticket: Ticket, department: Department,
             agent: str) -> templates.RenderedTemplate:
     """The agent's text inside the ``reply`` template (greeting, signature)."""
-    language = settings.get_value(settings.LANGUAGE)
-    source = notifications.template_source("reply", language) or templates.default_source(
-        "reply", language)
     requester = ticket.requester if ticket.requester_id else None
-    helpdesk = settings.get_value(settings.HELPDESK_NAME) or department.name
-    rendered = templates.render("reply", source, {
+    return notifications.render_for_department("reply", department, {
         "user": {"name": requester.name if requester else "", "email": ticket.requester_address},
         "ticket": {"id": ticket.id, "subject": ticket.subject},
-        "department": {"name": department.name},
-        "helpdesk": {"name": helpdesk},
         "agent": {"name": agent},
         "reply": {"body": text.strip()},
-    })
-    return rendered
+    }, even_if_off=True)
 
 
 def _attachment(path: Path) -> OutgoingAttachment:
