@@ -22,6 +22,7 @@ from eddymail.mail.headervalues import (
     raw_header,
     replace_unstorable,
 )
+from eddymail.mail.mimesplit import split_message
 from eddymail.mail.parselimits import Deadline
 
 _FEED_CHUNK = 256 * 1024
@@ -42,11 +43,17 @@ class PartInfo:
 
 
 def parse_bytes(raw: bytes, deadline: Deadline) -> Message:
-    """Run the compat32 parser over ``raw`` in chunks, checking the time budget between them.
+    """The compat32 ``Message`` tree of ``raw``.
 
-    compat32 keeps header values as received, so decoding them (``headervalues``) cannot
-    fail inside the parser, and it accepts any garbage without raising.
+    Regular mail is cut up by ``split_message`` at C speed; anything it declines goes
+    through the feed parser in chunks, with the time budget checked between them. compat32
+    keeps header values as received, so decoding them (``headervalues``) cannot fail inside
+    the parser, and it accepts any garbage without raising.
     """
+    message = split_message(raw)
+    if message is not None:
+        return message
+    deadline.check("reading the MIME structure")
     parser = BytesFeedParser(policy=email_policy.compat32)
     for start in range(0, len(raw), _FEED_CHUNK):
         parser.feed(raw[start : start + _FEED_CHUNK])

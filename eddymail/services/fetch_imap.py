@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from eddymail.crashpoints import crash_point
 from eddymail.db import database_proxy
 from eddymail.errors import MailServerError
 from eddymail.mail.imap import ImapClient
 from eddymail.models import Channel, ChannelCursor, Department, LedgerEntry, utcnow
 from eddymail.services import errorlog, ingestion
+from eddymail.services.ahead import Ahead
 from eddymail.services.channel_settings import INITIAL_ALL
 from eddymail.services.endpoints import provider_hints_of
 from eddymail.services.fetchstate import (
@@ -20,6 +23,9 @@ from eddymail.services.fetchstate import (
     response_limit,
 )
 from eddymail.services.ingestion import PENDING, SKIPPED, IngestOptions, Source
+
+# A batch of downloads also stops at this many bytes (unless one message is larger).
+BATCH_BYTES = 16 * 1024 * 1024
 
 
 def fetch_imap(channel: Channel, password: str, settings: FetchSettings,
@@ -157,34 +163,90 @@ def _take_imap(client: ImapClient, channel: Channel, department: Department, tod
             size=sizes[uid], limit=settings.max_message_bytes)
         report.count(result)
         done += 1
-    for start in range(0, len(wanted), settings.batch_size):
-        deadline.check()
-        batch = wanted[start:start + settings.batch_size]
-        taken: list[int] = []
-        counted: list[ingestion.IngestResult] = []
-        # One commit per batch (each message is a savepoint inside it): a commit is the
-        # dearest statement of all, and the server still hears nothing before it.
-        with database_proxy.atomic():
-            for uid, raw in client.fetch_messages(batch, batch_size=settings.batch_size):
-                crash_point("imap downloaded")
-                counted.append(ingestion.ingest_raw(
-                    raw, channel=channel, department=department,
-                    source=Source("imap", channel.folder, uidvalidity, uid),
-                    options=first_options if uid in pending else options,
-                ))
-                crash_point("imap stored")
-                taken.append(uid)
-                done += 1
-                if progress:
-                    progress(channel.name, done, total)
-        crash_point("imap committed")
+
+    def stored() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(channel.name, done, total)
+
+    ahead: Ahead[list[tuple[int, bytes]]] | None = None
+    batches = _batches(wanted, sizes, settings.batch_size)
+    for index, batch in enumerate(batches):
+        if ahead is None:
+            deadline.check()
+            ahead = _download(client, batch)
+        messages = ahead.result()
+        # The next batch downloads while this one is parsed and stored; the connection is
+        # touched again (after-fetch action, next download) only once it has arrived.
+        ahead = None
+        if index + 1 < len(batches) and deadline.remaining() > 0:
+            ahead = _download(client, batches[index + 1])
+        try:
+            taken, counted = _store_batch(messages, channel, department, uidvalidity,
+                                          pending, options, first_options, stored)
+        finally:
+            if ahead is not None:
+                ahead.wait()
         for result in counted:
             report.count(result)
         left_out.update(uid for uid in batch if uid not in taken)
+        if ahead is not None and ahead.failed:
+            # A broken connection: this batch is stored; its after-fetch action is applied
+            # at the start of the next run (the ledger says it is still to do).
+            ahead.result()
         _apply_after_fetch(client, channel, uidvalidity, taken)
         crash_point("imap flagged")
     if left_out:
         _check_left_out(client, channel, uidvalidity, left_out, pending)
+
+
+def _store_batch(messages: list[tuple[int, bytes]], channel: Channel, department: Department,
+                 uidvalidity: int, pending: set[int], options: IngestOptions,
+                 first_options: IngestOptions, stored: Callable[[], None],
+                 ) -> tuple[list[int], list[ingestion.IngestResult]]:
+    """Ingest one downloaded batch in one transaction; the UIDs taken and their results.
+
+    One commit per batch (each message is a savepoint inside it): a commit is the dearest
+    statement of all, and the server still hears nothing before it.
+    """
+    taken: list[int] = []
+    counted: list[ingestion.IngestResult] = []
+    with database_proxy.atomic():
+        for uid, raw in messages:
+            crash_point("imap downloaded")
+            counted.append(ingestion.ingest_raw(
+                raw, channel=channel, department=department,
+                source=Source("imap", channel.folder, uidvalidity, uid),
+                options=first_options if uid in pending else options,
+            ))
+            crash_point("imap stored")
+            taken.append(uid)
+            stored()
+    crash_point("imap committed")
+    return taken, counted
+
+
+def _batches(uids: list[int], sizes: dict[int, int], count: int) -> list[list[int]]:
+    """``uids`` in batches of at most ``count`` messages and (unless one message is larger)
+    ``BATCH_BYTES``: two batches are in memory at a time, one stored, one downloading."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for uid in uids:
+        if current and (len(current) >= count or size + sizes[uid] > BATCH_BYTES):
+            batches.append(current)
+            current, size = [], 0
+        current.append(uid)
+        size += sizes[uid]
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _download(client: ImapClient, batch: list[int]) -> Ahead[list[tuple[int, bytes]]]:
+    """Start downloading ``batch`` (one UID FETCH) in the background."""
+    return Ahead(lambda: list(client.fetch_messages(batch, batch_size=len(batch))))
 
 
 def _check_left_out(client: ImapClient, channel: Channel, uidvalidity: int, uids: set[int],
