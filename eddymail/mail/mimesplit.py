@@ -24,7 +24,7 @@ from email.message import Message
 
 _POLICY = email_policy.compat32
 # A header line the feed parser accepts without a defect: a name of printable characters
-# other than ":", then ":". (It also accepts "From " lines; those are declined here.)
+# other than ":" (no space, so never a "From " envelope line), then ":".
 _HEADER_LINE = re.compile(r"[\041-\071\073-\176]+:")
 _PLAIN_TRANSFER = ("7bit", "8bit", "binary")
 # Real mail nests a few levels; precheck() refuses more than 30. Deeper goes to the parser.
@@ -101,7 +101,7 @@ def _read_headers(text: str, start: int, end: int, message: Message) -> int:
             if not field:
                 raise _Decline  # a continuation line with no field to continue
             field.append(line)
-        elif _HEADER_LINE.match(line) and not line.startswith("From "):
+        elif _HEADER_LINE.match(line):
             if field:
                 message.set_raw(*_POLICY.header_source_parse(field))
             field = [line]
@@ -117,8 +117,8 @@ def _read_headers(text: str, start: int, end: int, message: Message) -> int:
 def _split_multipart(text: str, start: int, end: int, message: Message, depth: int) -> None:
     """Cut ``text[start:end]`` at the delimiter lines and parse each part."""
     boundary = message.get_boundary()
-    if not boundary:
-        raise _Decline
+    if not boundary or "\n" in boundary or "\r" in boundary:
+        raise _Decline  # a delimiter would have to span lines
     encoding = str(message.get("content-transfer-encoding", "8bit")).lower()
     if encoding not in _PLAIN_TRANSFER:
         raise _Decline
