@@ -192,8 +192,9 @@ def _take_imap(client: ImapClient, channel: Channel, department: Department, tod
             report.count(result)
         left_out.update(uid for uid in batch if uid not in taken)
         if ahead is not None and ahead.failed:
-            # A broken connection: this batch is stored; its after-fetch action is applied
-            # at the start of the next run (the ledger says it is still to do).
+            # The next download failed (a cut connection, a refusing server). This batch is
+            # stored; its after-fetch action is still to do in the ledger, so the next run
+            # applies it first.
             ahead.result()
         _apply_after_fetch(client, channel, uidvalidity, taken)
         crash_point("imap flagged")
