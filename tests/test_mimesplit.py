@@ -811,6 +811,11 @@ DECLINED = {
         "Content-Type: multipart/mixed; boundary=b\nContent-Transfer-Encoding: base64\n\n"
         "--b\n\nbody\n--b--\n"
     ),
+    # Work no real mail needs: left to the feed parser, which checks the parse deadline.
+    "separators-everywhere": b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx"
+    + b" x--b" * 5000 + b"\n--b--\n",
+    "megabyte-part-header": b"Content-Type: multipart/mixed; boundary=b\n\n--b\n"
+    + b"X-Filler: abcdefghij\n" * 60_000 + b"\nbody\n--b--\n",
 }
 
 

@@ -27,8 +27,11 @@ _POLICY = email_policy.compat32
 # other than ":" (no space, so never a "From " envelope line), then ":".
 _HEADER_LINE = re.compile(r"[\041-\071\073-\176]+:")
 _PLAIN_TRANSFER = ("7bit", "8bit", "binary")
-# Real mail nests a few levels; precheck() refuses more than 30. Deeper goes to the parser.
-_MAX_DEPTH = 40
+# Beyond what real mail has, the feed parser takes over: it checks the parse deadline
+# between chunks, where this splitter's loops over lines and delimiters would not.
+_MAX_DEPTH = 40  # precheck() refuses more than 30 levels anyway
+_MAX_HEADER_CHARS = 1024 * 1024  # the header block of one part
+_MAX_SEPARATORS = 4096  # "--boundary" strings in one multipart (precheck allows 1000 parts)
 
 
 class _Decline(Exception):
@@ -95,6 +98,8 @@ def _read_headers(text: str, start: int, end: int, message: Message) -> int:
             raise _Decline  # the headers run to the end of the input
         line = text[position:newline + 1]
         position = newline + 1
+        if position - start > _MAX_HEADER_CHARS:
+            raise _Decline
         if line == "\n" or line == "\r\n":
             break
         if line[0] in " \t":
@@ -122,7 +127,10 @@ def _split_multipart(text: str, start: int, end: int, message: Message, depth: i
     encoding = str(message.get("content-transfer-encoding", "8bit")).lower()
     if encoding not in _PLAIN_TRANSFER:
         raise _Decline
-    delimiters = _delimiters(text, start, end, "--" + boundary)
+    separator = "--" + boundary
+    if text.count(separator, start, end) > _MAX_SEPARATORS:
+        raise _Decline
+    delimiters = _delimiters(text, start, end, separator)
     first = next(delimiters, None)
     if first is None or first.close:
         raise _Decline
