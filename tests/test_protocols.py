@@ -21,7 +21,8 @@ import pytest
 from eddymail.errors import MailServerError
 from eddymail.mail.diagnose import classify
 from eddymail.mail.endpoint import Endpoint, ProviderHints
-from eddymail.mail.imap import ImapClient, decode_folder_name, encode_folder_name
+from eddymail.mail.imap import ImapClient
+from eddymail.mail.imapwire import decode_folder_name, encode_folder_name
 from eddymail.mail.pop3 import Pop3Client
 from eddymail.mail.smtp import SmtpClient
 from eddymail.mail.tls import make_ssl_context

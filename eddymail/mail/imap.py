@@ -8,7 +8,6 @@ failure becomes a :class:`~eddymail.errors.MailServerError` through
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import imaplib
 import re
@@ -29,6 +28,19 @@ from eddymail.mail.diagnose import (
     starttls_unavailable,
 )
 from eddymail.mail.endpoint import NO_HINTS, Endpoint, ProviderHints, Watchdog
+from eddymail.mail.imapwire import (
+    compress_uids,
+    decode_folder_name,
+    encode_folder_name,
+    fetch_lines,
+    fetched_bodies,
+    last_int,
+    quote,
+    response_text,
+    uid_of,
+    uid_sets,
+    unquote,
+)
 from eddymail.mail.tls import make_ssl_context
 
 # Failures a command can raise: protocol errors, socket/TLS errors (OSError), and what imaplib
@@ -278,10 +290,10 @@ class ImapClient:
     def select(self, folder: str = "INBOX", readonly: bool = False) -> FolderStatus:
         """Select ``folder`` (EXAMINE when ``readonly``) and return its counts."""
         imap = self._connection
-        name = _quote(encode_folder_name(folder))
+        name = quote(encode_folder_name(folder))
         data = self._command("imap select", imap.select, name, readonly, detail=_folder(folder))
-        exists = _last_int(data)
-        uidvalidity = _last_int(imap.untagged_responses.get("UIDVALIDITY", []))
+        exists = last_int(data)
+        uidvalidity = last_int(imap.untagged_responses.get("UIDVALIDITY", []))
         if exists is None or uidvalidity is None:
             raise MailServerError(
                 f"IMAP select with {self.endpoint.address} ({_folder(folder)}) failed: the "
@@ -291,13 +303,13 @@ class ImapClient:
                 hint="the server does not follow the IMAP standard; eddymail cannot track "
                 "messages in this folder safely",
             )
-        uidnext = _last_int(imap.untagged_responses.get("UIDNEXT", []))
+        uidnext = last_int(imap.untagged_responses.get("UIDNEXT", []))
         unseen = len(self.search_uids("UNSEEN")) if exists else 0
         return FolderStatus(folder, exists, unseen, uidvalidity, uidnext)
 
     def status(self, folder: str) -> FolderStatus:
         """Counts of ``folder`` without selecting it (IMAP STATUS)."""
-        name = _quote(encode_folder_name(folder))
+        name = quote(encode_folder_name(folder))
         data = self._command(
             "imap status",
             self._connection.status,
@@ -343,7 +355,7 @@ class ImapClient:
             elif isinstance(item, bytes):
                 match = re.match(rb'\([^)]*\)\s+(?:"(?:[^"\\]|\\.)*"|NIL)\s+(.*)$', item, re.I)
                 if match:
-                    names.append(decode_folder_name(_unquote(match.group(1))))
+                    names.append(decode_folder_name(unquote(match.group(1))))
         return names
 
     # -- messages ------------------------------------------------------------------------
@@ -368,19 +380,19 @@ class ImapClient:
     def existing_uids(self, uids: Iterable[int]) -> set[int]:
         """Those of ``uids`` still in the selected folder (``UID SEARCH UID set``, chunked)."""
         found: set[int] = set()
-        for uid_set, wanted in _uid_sets(uids, _UIDS_PER_COMMAND):
+        for uid_set, wanted in uid_sets(uids, _UIDS_PER_COMMAND):
             found.update(uid for uid in self.search_uids(f"UID {uid_set}") if uid in wanted)
         return found
 
     def fetch_sizes(self, uids: Iterable[int]) -> dict[int, int]:
         """Sizes in bytes (RFC822.SIZE) by UID; UIDs that no longer exist are left out."""
         sizes: dict[int, int] = {}
-        for uid_set, wanted in _uid_sets(uids, _UIDS_PER_COMMAND):
+        for uid_set, wanted in uid_sets(uids, _UIDS_PER_COMMAND):
             data = self._command(
                 "imap fetch", self._connection.uid, "FETCH", uid_set, "(UID RFC822.SIZE)"
             )
-            for line in _fetch_lines(data):
-                uid, size = _uid_of(line), re.search(rb"RFC822\.SIZE (\d+)", line)
+            for line in fetch_lines(data):
+                uid, size = uid_of(line), re.search(rb"RFC822\.SIZE (\d+)", line)
                 if uid in wanted and size:
                     sizes[uid] = int(size.group(1))
         return sizes
@@ -388,12 +400,12 @@ class ImapClient:
     def fetch_flags(self, uids: Iterable[int]) -> dict[int, set[str]]:
         """Flags by UID (``{"\\\\Seen", ...}``); UIDs that no longer exist are left out."""
         flags: dict[int, set[str]] = {}
-        for uid_set, wanted in _uid_sets(uids, _UIDS_PER_COMMAND):
+        for uid_set, wanted in uid_sets(uids, _UIDS_PER_COMMAND):
             data = self._command(
                 "imap fetch", self._connection.uid, "FETCH", uid_set, "(UID FLAGS)"
             )
-            for line in _fetch_lines(data):
-                uid, found = _uid_of(line), re.search(rb"FLAGS \(([^)]*)\)", line)
+            for line in fetch_lines(data):
+                uid, found = uid_of(line), re.search(rb"FLAGS \(([^)]*)\)", line)
                 if uid in wanted and found:
                     flags[uid] = set(found.group(1).decode("utf-8", "replace").split())
         return flags
@@ -410,20 +422,19 @@ class ImapClient:
         for start in range(0, len(ordered), max(batch_size, 1)):
             batch = ordered[start : start + max(batch_size, 1)]
             wanted = set(batch)
-            data = self._command(
-                "imap fetch", self._connection.uid, "FETCH", _compress(batch), "(UID BODY.PEEK[])"
-            )
-            yield from _bodies(data, wanted)
+            data = self._command("imap fetch", self._connection.uid, "FETCH",
+                                 compress_uids(batch), "(UID BODY.PEEK[])")
+            yield from fetched_bodies(data, wanted)
 
     def fetch_headers(self, uids: Iterable[int]) -> dict[int, bytes]:
         """Header sections by UID (``UID FETCH (BODY.PEEK[HEADER])``), e.g. for mail too big to
         fetch whole; leaves ``\\Seen`` alone like :meth:`fetch_messages`."""
         headers: dict[int, bytes] = {}
-        for uid_set, wanted in _uid_sets(uids, _UIDS_PER_COMMAND):
+        for uid_set, wanted in uid_sets(uids, _UIDS_PER_COMMAND):
             data = self._command(
                 "imap fetch", self._connection.uid, "FETCH", uid_set, "(UID BODY.PEEK[HEADER])"
             )
-            headers.update(_bodies(data, wanted, section=rb"BODY\[HEADER\]"))
+            headers.update(fetched_bodies(data, wanted, section=rb"BODY\[HEADER\]"))
         return headers
 
     # -- changes (only after the mail is stored) -------------------------------------------
@@ -431,7 +442,7 @@ class ImapClient:
     def add_flags(self, uids: Iterable[int], flags: str | Iterable[str] = r"(\Seen)") -> None:
         """Add ``flags`` to the messages (``UID STORE +FLAGS.SILENT``)."""
         flag_list = flags if isinstance(flags, str) else "(" + " ".join(flags) + ")"
-        for uid_set, _ in _uid_sets(uids, _UIDS_PER_COMMAND):
+        for uid_set, _ in uid_sets(uids, _UIDS_PER_COMMAND):
             self._command(
                 "imap store", self._connection.uid, "STORE", uid_set, "+FLAGS.SILENT", flag_list
             )
@@ -445,9 +456,9 @@ class ImapClient:
         uid_list = sorted(set(uids))
         if not uid_list:
             return
-        target = _quote(encode_folder_name(folder))
+        target = quote(encode_folder_name(folder))
         command = "MOVE" if "MOVE" in self.capabilities else "COPY"
-        for uid_set, _ in _uid_sets(uid_list, _UIDS_PER_COMMAND):
+        for uid_set, _ in uid_sets(uid_list, _UIDS_PER_COMMAND):
             self._to_folder(command, uid_set, target, folder)
         if command == "COPY":
             self.delete(uid_list)
@@ -465,7 +476,7 @@ class ImapClient:
         self.add_flags(uid_list, r"(\Deleted)")
         crash_point("imap deleted flag set")
         if "UIDPLUS" in self.capabilities:
-            for uid_set, _ in _uid_sets(uid_list, _UIDS_PER_COMMAND):
+            for uid_set, _ in uid_sets(uid_list, _UIDS_PER_COMMAND):
                 self._command("imap expunge", self._connection.uid, "EXPUNGE", uid_set)
         else:
             self._command("imap expunge", self._connection.expunge)
@@ -475,23 +486,23 @@ class ImapClient:
         imap = self._connection
         typ, data = self._raw(operation, imap.uid, command, uid_set, target, detail=_folder(folder))
         if typ != "OK":
-            text = _response_text(typ, data)
+            text = response_text(typ, data)
             if "TRYCREATE" in text.upper() or folder not in self.folders():
                 self._create(folder)
                 typ, data = self._raw(operation, imap.uid, command, uid_set, target)
         if typ != "OK":
             raise self._error(
-                imaplib.IMAP4.error(_response_text(typ, data)), operation, _folder(folder)
+                imaplib.IMAP4.error(response_text(typ, data)), operation, _folder(folder)
             )
 
     def _create(self, folder: str) -> None:
         typ, data = self._raw(
-            "imap create", self._connection.create, _quote(encode_folder_name(folder))
+            "imap create", self._connection.create, quote(encode_folder_name(folder))
         )
         # A concurrent client may have created it meanwhile; that is fine.
-        if typ != "OK" and "ALREADYEXISTS" not in _response_text(typ, data).upper():
+        if typ != "OK" and "ALREADYEXISTS" not in response_text(typ, data).upper():
             raise self._error(
-                imaplib.IMAP4.error(_response_text(typ, data)), "imap create", _folder(folder)
+                imaplib.IMAP4.error(response_text(typ, data)), "imap create", _folder(folder)
             )
 
     # -- plumbing --------------------------------------------------------------------------
@@ -528,7 +539,7 @@ class ImapClient:
     ) -> list[Any]:
         typ, data = self._raw(operation, call, *args, detail=detail)
         if typ != "OK":
-            raise self._error(imaplib.IMAP4.error(_response_text(typ, data)), operation, detail)
+            raise self._error(imaplib.IMAP4.error(response_text(typ, data)), operation, detail)
         return data
 
     def _error(
@@ -547,63 +558,6 @@ class ImapClient:
         )
 
 
-# -- modified UTF-7 (RFC 3501 section 5.1.3) ---------------------------------------------
-
-
-def encode_folder_name(name: str) -> str:
-    """``"Входящие/Отчёты & Co"`` -> ``"&BBIERQQ+BDQETwRJBDgENQ-/&BB4EQgRHBFEEQgRL- &- Co"``."""
-    out: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        if pending:
-            packed = base64.b64encode("".join(pending).encode("utf-16-be")).decode("ascii")
-            out.append("&" + packed.rstrip("=").replace("/", ",") + "-")
-            pending.clear()
-
-    for char in name:
-        if 0x20 <= ord(char) <= 0x7E:
-            flush()
-            out.append("&-" if char == "&" else char)
-        else:
-            pending.append(char)
-    flush()
-    return "".join(out)
-
-
-def decode_folder_name(name: str | bytes) -> str:
-    """Inverse of :func:`encode_folder_name`; a malformed name is returned unchanged."""
-    if isinstance(name, bytes):
-        # UTF8=ACCEPT servers may send raw UTF-8; a stray byte must not end the listing.
-        name = name.decode("utf-8", "replace")
-    out: list[str] = []
-    index = 0
-    while index < len(name):
-        char = name[index]
-        if char != "&":
-            out.append(char)
-            index += 1
-            continue
-        end = name.find("-", index + 1)
-        if end == -1:
-            return name
-        chunk = name[index + 1 : end]
-        if not chunk:
-            out.append("&")
-        else:
-            packed = chunk.replace(",", "/")
-            try:
-                out.append(
-                    base64.b64decode(packed + "=" * (-len(packed) % 4), validate=True).decode(
-                        "utf-16-be"
-                    )
-                )
-            except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
-                return name
-        index = end + 1
-    return "".join(out)
-
-
 # -- small helpers ---------------------------------------------------------------------------
 
 
@@ -619,90 +573,5 @@ def _forget_command_log(imap: imaplib.IMAP4) -> None:
         log.clear()
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _unquote(value: bytes) -> bytes:
-    value = value.strip()
-    if len(value) >= 2 and value[:1] == b'"' and value[-1:] == b'"':
-        return re.sub(rb"\\(.)", rb"\1", value[1:-1])
-    return value
-
-
 def _folder(folder: str) -> str:
     return f'folder "{folder}"'
-
-
-def _response_text(typ: str, data: list[Any]) -> str:
-    last = data[-1] if data else b""
-    text = last.decode("utf-8", "replace") if isinstance(last, bytes) else str(last or "")
-    return text if typ == "NO" else f"{typ} {text}"
-
-
-def _last_int(values: list[Any]) -> int | None:
-    for value in reversed(values):
-        if isinstance(value, bytes) and value.strip().isdigit():
-            return int(value)
-    return None
-
-
-def _compress(uids: list[int]) -> str:
-    """``[1, 2, 3, 7, 9, 10]`` -> ``"1:3,7,9:10"`` (input sorted, unique)."""
-    runs: list[list[int]] = []
-    for uid in uids:
-        if runs and uid == runs[-1][1] + 1:
-            runs[-1][1] = uid
-        else:
-            runs.append([uid, uid])
-    return ",".join(str(first) if first == last else f"{first}:{last}" for first, last in runs)
-
-
-def _uid_sets(uids: Iterable[int], size: int) -> Iterator[tuple[str, set[int]]]:
-    ordered = sorted({int(uid) for uid in uids if int(uid) > 0})
-    for start in range(0, len(ordered), size):
-        chunk = ordered[start : start + size]
-        yield _compress(chunk), set(chunk)
-
-
-def _fetch_lines(data: list[Any]) -> Iterator[bytes]:
-    for item in data:
-        if isinstance(item, tuple):
-            yield item[0]
-        elif isinstance(item, bytes):
-            yield item
-
-
-def _uid_of(line: bytes) -> int | None:
-    match = re.search(rb"\bUID (\d+)", line)
-    return int(match.group(1)) if match else None
-
-
-def _bodies(
-    data: list[Any], wanted: set[int], section: bytes = rb"BODY\[\]"
-) -> Iterator[tuple[int, bytes]]:
-    """Pick ``(uid, body)`` out of imaplib's FETCH data.
-
-    imaplib gives ``(header, literal)`` tuples followed by the rest of the line as bytes; the
-    UID may sit before the literal (``1 (UID 5 BODY[...] {42}``, the section being empty) or
-    after it (``UID 5)``).
-    """
-    pending: tuple[int | None, bytes] | None = None
-    done: set[int] = set()
-    for item in data:
-        if isinstance(item, tuple) and re.search(section, item[0]):
-            pending = (_uid_of(item[0]), item[1])
-            continue
-        if pending is None:
-            continue  # unsolicited FETCH (a flag change seen by another session)
-        uid, body = pending
-        if uid is None and isinstance(item, bytes):
-            uid = _uid_of(item)
-        if uid in wanted and uid not in done:
-            done.add(uid)
-            yield uid, body
-        pending = None
-    if pending is not None and pending[0] is not None:
-        uid, body = pending
-        if uid in wanted and uid not in done:
-            yield uid, body
