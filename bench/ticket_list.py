@@ -4,7 +4,8 @@ Run from the repository root::
 
     .venv/bin/python bench/ticket_list.py [--tickets N] [--runs N] [--profile] [--keep DIR]
 
-It creates a fresh SQLite database in a temporary directory with ``eddymail.db.open_database``
+It creates a fresh SQLite database in a temporary directory with
+``eddymail.db.connection.open_database``
 (so the real migrations make the schema), fills it with 100,000 tickets and 300,000 messages
 (three per ticket, ~500 bytes of text each, five departments, 20,000 requesters, mostly closed
 older tickets and open/pending recent ones) and prints:
@@ -51,9 +52,9 @@ from unittest import mock
 
 import peewee
 
-from eddymail.db import close_database, open_database
-from eddymail.models import Channel, Department, Message, Ticket, User
-from eddymail.services.tickets import list_tickets
+from eddymail.db.connection import close_database, open_database
+from eddymail.db.models import Channel, Department, Message, Ticket, User
+from eddymail.services.tickets.queries import list_tickets
 
 BATCH = 5000
 TARGET_RATIO = 2.0

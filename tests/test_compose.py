@@ -12,7 +12,7 @@ from email.message import EmailMessage
 import pytest
 
 from eddymail.errors import ValidationError
-from eddymail.mail.compose import (
+from eddymail.mail.message.compose import (
     OutgoingAttachment,
     OutgoingMail,
     build_message,
@@ -21,7 +21,7 @@ from eddymail.mail.compose import (
     sanitize_header_value,
     validate_address,
 )
-from eddymail.mail.subjects import (
+from eddymail.mail.message.subjects import (
     DEFAULT_TAG_FORMAT,
     find_ticket_tags,
     reply_subject,

@@ -1,12 +1,12 @@
-"""`eddymail.fastsql` writes and reads exactly what peewee's own create/select would."""
+"""`eddymail.db.fastsql` writes and reads exactly what peewee's own create/select would."""
 
 from __future__ import annotations
 
 import pytest
 
-from eddymail import fastsql
-from eddymail.db import close_database, open_database
-from eddymail.models import (
+from eddymail.db import fastsql
+from eddymail.db.connection import close_database, open_database
+from eddymail.db.models import (
     Attachment,
     Channel,
     Department,

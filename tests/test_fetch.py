@@ -7,7 +7,7 @@ import json
 import filelock
 import pytest
 
-from eddymail.services.locking import lock_path
+from eddymail.services.fetch.locking import lock_path
 from tests.mailfactory import make_mail, poison_mail
 
 SEEN = "\\Seen"

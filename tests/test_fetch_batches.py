@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from eddymail.services.ahead import Ahead
-from eddymail.services.fetch_imap import BATCH_BYTES, _batches
+from eddymail.services.fetch.ahead import Ahead
+from eddymail.services.fetch.imap import BATCH_BYTES, _batches
 
 MiB = 1024 * 1024
 

@@ -23,7 +23,7 @@ from typing import Any
 import filelock
 import pytest
 
-from eddymail.services.locking import lock_path
+from eddymail.services.fetch.locking import lock_path
 from tests.faults import CliRun, CuttingProxy, append_messages, reaped, run_cli, start_cli
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.mailfactory import make_mail, poison_mail

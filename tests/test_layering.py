@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "eddymail"
-DATABASE_MODULES = {"eddymail.db", "eddymail.models", "eddymail.migrations", "peewee",
+DATABASE_MODULES = {"eddymail.db", "eddymail.db.models", "eddymail.db.migrations", "peewee",
                     "playhouse"}
 
 
@@ -70,8 +70,8 @@ def test_cli_does_no_sql_and_opens_no_database():
 
 
 def test_lower_layers_do_not_import_services():
-    lower = ("eddymail.mail", "eddymail.models", "eddymail.db", "eddymail.config",
-             "eddymail.errors", "eddymail.secrets", "eddymail.templates", "eddymail.migrations")
+    lower = ("eddymail.mail", "eddymail.db.models", "eddymail.db", "eddymail.config",
+             "eddymail.errors", "eddymail.secrets", "eddymail.templates", "eddymail.db.migrations")
     offenders = [m for m, names in modules().items()
                  if any(under(m, prefix) for prefix in lower)
                  and any(under(n, "eddymail.services") for n in names)]

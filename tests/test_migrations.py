@@ -8,8 +8,8 @@ import threading
 import peewee
 import pytest
 
-from eddymail import migrations, models
-from eddymail.db import close_database, database_proxy, open_database
+from eddymail.db import migrations, models
+from eddymail.db.connection import close_database, database_proxy, open_database
 from eddymail.errors import DatabaseError
 
 

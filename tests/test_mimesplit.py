@@ -1,6 +1,6 @@
 """Differential test: ``mimesplit.split_message`` builds exactly what the stdlib feed parser builds.
 
-``eddymail.mail.mimesplit`` replaces ``BytesFeedParser(policy=compat32)`` on the ingest path
+``eddymail.mail.message.mimesplit`` replaces ``BytesFeedParser(policy=compat32)`` on the ingest path
 because the feed parser is slow on large mail. Everything downstream (``mimeparts``,
 ``mimetree``, the defect report) reads the compat32 ``Message`` tree, so the contract is
 equality, not "close enough": for any input, ``split_message`` either returns ``None`` (and
@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from eddymail.mail.mimesplit import split_message
+from eddymail.mail.message.mimesplit import split_message
 
 CASES = 3600
 MUTATED = 1500

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from eddymail.errors import MessageParseError
-from eddymail.mail import mimetree
-from eddymail.mail.charsets import decode_body, detect_and_decode, lookup_charset
-from eddymail.mail.filenames import safe_filename
-from eddymail.mail.headervalues import decode_header, extract_ids, parse_parameters
-from eddymail.mail.htmltext import html_to_text
-from eddymail.mail.parse import (
+from eddymail.mail.message import mimetree
+from eddymail.mail.message.charsets import decode_body, detect_and_decode, lookup_charset
+from eddymail.mail.message.filenames import safe_filename
+from eddymail.mail.message.headervalues import decode_header, extract_ids, parse_parameters
+from eddymail.mail.message.htmltext import html_to_text
+from eddymail.mail.message.parse import (
     Address,
     ParsedMessage,
     ParseLimits,

@@ -23,8 +23,8 @@ from urllib.parse import quote, urlparse
 import peewee
 import pytest
 
-from eddymail import migrations, models
-from eddymail.db import close_database, open_database
+from eddymail.db import migrations, models
+from eddymail.db.connection import close_database, open_database
 from eddymail.errors import LockBusyError
 from tests.mailfactory import make_mail, poison_mail
 
@@ -395,7 +395,7 @@ def _race(monkeypatch, table: str, jobs) -> list[BaseException]:
     The pause sits in ``execute_sql``, under the ORM, so it holds however the services
     spell the insert (``Model.create``, a prepared statement, ...).
     """
-    from eddymail.db import database_proxy
+    from eddymail.db.connection import database_proxy
 
     database = database_proxy.obj
     barrier = threading.Barrier(len(jobs))
@@ -428,9 +428,9 @@ def _race(monkeypatch, table: str, jobs) -> list[BaseException]:
 
 
 def _ingest_job(raw: bytes, channel_name: str):
-    from eddymail.models import Channel, Department
-    from eddymail.services.ingestion import IngestOptions
-    from eddymail.services.messages import ingest_bytes
+    from eddymail.db.models import Channel, Department
+    from eddymail.services.ingest.pipeline import IngestOptions
+    from eddymail.services.ingest.rawmail import ingest_bytes
 
     def job() -> None:
         channel = Channel.get(Channel.name == channel_name)
@@ -481,8 +481,8 @@ def test_two_mails_from_one_new_sender_at_once(eddymail, two_pipes, monkeypatch)
 
 HOLD_LOCK = """
 import sys
-from eddymail.db import open_database
-from eddymail.services.locking import fetch_lock
+from eddymail.db.connection import open_database
+from eddymail.services.fetch.locking import fetch_lock
 open_database(sys.argv[1])
 with fetch_lock(sys.argv[1]):
     print("held", flush=True)
@@ -491,7 +491,7 @@ with fetch_lock(sys.argv[1]):
 
 
 def test_fetch_lock_is_exclusive_in_one_process(on_postgresql):
-    from eddymail.services.locking import fetch_lock
+    from eddymail.services.fetch.locking import fetch_lock
 
     open_database(on_postgresql)
     try:
@@ -505,7 +505,7 @@ def test_fetch_lock_is_exclusive_in_one_process(on_postgresql):
 
 @pytest.mark.parametrize("machine", ["same machine", "another machine"])
 def test_fetch_lock_holds_against_another_process(eddymail, on_postgresql, tmp_path, machine):
-    from eddymail.services.locking import fetch_lock
+    from eddymail.services.fetch.locking import fetch_lock
 
     eddymail("init")
     environment = dict(os.environ)

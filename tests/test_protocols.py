@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from eddymail.errors import MailServerError
-from eddymail.mail.diagnose import classify
-from eddymail.mail.endpoint import Endpoint, ProviderHints
-from eddymail.mail.imap import ImapClient
-from eddymail.mail.imapwire import decode_folder_name, encode_folder_name
-from eddymail.mail.pop3 import Pop3Client
-from eddymail.mail.smtp import SmtpClient
-from eddymail.mail.tls import make_ssl_context
+from eddymail.mail.wire.diagnose import classify
+from eddymail.mail.wire.endpoint import Endpoint, ProviderHints
+from eddymail.mail.wire.imap import ImapClient
+from eddymail.mail.wire.imapwire import decode_folder_name, encode_folder_name
+from eddymail.mail.wire.pop3 import Pop3Client
+from eddymail.mail.wire.smtp import SmtpClient
+from eddymail.mail.wire.tls import make_ssl_context
 from tests.harness.plugin import free_port
 
 GMAIL = ProviderHints(

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from eddymail.db.models import utcnow
 from eddymail.errors import MailServerError
-from eddymail.models import utcnow
 from eddymail.services import errorlog
 
 
@@ -52,7 +52,7 @@ def test_unknown_setting(eddymail):
 
 
 def _log_failure(channel_name: str | None, answer: str, *, age: timedelta = timedelta(0)):
-    from eddymail.models import Channel, ErrorLogEntry
+    from eddymail.db.models import Channel, ErrorLogEntry
 
     channel = Channel.get_or_none(Channel.name == channel_name) if channel_name else None
     entry = errorlog.record_failure(
@@ -66,7 +66,7 @@ def _log_failure(channel_name: str | None, answer: str, *, age: timedelta = time
 
 @pytest.fixture
 def open_db(database_path):
-    from eddymail.db import close_database, open_database
+    from eddymail.db.connection import close_database, open_database
 
     open_database(f"sqlite:///{database_path}")
     yield

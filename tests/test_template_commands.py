@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from eddymail.db import close_database, open_database
-from eddymail.services import notifications
+from eddymail.db.connection import close_database, open_database
+from eddymail.services.outgoing import notifications
 from eddymail.templates import TEMPLATE_NAMES, default_source, render, sample_context, spec
 from tests.mailfactory import make_mail
 

@@ -19,8 +19,8 @@ from typing import Any
 import peewee
 import pytest
 
-from eddymail.db import close_database, open_database
-from eddymail.services.tickets import list_tickets
+from eddymail.db.connection import close_database, open_database
+from eddymail.services.tickets.queries import list_tickets
 from tests.mailfactory import make_mail
 
 DEPARTMENTS = ("Support", "Billing", "Sales")

@@ -11,9 +11,11 @@ import click
 from eddymail.cli.app import json_option, state, with_database
 from eddymail.errors import PartialFailure
 from eddymail.presets import PRESETS
-from eddymail.services import channel_settings, channel_test, channels
-from eddymail.services.channel_settings import AFTER_FETCH, PROTOCOLS, SECURITIES
-from eddymail.services.channels import ChannelInfo
+from eddymail.services.channels import check as channel_test
+from eddymail.services.channels import drafts as channel_settings
+from eddymail.services.channels import registry as channels
+from eddymail.services.channels.drafts import AFTER_FETCH, PROTOCOLS, SECURITIES
+from eddymail.services.channels.registry import ChannelInfo
 
 SECURITY = click.Choice(SECURITIES, case_sensitive=False)
 

@@ -8,10 +8,11 @@ import click
 
 from eddymail.cli.app import json_option, state, with_database
 from eddymail.errors import PartialFailure
-from eddymail.services import fetching, outbox
-from eddymail.services.channel_settings import parse_initial
-from eddymail.services.fetching import ChannelFetchReport
-from eddymail.services.locking import fetch_lock
+from eddymail.services.channels.drafts import parse_initial
+from eddymail.services.fetch import run as fetching
+from eddymail.services.fetch.locking import fetch_lock
+from eddymail.services.fetch.run import ChannelFetchReport
+from eddymail.services.outgoing import outbox
 
 
 @click.command("fetch")

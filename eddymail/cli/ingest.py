@@ -9,9 +9,10 @@ import click
 
 from eddymail.cli.app import json_option, state, with_database
 from eddymail.errors import EXIT_ENVIRONMENT, EddymailError, PartialFailure, TemporaryFailure
-from eddymail.services import ingestion, messages
-from eddymail.services.channels import find_channel
+from eddymail.services.channels.registry import find_channel
 from eddymail.services.departments import find_department
+from eddymail.services.ingest import pipeline as ingestion
+from eddymail.services.ingest import rawmail as messages
 
 
 @click.command("ingest")

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from eddymail.cli.app import json_option, state, with_database
-from eddymail.services import messages
-from eddymail.services.ingestion import IngestOptions
+from eddymail.services.ingest import rawmail as messages
+from eddymail.services.ingest.pipeline import IngestOptions
 
 
 @click.group("mail")

@@ -6,7 +6,7 @@ import click
 
 from eddymail.cli.app import json_option, state, with_database
 from eddymail.errors import PartialFailure
-from eddymail.services import outbox
+from eddymail.services.outgoing import outbox
 
 
 @click.group("outbox")

@@ -10,8 +10,8 @@ import click
 from eddymail import templates
 from eddymail.cli.app import json_option, state, with_database
 from eddymail.errors import EddymailError, ValidationError
-from eddymail.services import templates as template_service
-from eddymail.services.templates import TemplateDetail, TemplateSummary
+from eddymail.services.outgoing import templates as template_service
+from eddymail.services.outgoing.templates import TemplateDetail, TemplateSummary
 
 LANGUAGE = click.Choice(templates.LANGUAGES, case_sensitive=False)
 LANGUAGE_HELP = "Language of the text (default: the team's `language` setting)."

@@ -13,8 +13,10 @@ import click
 
 from eddymail.cli.app import json_option, state, with_database
 from eddymail.cli.tickets import DIRECTION_LABELS
-from eddymail.services import attachments, outbox, tickets, workflow
-from eddymail.services.tickets import TicketDetail
+from eddymail.services.outgoing import outbox
+from eddymail.services.tickets import attachments, workflow
+from eddymail.services.tickets import queries as tickets
+from eddymail.services.tickets.queries import TicketDetail
 
 MARKER = "# ---- Write your reply above this line; everything below it is ignored. ----"
 

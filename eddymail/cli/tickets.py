@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from eddymail.cli.app import LazyGroup, json_option, state, with_database
-from eddymail.services import tickets
-from eddymail.services.tickets import STATUS_FILTERS, TicketDetail
+from eddymail.services.tickets import queries as tickets
+from eddymail.services.tickets.queries import STATUS_FILTERS, TicketDetail
 
 
 @click.group("ticket", cls=LazyGroup, lazy_commands={

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from eddymail.cli.app import json_option, state, with_database
-from eddymail.services import users
+from eddymail.services.tickets import users
 
 
 @click.group("user")

@@ -7,9 +7,9 @@ from datetime import datetime
 
 import peewee
 
-from eddymail.db import database_proxy
+from eddymail.db.connection import database_proxy
+from eddymail.db.models import Channel, Department, Ticket
 from eddymail.errors import ConflictError, NotFoundError, ValidationError
-from eddymail.models import Channel, Department, Ticket
 from eddymail.services import naming
 
 

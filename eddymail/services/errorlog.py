@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from eddymail.db import database_proxy
+from eddymail.db.connection import database_proxy
+from eddymail.db.models import Channel, ErrorLogEntry, utcnow
 from eddymail.errors import EddymailError, MailServerError, NotFoundError, ValidationError
-from eddymail.models import Channel, ErrorLogEntry, utcnow
 from eddymail.secrets import scrub
 
 REDACTED = "[redacted]"

@@ -6,8 +6,9 @@ import logging
 import os
 from dataclasses import dataclass
 
-from eddymail import db, secrets
+from eddymail import secrets
 from eddymail.config import Config, load_config
+from eddymail.db import connection as db
 from eddymail.errors import ConfigError
 from eddymail.safetext import for_terminal
 

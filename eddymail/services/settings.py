@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eddymail.db import database_proxy
+from eddymail.db.connection import database_proxy
+from eddymail.db.models import Channel, Setting, utcnow
 from eddymail.errors import NotFoundError, ValidationError
-from eddymail.mail.subjects import DEFAULT_TAG_FORMAT, validate_tag_format
-from eddymail.models import Channel, Setting, utcnow
+from eddymail.mail.message.subjects import DEFAULT_TAG_FORMAT, validate_tag_format
 
 SYSTEM_CHANNEL = "system-channel"
 LANGUAGE = "language"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eddymail import db
-from eddymail.migrations import applied_migrations, apply_migrations
-from eddymail.models import Department
+from eddymail.db import connection as db
+from eddymail.db.migrations import applied_migrations, apply_migrations
+from eddymail.db.models import Department
 from eddymail.services.runtime import Runtime
 
 DEFAULT_DEPARTMENT = "Support"

@@ -19,7 +19,7 @@ from typing import Any
 import peewee
 import pytest
 
-from eddymail import db
+from eddymail.db import connection as db
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.mailfactory import make_mail
 

@@ -26,9 +26,9 @@ import filelock
 import pytest
 
 from eddymail.errors import MailServerError
-from eddymail.mail.endpoint import Endpoint
-from eddymail.mail.smtp import SmtpClient
-from eddymail.services.locking import lock_path
+from eddymail.mail.wire.endpoint import Endpoint
+from eddymail.mail.wire.smtp import SmtpClient
+from eddymail.services.fetch.locking import lock_path
 from tests.adversarial.scripted_servers import (
     Connection,
     ImapServer,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from eddymail.mail.authresults import FAIL, NONE, PASS, verify_sender
+from eddymail.mail.message.authresults import FAIL, NONE, PASS, verify_sender
 from tests.mailfactory import make_mail
 
 AUTHSERV = "mx.example.test"

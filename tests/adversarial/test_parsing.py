@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from eddymail.errors import MessageParseError
-from eddymail.mail.parse import ParseLimits, parse_message
+from eddymail.mail.message.parse import ParseLimits, parse_message
 from tests.adversarial import hostile
 from tests.mailfactory import make_mail
 

@@ -271,7 +271,7 @@ def test_error_log_redacts_auth_plain_blobs_and_secrets_the_caller_forgot(open_d
 @pytest.fixture
 def open_database(database_path):
     """The test's database opened in this process (for calling services directly)."""
-    from eddymail.db import close_database, open_database
+    from eddymail.db.connection import close_database, open_database
 
     open_database(f"sqlite:///{database_path}")
     try:

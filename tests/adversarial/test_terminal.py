@@ -235,7 +235,7 @@ def test_log_lines_on_stderr_spell_out_a_hostile_server_answer(eddymail, sending
 
 
 def test_a_traceback_under_verbose_spells_out_hostile_text(eddymail, support, monkeypatch):
-    from eddymail.services import users
+    from eddymail.services.tickets import users
 
     def broken(**_options):
         raise RuntimeError(f"bug while reading {HOSTILE_NAME}")

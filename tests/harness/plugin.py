@@ -203,7 +203,7 @@ def postgres_url(postgres_server: Any) -> Iterator[str]:
         yield postgres_server.url(name)
     finally:
         # A test that failed half-way may leave eddymail's connection open in this process.
-        from eddymail.db import close_database
+        from eddymail.db.connection import close_database
 
         with contextlib.suppress(Exception):
             close_database()

@@ -1,0 +1,1 @@
+"""Mailboxes: storing them, resolving their settings, endpoints, and ``channel test``."""

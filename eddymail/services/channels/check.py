@@ -1,0 +1,200 @@
+"""``channel test``: can this mailbox receive and send? The seed's "Test connection".
+
+Incoming: connect, TLS (certificate and host name verified), login, then SELECT the folder
+(IMAP, read-only so nothing is marked) or STAT (POP3). Outgoing: connect, TLS, login and send
+a test letter with a unique token to the channel's own address, or only log in with
+``send=False``. Every failed check is written to the error log with the server's answer and
+the likely cause.
+
+A password kept by a keyring backend that stores it unencrypted (keyring picks
+``keyrings.alt``'s PlaintextKeyring silently where no desktop keyring exists) adds a
+``keyring`` check that is not ok and marked ``warning``: it is reported, but the channel
+still counts as working when its mail checks pass, since mail does flow.
+"""
+
+from __future__ import annotations
+
+import secrets as token_source
+from dataclasses import dataclass
+
+from eddymail import secrets
+from eddymail.db.connection import database_proxy
+from eddymail.db.models import Channel, Department, OutboxItem
+from eddymail.errors import EddymailError, KeyringUnavailableError, MailServerError, SecretError
+from eddymail.mail.message.compose import OutgoingMail
+from eddymail.mail.wire.endpoint import ProviderHints
+from eddymail.mail.wire.imap import ImapClient
+from eddymail.mail.wire.pop3 import Pop3Client
+from eddymail.mail.wire.smtp import SmtpClient
+from eddymail.services import errorlog
+from eddymail.services.channels.endpoints import incoming_endpoint, provider_hints_of, smtp_endpoint
+from eddymail.services.channels.registry import find_channel, password_source
+from eddymail.services.outgoing import notifications
+from eddymail.services.outgoing.outbox import FAILED, queue_mail, send_one
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check of one channel: what was tried, whether it worked, what the server said."""
+
+    check: str  # password | keyring | incoming | outgoing | settings
+    ok: bool
+    answer: str
+    hint: str | None = None
+    operation: str = ""
+    warning: bool = False  # a failed check that does not fail the channel (keyring)
+
+
+@dataclass(frozen=True)
+class ChannelTestResult:
+    """Every check of one channel."""
+
+    name: str
+    ok: bool
+    checks: list[CheckResult]
+    token: str | None = None  # the token in the test letter, when one was sent
+
+
+def channels_to_test(names: list[str]) -> list[Channel]:
+    """The named channels, or every enabled channel when none is named."""
+    if names:
+        return [find_channel(name) for name in names]
+    return list(Channel.select().where(Channel.enabled).order_by(Channel.name))
+
+
+def test_channel(
+    channel: Channel, *, send: bool = True, timeout: float = 30.0
+) -> ChannelTestResult:
+    """Run the incoming and outgoing checks of one channel.
+
+    A missing keyring backend is not a channel's fault: that ``SecretError`` propagates
+    (exit 4). Everything else becomes a failed check and an error-log entry.
+    """
+    checks: list[CheckResult] = []
+    token: str | None = None
+    source = password_source(channel)
+    try:
+        password = secrets.get_password(source)
+    except KeyringUnavailableError:
+        raise
+    except SecretError as error:
+        checks.append(_failed(channel, "password", "password", error, []))
+        return ChannelTestResult(channel.name, False, checks)
+    if not source.command:
+        keyring_check = _keyring_check()
+        if keyring_check is not None:
+            checks.append(keyring_check)
+
+    hints = provider_hints_of(channel)
+    if channel.protocol != "none":
+        checks.append(_incoming(channel, password, hints, timeout))
+    if channel.smtp_host:
+        token = token_source.token_hex(8) if send else None
+        checks.append(_outgoing(channel, password, hints, timeout, token))
+    if not checks:
+        checks.append(
+            CheckResult(
+                "settings",
+                False,
+                "The channel has neither incoming nor outgoing servers.",
+                "Add them with eddymail channel edit.",
+            )
+        )
+    return ChannelTestResult(channel.name, all(c.ok or c.warning for c in checks), checks, token)
+
+
+def _keyring_check() -> CheckResult | None:
+    """A warning row when the keyring keeps the password unencrypted on disk; else None."""
+    insecure = secrets.insecure_keyring_backends()
+    if not insecure:
+        return None
+    return CheckResult(
+        "keyring", False,
+        f"INSECURE: the password is kept unencrypted by {', '.join(insecure)}; anyone who "
+        "can read that file can read it. keyring chose this backend because no desktop "
+        "keyring is available here.",
+        "Give the channel a password command instead (eddymail channel edit NAME "
+        "--password-command 'pass show mail/NAME'), or set PYTHON_KEYRING_BACKEND to an "
+        "encrypted backend, then remove the plaintext file.",
+        operation="keyring", warning=True,
+    )
+
+
+def _incoming(channel: Channel, password: str, hints: ProviderHints, timeout: float) -> CheckResult:
+    protocol = channel.protocol
+    try:
+        endpoint = incoming_endpoint(channel, timeout)
+        if protocol == "imap":
+            with ImapClient(endpoint, password, hints) as client:
+                status = client.select(channel.folder, readonly=True)
+            answer = (
+                f"{channel.folder}: {status.exists} message(s), {status.unseen} unread "
+                f"(login {endpoint.login} at {endpoint.address}, {endpoint.security})"
+            )
+        else:
+            with Pop3Client(endpoint, password, hints) as client:
+                count, size = client.stat()
+                client.quit()
+            answer = (
+                f"{count} message(s), {size} bytes; POP3 cannot tell which are unread "
+                f"(login {endpoint.login} at {endpoint.address}, {endpoint.security})"
+            )
+    except EddymailError as error:
+        return _failed(channel, "incoming", f"{protocol} check", error, [password])
+    return CheckResult("incoming", True, answer, operation=f"{protocol} login")
+
+
+def _outgoing(
+    channel: Channel, password: str, hints: ProviderHints, timeout: float, token: str | None
+) -> CheckResult:
+    if token is None:
+        try:
+            endpoint = smtp_endpoint(channel, timeout)
+            with SmtpClient(endpoint, password, hints):
+                pass
+        except EddymailError as error:
+            return _failed(channel, "outgoing", "smtp check", error, [password])
+        return CheckResult(
+            "outgoing", True,
+            f"login {endpoint.login} at {endpoint.address} accepted ({endpoint.security}); "
+            "no letter sent",
+            operation="smtp login",
+        )
+    # Like every outgoing mail, the test letter is an outbox row; unlike the others it is
+    # not retried later (a late test letter proves nothing), so a failure leaves it failed.
+    with database_proxy.atomic():
+        item = queue_mail(kind="test_letter", channel=channel, mail=_test_letter(channel, token),
+                          template="test_letter")
+    result = send_one(item.id, timeout=timeout)
+    if result is None or not result.sent:
+        OutboxItem.update(status=FAILED).where(OutboxItem.id == item.id).execute()
+        error = result.error if result else "claimed by another process"
+        return CheckResult("outgoing", False, error or "not sent", result.hint if result else None,
+                           "smtp send")
+    return CheckResult(
+        "outgoing", True, f"test letter {token} sent to {channel.email}: {result.answer}",
+        operation="smtp send",
+    )
+
+
+def _test_letter(channel: Channel, token: str) -> OutgoingMail:
+    """The ``test_letter`` template, rendered for this channel."""
+    department = Department.get_by_id(channel.department_id)
+    rendered = notifications.render_for_department("test_letter", department, {
+        "token": token,
+        "channel": {"name": channel.name, "email": channel.email},
+    }, even_if_off=True)
+    return notifications.automatic_mail(channel, department, rendered, to=channel.email,
+                                        extra_headers={"X-Eddymail-Test": token})
+
+
+def _failed(
+    channel: Channel, check: str, operation: str, error: EddymailError, known_secrets: list[str]
+) -> CheckResult:
+    if isinstance(error, MailServerError) and error.operation:
+        operation = error.operation
+    entry = errorlog.record_failure(
+        channel=channel, operation=operation, error=error, secrets=known_secrets
+    )
+    answer = entry.answer or entry.message
+    return CheckResult(check, False, answer, entry.hint or None, operation)

@@ -1,0 +1,335 @@
+"""Fetching one IMAP channel (see ``eddymail.services.fetch.run`` for the rules)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from eddymail.crashpoints import crash_point
+from eddymail.db.connection import database_proxy
+from eddymail.db.models import Channel, ChannelCursor, Department, LedgerEntry, utcnow
+from eddymail.errors import MailServerError
+from eddymail.mail.wire.imap import ImapClient
+from eddymail.services import errorlog
+from eddymail.services.channels.drafts import INITIAL_ALL
+from eddymail.services.channels.endpoints import provider_hints_of
+from eddymail.services.fetch.ahead import Ahead
+from eddymail.services.fetch.state import (
+    ChannelFetchReport,
+    Deadline,
+    FetchSettings,
+    Progress,
+    initial_limit,
+    initial_options,
+    response_limit,
+)
+from eddymail.services.ingest import pipeline as ingestion
+from eddymail.services.ingest.pipeline import PENDING, SKIPPED, IngestOptions, Source
+
+# A batch of downloads also stops at this many bytes (unless one message is larger).
+BATCH_BYTES = 16 * 1024 * 1024
+
+
+def fetch_imap(channel: Channel, password: str, settings: FetchSettings,
+                report: ChannelFetchReport, deadline: Deadline,
+                progress: Progress | None) -> None:
+    endpoint = deadline.endpoint(channel, settings.timeout)
+    department = Department.get_by_id(channel.department_id)
+    options = IngestOptions.for_run(notify=settings.notify,
+                                    max_message_bytes=settings.max_message_bytes)
+    with ImapClient(endpoint, password, provider_hints_of(channel),
+                    max_literal=response_limit(settings)) as client:
+        status = client.select(channel.folder, readonly=settings.dry_run)
+        cursor = ChannelCursor.get_or_none(
+            (ChannelCursor.channel == channel) & (ChannelCursor.folder == channel.folder))
+        initial: list[int] = []
+        if cursor is None:
+            report.first_connection = True
+            baseline = _highest_uid(client, status.uidnext)
+            initial = _initial_uids(client, baseline, initial_limit(channel, settings))
+            if settings.dry_run:
+                report.would_fetch = len(initial)
+                return
+            cursor = _connect_imap(channel, status.uidvalidity, baseline, initial)
+            crash_point("imap connected")
+        elif cursor.uidvalidity != status.uidvalidity:
+            cursor = _uidvalidity_changed(client, channel, cursor, status.uidvalidity)
+        uidvalidity = status.uidvalidity
+
+        _finish_server_actions(client, channel, uidvalidity)
+        todo, pending = _imap_todo(client, channel, cursor)
+        if settings.dry_run:
+            report.would_fetch = len(todo)
+            return
+        _take_imap(client, channel, department, todo, pending, uidvalidity, settings, options,
+                   report, deadline, progress)
+
+
+def _highest_uid(client: ImapClient, uidnext: int | None) -> int:
+    if uidnext:
+        return uidnext - 1
+    uids = client.search_uids("ALL")
+    return max(uids) if uids else 0
+
+
+def _initial_uids(client: ImapClient, baseline: int, limit: int) -> list[int]:
+    if limit == 0 or baseline == 0:
+        return []
+    unread = sorted(uid for uid in client.search_uids("UNSEEN") if uid <= baseline)
+    return unread if limit == INITIAL_ALL else unread[-limit:]
+
+
+def _connect_imap(channel: Channel, uidvalidity: int, baseline: int,
+                  initial: list[int]) -> ChannelCursor:
+    """Remember the first connection: the baseline and the chosen initial messages."""
+    with database_proxy.atomic():
+        cursor = ChannelCursor.create(channel=channel, folder=channel.folder,
+                                      uidvalidity=uidvalidity, baseline_uid=baseline)
+        LedgerEntry.insert_many(
+            [{"channel": channel, "source": "imap", "folder": channel.folder,
+              "uidvalidity": uidvalidity, "uid": uid, "sha256": "", "status": PENDING}
+             for uid in initial]
+        ).execute() if initial else None
+        if channel.connected_at is None:
+            Channel.update(connected_at=utcnow()).where(Channel.id == channel.id).execute()
+    return cursor
+
+
+def _uidvalidity_changed(client: ImapClient, channel: Channel, cursor: ChannelCursor,
+                         uidvalidity: int) -> ChannelCursor:
+    """The server renumbered the folder: keep old mail old and match the rest by content.
+
+    Every UID is new now, so ledger UIDs mean nothing. Mail from the day of the first
+    connection on is taken again and recognised by its SHA-256 (a duplicate, not a ticket);
+    older mail stays behind the new baseline.
+    """
+    since = channel.connected_at or cursor.updated_at
+    older = client.search_uids(f"BEFORE {since.strftime('%d-%b-%Y')}")
+    baseline = max(older) if older else 0
+    error = MailServerError(
+        f"UIDVALIDITY of {channel.folder} changed from {cursor.uidvalidity} to {uidvalidity}; "
+        "mail since the first connection is matched by content, none is imported twice.",
+        operation="imap uidvalidity", answer=f"UIDVALIDITY {uidvalidity}",
+    )
+    errorlog.record_failure(channel=channel, operation="imap uidvalidity", error=error)
+    with database_proxy.atomic():
+        LedgerEntry.update(status=SKIPPED, error="uidvalidity changed before it was taken").where(
+            (LedgerEntry.channel == channel) & (LedgerEntry.folder == channel.folder)
+            & (LedgerEntry.uidvalidity == cursor.uidvalidity) & (LedgerEntry.status == PENDING)
+        ).execute()
+        cursor.uidvalidity = uidvalidity
+        cursor.baseline_uid = baseline
+        cursor.updated_at = utcnow()
+        cursor.save()
+    return cursor
+
+
+def _imap_todo(client: ImapClient, channel: Channel,
+               cursor: ChannelCursor) -> tuple[list[int], set[int]]:
+    """UIDs to take now: new since the baseline and not in the ledger, plus pending ones."""
+    ledger = LedgerEntry.select(LedgerEntry.uid, LedgerEntry.status).where(
+        (LedgerEntry.channel == channel) & (LedgerEntry.folder == channel.folder)
+        & (LedgerEntry.uidvalidity == cursor.uidvalidity)
+    ).tuples()
+    known, pending = set(), set()
+    for uid, status in ledger:
+        (pending if status == PENDING else known).add(uid)
+    criteria = f"UID {cursor.baseline_uid + 1}:*"
+    if channel.unread_only:
+        criteria += " UNSEEN"
+    # "n:*" always matches the highest UID, even one below n: filter on our side.
+    fresh = {uid for uid in client.search_uids(criteria) if uid > cursor.baseline_uid}
+    return sorted((fresh - known) | pending), pending
+
+
+def _take_imap(client: ImapClient, channel: Channel, department: Department, todo: list[int],
+               pending: set[int], uidvalidity: int, settings: FetchSettings,
+               options: IngestOptions, report: ChannelFetchReport, deadline: Deadline,
+               progress: Progress | None) -> None:
+    if not todo:
+        return
+    sizes = client.fetch_sizes(todo)
+    oversized = [uid for uid in todo if sizes.get(uid, 0) > settings.max_message_bytes]
+    wanted = [uid for uid in todo if uid not in oversized and uid in sizes]
+    # UIDs the search found but a FETCH answered nothing for: expunged meanwhile, or a
+    # server that drops messages from its answers. Checked after the rest is taken.
+    left_out = {uid for uid in todo if uid not in sizes}
+    first_options = initial_options(options, channel)
+    done = 0
+    total = len(wanted) + len(oversized)
+    oversized_headers = client.fetch_headers(oversized)
+    left_out.update(uid for uid in oversized if uid not in oversized_headers)
+    for uid, headers in oversized_headers.items():
+        result = ingestion.quarantine_oversized(
+            headers, channel=channel, source=Source("imap", channel.folder, uidvalidity, uid),
+            size=sizes[uid], limit=settings.max_message_bytes)
+        report.count(result)
+        done += 1
+
+    def stored() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(channel.name, done, total)
+
+    ahead: Ahead[list[tuple[int, bytes]]] | None = None
+    batches = _batches(wanted, sizes, settings.batch_size)
+    for index, batch in enumerate(batches):
+        if ahead is None:
+            deadline.check()
+            ahead = _download(client, batch)
+        messages = ahead.result()
+        # The next batch downloads while this one is parsed and stored; the connection is
+        # touched again (after-fetch action, next download) only once it has arrived.
+        ahead = None
+        if index + 1 < len(batches) and deadline.remaining() > 0:
+            ahead = _download(client, batches[index + 1])
+        try:
+            taken, counted = _store_batch(messages, channel, department, uidvalidity,
+                                          pending, options, first_options, stored)
+        finally:
+            if ahead is not None:
+                ahead.wait()
+        for result in counted:
+            report.count(result)
+        left_out.update(uid for uid in batch if uid not in taken)
+        if ahead is not None and ahead.failed:
+            # The next download failed (a cut connection, a refusing server). This batch is
+            # stored; its after-fetch action is still to do in the ledger, so the next run
+            # applies it first.
+            ahead.result()
+        _apply_after_fetch(client, channel, uidvalidity, taken)
+        crash_point("imap flagged")
+    if left_out:
+        _check_left_out(client, channel, uidvalidity, left_out, pending)
+
+
+def _store_batch(messages: list[tuple[int, bytes]], channel: Channel, department: Department,
+                 uidvalidity: int, pending: set[int], options: IngestOptions,
+                 first_options: IngestOptions, stored: Callable[[], None],
+                 ) -> tuple[list[int], list[ingestion.IngestResult]]:
+    """Ingest one downloaded batch in one transaction; the UIDs taken and their results.
+
+    One commit per batch (each message is a savepoint inside it): a commit is the dearest
+    statement of all, and the server still hears nothing before it.
+    """
+    taken: list[int] = []
+    counted: list[ingestion.IngestResult] = []
+    with database_proxy.atomic():
+        for uid, raw in messages:
+            crash_point("imap downloaded")
+            counted.append(ingestion.ingest_raw(
+                raw, channel=channel, department=department,
+                source=Source("imap", channel.folder, uidvalidity, uid),
+                options=first_options if uid in pending else options,
+            ))
+            crash_point("imap stored")
+            taken.append(uid)
+            stored()
+    crash_point("imap committed")
+    return taken, counted
+
+
+def _batches(uids: list[int], sizes: dict[int, int], count: int) -> list[list[int]]:
+    """``uids`` in batches of at most ``count`` messages and (unless one message is larger)
+    ``BATCH_BYTES``: two batches are in memory at a time, one stored, one downloading."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for uid in uids:
+        if current and (len(current) >= count or size + sizes[uid] > BATCH_BYTES):
+            batches.append(current)
+            current, size = [], 0
+        current.append(uid)
+        size += sizes[uid]
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _download(client: ImapClient, batch: list[int]) -> Ahead[list[tuple[int, bytes]]]:
+    """Start downloading ``batch`` (one UID FETCH) in the background."""
+    return Ahead(lambda: list(client.fetch_messages(batch, batch_size=len(batch))))
+
+
+def _check_left_out(client: ImapClient, channel: Channel, uidvalidity: int, uids: set[int],
+                    pending: set[int]) -> None:
+    """Messages the server listed but sent nothing for: gone, or a server that skips them.
+
+    Gone ones are simply not there to take (a pending initial one never will be: it is
+    marked skipped). Ones still there are a failure of this channel, logged so that nobody
+    waits for mail that silently never arrives; they stay untouched on the server and, not
+    being in the ledger, are asked for again next run.
+    """
+    still_there = client.existing_uids(uids)
+    gone = [uid for uid in uids if uid not in still_there and uid in pending]
+    if gone:
+        LedgerEntry.update(
+            status=SKIPPED, server_done=True, updated_at=utcnow(),
+            error="deleted on the server before it was taken",
+        ).where(
+            (LedgerEntry.channel == channel) & (LedgerEntry.folder == channel.folder)
+            & (LedgerEntry.uidvalidity == uidvalidity) & LedgerEntry.uid.in_(gone)
+            & (LedgerEntry.status == PENDING)
+        ).execute()
+    if still_there:
+        listed = sorted(still_there)
+        shown = ", ".join(map(str, listed[:20])) + (", ..." if len(listed) > 20 else "")
+        raise MailServerError(
+            f"IMAP fetch with {client.endpoint.address} (folder \"{channel.folder}\") failed: "
+            f"the server left {len(listed)} message(s) out of its answers although they are "
+            "in the folder; they stay on the server and are asked for again next run.",
+            operation="imap fetch",
+            answer=f"no FETCH data for UID {shown}",
+            hint="if the same messages fail on every run they may be damaged on the server: "
+            "ask the mail administrator, or move them away with a mail client",
+        )
+
+
+def _apply_after_fetch(client: ImapClient, channel: Channel, uidvalidity: int,
+                       uids: list[int]) -> None:
+    """Tell the server (mark read, move, delete), then note in the ledger that it was done."""
+    if not uids:
+        return
+    if channel.after_fetch == "mark_read":
+        client.add_flags(uids)
+    elif channel.after_fetch == "move":
+        client.move(uids, channel.move_to_folder)
+    elif channel.after_fetch == "delete":
+        client.delete(uids)
+    crash_point("imap server told")
+    _mark_server_done(channel, uidvalidity, uids)
+
+
+def _mark_server_done(channel: Channel, uidvalidity: int, uids: list[int]) -> None:
+    LedgerEntry.update(server_done=True, updated_at=utcnow()).where(
+        (LedgerEntry.channel == channel) & (LedgerEntry.folder == channel.folder)
+        & (LedgerEntry.uidvalidity == uidvalidity) & LedgerEntry.uid.in_(uids)
+    ).execute()
+
+
+def _finish_server_actions(client: ImapClient, channel: Channel, uidvalidity: int) -> None:
+    """Apply the after-fetch action a crashed run stored but could not apply."""
+    unfinished = [uid for (uid,) in LedgerEntry.select(LedgerEntry.uid).where(
+        (LedgerEntry.channel == channel) & (LedgerEntry.folder == channel.folder)
+        & (LedgerEntry.uidvalidity == uidvalidity) & ~LedgerEntry.server_done
+        & (LedgerEntry.status != PENDING) & (LedgerEntry.status != SKIPPED)
+    ).tuples()]
+    if unfinished:
+        present = client.existing_uids(unfinished)
+        gone = [uid for uid in unfinished if uid not in present]
+        still_there = [uid for uid in unfinished if uid in present]
+        if channel.after_fetch == "move" and "MOVE" not in client.capabilities:
+            # Without MOVE a move is COPY, then \Deleted and EXPUNGE. A message that already
+            # carries \Deleted was copied before the crash: copying it again would leave two
+            # in the target folder, so it is only expunged.
+            flags = client.fetch_flags(still_there)
+            copied = [uid for uid in still_there if "\\Deleted" in flags.get(uid, set())]
+            if copied:
+                client.delete(copied)
+                _mark_server_done(channel, uidvalidity, copied)
+            still_there = [uid for uid in still_there if uid not in copied]
+        _apply_after_fetch(client, channel, uidvalidity, still_there)
+        if gone:  # moved or deleted by someone else meanwhile: nothing left to do
+            LedgerEntry.update(server_done=True).where(
+                (LedgerEntry.channel == channel) & (LedgerEntry.uidvalidity == uidvalidity)
+                & LedgerEntry.uid.in_(gone)).execute()

@@ -1,0 +1,111 @@
+"""Fetching one POP3 channel (see ``eddymail.services.fetch.run`` for the rules)."""
+
+from __future__ import annotations
+
+from eddymail.crashpoints import crash_point
+from eddymail.db.connection import database_proxy
+from eddymail.db.models import Channel, Department, LedgerEntry, utcnow
+from eddymail.mail.wire.pop3 import Pop3Client
+from eddymail.services.channels.drafts import INITIAL_ALL
+from eddymail.services.channels.endpoints import provider_hints_of
+from eddymail.services.fetch.state import (
+    ChannelFetchReport,
+    Deadline,
+    FetchSettings,
+    Progress,
+    initial_limit,
+    initial_options,
+    response_limit,
+)
+from eddymail.services.ingest import pipeline as ingestion
+from eddymail.services.ingest.pipeline import PENDING, SKIPPED, IngestOptions, Source
+
+
+def fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
+                report: ChannelFetchReport, deadline: Deadline,
+                progress: Progress | None) -> None:
+    endpoint = deadline.endpoint(channel, settings.timeout)
+    department = Department.get_by_id(channel.department_id)
+    options = IngestOptions.for_run(notify=settings.notify,
+                                    max_message_bytes=settings.max_message_bytes)
+    delete = channel.after_fetch == "delete"
+    with Pop3Client(endpoint, password, provider_hints_of(channel),
+                    max_response=response_limit(settings)) as client:
+        listing = client.uidl()
+        ledger = {uidl: (status, done) for uidl, status, done in LedgerEntry.select(
+            LedgerEntry.uidl, LedgerEntry.status, LedgerEntry.server_done).where(
+            (LedgerEntry.channel == channel) & (LedgerEntry.source == "pop3")).tuples()}
+        if not ledger and channel.connected_at is None:
+            report.first_connection = True
+            limit = initial_limit(channel, settings)
+            chosen = listing if limit == INITIAL_ALL else (listing[-limit:] if limit else [])
+            if settings.dry_run:
+                report.would_fetch = len(chosen)
+                return
+            ledger = _connect_pop3(channel, listing, {uidl for _, uidl in chosen})
+            crash_point("pop3 connected")
+        todo = [(number, uidl) for number, uidl in listing
+                if uidl not in ledger or ledger[uidl][0] == PENDING]
+        if settings.dry_run:
+            report.would_fetch = len(todo)
+            return
+        first_options = initial_options(options, channel)
+        sizes = client.sizes() if todo else {}
+        to_delete: list[tuple[int, str]] = []
+        deleted_before: list[str] = []
+        if delete:  # deletions an interrupted run stored but the server never committed
+            to_delete = [(number, uidl) for number, uidl in listing
+                         if uidl in ledger and ledger[uidl][0] not in (PENDING, SKIPPED)
+                         and not ledger[uidl][1]]
+            # ... or committed (QUIT went through) just before the run was cut off, so the
+            # ledger never heard of it: those are gone from the listing.
+            listed = {uidl for _, uidl in listing}
+            deleted_before = [uidl for uidl, (status, done) in ledger.items()
+                              if status not in (PENDING, SKIPPED) and not done
+                              and uidl not in listed]
+        for done, (number, uidl) in enumerate(todo, start=1):
+            deadline.check()
+            source = Source("pop3", uidl=uidl)
+            size = sizes.get(number, 0)
+            oversized = size > settings.max_message_bytes
+            if oversized:
+                result = ingestion.quarantine_oversized(
+                    client.top(number, 0), channel=channel, source=source, size=size,
+                    limit=settings.max_message_bytes)
+            else:
+                raw = client.retrieve(number)
+                crash_point("pop3 downloaded")
+                result = ingestion.ingest_raw(
+                    raw, channel=channel, department=department,
+                    source=source,
+                    options=first_options if uidl in ledger else options)
+            crash_point("pop3 committed")
+            report.count(result)
+            if delete and not oversized:  # only its headers are ours: the body stays there
+                to_delete.append((number, uidl))
+            if progress:
+                progress(channel.name, done, len(todo))
+        for number, _ in to_delete:
+            client.delete(number)
+            crash_point("pop3 dele sent")
+        client.quit()  # DELE takes effect only now
+        crash_point("pop3 quit")
+        finished = [uidl for _, uidl in to_delete] + deleted_before
+        if finished:
+            LedgerEntry.update(server_done=True, updated_at=utcnow()).where(
+                (LedgerEntry.channel == channel) & (LedgerEntry.source == "pop3")
+                & LedgerEntry.uidl.in_(finished)).execute()
+
+
+def _connect_pop3(channel: Channel, listing: list[tuple[int, str]],
+                  chosen: set[str]) -> dict[str, tuple[str, bool]]:
+    """First connection: chosen messages pending, all others skipped for good."""
+    ledger: dict[str, tuple[str, bool]] = {}
+    with database_proxy.atomic():
+        for _, uidl in listing:
+            status = PENDING if uidl in chosen else SKIPPED
+            LedgerEntry.create(channel=channel, source="pop3", uidl=uidl, sha256="",
+                               status=status, server_done=status == SKIPPED)
+            ledger[uidl] = (status, status == SKIPPED)
+        Channel.update(connected_at=utcnow()).where(Channel.id == channel.id).execute()
+    return ledger

@@ -1,0 +1,122 @@
+"""``eddymail fetch``: pull mail from every channel's mailbox into tickets, losslessly.
+
+Order per message, so a crash anywhere means a retry and never a loss: download with
+``BODY.PEEK[]`` (IMAP) or ``RETR`` (POP3), store and commit (``ingestion.ingest_raw``), and
+only then touch the server (``\\Seen``, move, delete, ``DELE``), recording in the ledger that
+it was done. A ledger row that says "imported but the server was not told yet" is finished
+on the next run.
+
+What is taken (IMAP): every message that arrived after the channel was first connected, read
+by someone in webmail or not (``unread_only`` keeps the classic "unread only" rule), plus, at
+the first connection, the last N unread older ones (``initial_limit``). Older mail is left
+alone for good: the first connection records the highest UID as the baseline, and the chosen
+initial messages as pending ledger rows. POP3 has no flags: at the first connection the last
+N messages are pending and the others are marked skipped.
+
+Each channel is isolated: its failure is logged with the server's answer and the others are
+still fetched. A server that answers too much (a literal or a message far over the size
+limit), garbles its answers or never ends them costs only its channel. The database is
+different: when it is locked past the busy timeout, full or read-only, no channel can be
+fetched, so the run stops with a ``DatabaseError`` (exit 4); the server was told nothing
+about mail that was not committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import peewee
+
+from eddymail import secrets
+from eddymail.db.connection import database_error
+from eddymail.db.models import Channel
+from eddymail.errors import (
+    DatabaseError,
+    EddymailError,
+    KeyringUnavailableError,
+    MailServerError,
+)
+from eddymail.services import errorlog
+from eddymail.services.channels.registry import find_channel, password_source
+from eddymail.services.fetch.imap import fetch_imap
+from eddymail.services.fetch.pop3 import fetch_pop3
+from eddymail.services.fetch.state import (
+    ChannelFetchReport,
+    Deadline,
+    FetchSettings,
+    Progress,
+)
+
+__all__ = ["ChannelFetchReport", "FetchSettings", "channels_to_fetch", "fetch_channels"]
+
+log = logging.getLogger("eddymail.fetch")
+
+
+def channels_to_fetch(names: Iterable[str]) -> list[Channel]:
+    """The named channels, or every enabled one with incoming settings."""
+    names = list(names)
+    if names:
+        return [find_channel(name) for name in names]
+    incoming = Channel.enabled & (Channel.protocol != "none")
+    return list(Channel.select().where(incoming).order_by(Channel.name))
+
+
+def fetch_channels(
+    channels: list[Channel], settings: FetchSettings, progress: Progress | None = None
+) -> list[ChannelFetchReport]:
+    """Fetch each channel in turn; a failure of one is logged and the others go on.
+
+    Raises ``DatabaseError`` when the database itself fails (locked past the busy timeout,
+    full, read-only): that is no channel's fault and every channel would meet it.
+    """
+    deadline = Deadline(settings.deadline)
+    reports = []
+    try:
+        for channel in channels:
+            report = ChannelFetchReport(channel.name)
+            reports.append(report)
+            if channel.protocol == "none":
+                report.ok, report.error = False, "the channel has no incoming server"
+                continue
+            password = ""
+            try:
+                deadline.check()
+                password = secrets.get_password(password_source(channel))
+                fetcher = fetch_imap if channel.protocol == "imap" else fetch_pop3
+                fetcher(channel, password, settings, report, deadline, progress)
+            except (KeyringUnavailableError, DatabaseError, peewee.OperationalError):
+                raise  # not this channel's fault: exit 4 for the whole run
+            except (peewee.IntegrityError, peewee.DataError) as error:
+                # Something in this channel's mail the schema refuses: its failure alone. (A
+                # ProgrammingError is a bug and goes to the CLI's "unexpected" boundary.)
+                _failed(report, channel, database_error(error), password)
+            except EddymailError as error:
+                _failed(report, channel, error, password)
+    except peewee.OperationalError as error:
+        problem = database_error(error)
+        raise DatabaseError(
+            f"{problem.message} The fetch stopped.",
+            hint="nothing is lost: mail is marked read, moved or deleted on the server only "
+            "after it is stored, so the next run takes what this one could not",
+        ) from None
+    return reports
+
+
+def _failed(report: ChannelFetchReport, channel: Channel, error: EddymailError,
+            password: str) -> None:
+    """Log a channel's failure and put it in the report: our sentence, then the answer."""
+    operation = error.operation if isinstance(error, MailServerError) else "fetch"
+    entry = errorlog.record_failure(
+        channel=channel, operation=operation or "fetch", error=error, secrets=[password],
+    )
+    report.ok = False
+    # The sentence says what failed (TLS, a timeout, the deadline...); the server's own
+    # words follow, as they are what a provider's support will ask for.
+    report.error = entry.message
+    if entry.answer and entry.answer not in entry.message:
+        report.error += f" ({entry.answer})"
+    report.hint = entry.hint or None
+    # The command reports each failure on stderr itself; a second, logged line would
+    # double what cron mails. -v shows it.
+    log.info("fetch of %s failed: %s", channel.name, report.error)

@@ -1,0 +1,111 @@
+"""What one fetch run keeps track of: its settings, its deadline, each channel's report.
+
+Shared by the IMAP and POP3 fetchers (``fetch_imap``, ``fetch_pop3``) and the run itself
+(``fetching``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from eddymail.db.models import Channel
+from eddymail.errors import MailServerError
+from eddymail.mail.wire.endpoint import Endpoint
+from eddymail.services.channels.drafts import parse_initial
+from eddymail.services.channels.endpoints import incoming_endpoint
+from eddymail.services.ingest import pipeline as ingestion
+from eddymail.services.ingest.pipeline import IngestOptions
+
+Progress = Callable[[str, int, int], None]  # channel name, done, total
+
+
+@dataclass
+class ChannelFetchReport:
+    """What one channel's fetch did (the ``--json`` document has one per channel)."""
+
+    name: str
+    ok: bool = True
+    fetched: int = 0
+    new_tickets: int = 0
+    followups: int = 0
+    duplicates: int = 0
+    recorded: int = 0
+    quarantined: int = 0
+    would_fetch: int | None = None  # --dry-run only
+    first_connection: bool = False
+    notices: list[str] = field(default_factory=list)
+    error: str | None = None
+    hint: str | None = None
+
+    def count(self, result: ingestion.IngestResult) -> None:
+        """Add one message's outcome."""
+        self.fetched += 1
+        attribute = {
+            ingestion.NEW_TICKET: "new_tickets", ingestion.FOLLOWUP: "followups",
+            ingestion.DUPLICATE: "duplicates", ingestion.RECORDED: "recorded",
+            ingestion.QUARANTINED: "quarantined",
+        }[result.status]
+        setattr(self, attribute, getattr(self, attribute) + 1)
+        self.notices.extend(result.notices)
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """How one fetch run behaves."""
+
+    timeout: float = 30.0
+    deadline: float = 900.0
+    batch_size: int = 50
+    max_message_bytes: int = 50 * 1024 * 1024
+    initial: str | None = None  # --initial override for channels connected in this run
+    notify: bool = True
+    dry_run: bool = False
+
+
+class Deadline:
+    """The overall time budget of a run, so a slow server never holds cron forever."""
+
+    def __init__(self, seconds: float) -> None:
+        self.ends = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left (never negative)."""
+        return max(0.0, self.ends - time.monotonic())
+
+    def endpoint(self, channel: Channel, timeout: float) -> Endpoint:
+        """The channel's incoming server, each step bounded by ``timeout`` and the session
+        by what is left of the run."""
+        endpoint = incoming_endpoint(channel, min(timeout, max(self.remaining(), 1)))
+        return dataclasses.replace(endpoint, deadline=self.ends)
+
+    def check(self) -> None:
+        """Raise when the run is out of time."""
+        if self.remaining() <= 0:
+            raise MailServerError(
+                "The fetch run reached its deadline; the rest is taken next run.",
+                operation="fetch", answer="deadline reached",
+                hint="Raise [fetch] deadline in the configuration if runs are often this long.",
+            )
+
+
+def response_limit(settings: FetchSettings) -> int:
+    """The most bytes one server answer may have: far more than any message we take.
+
+    Mail between the size limit and this is read and then quarantined with its bytes (a
+    server's RFC822.SIZE or LIST may count line ends differently); anything larger is a
+    server that lies or attacks, and is refused before it is read.
+    """
+    return max(2 * settings.max_message_bytes, settings.max_message_bytes + 1024 * 1024)
+
+
+def initial_limit(channel: Channel, settings: FetchSettings) -> int:
+    """The first fetch's limit: ``--initial`` of this run, else the channel's setting."""
+    return parse_initial(settings.initial) if settings.initial else channel.initial_limit
+
+
+def initial_options(options: IngestOptions, channel: Channel) -> IngestOptions:
+    """The options for a channel's first-connection batch: notify only if the channel wants."""
+    return dataclasses.replace(options, notify=options.notify and channel.notify_initial)

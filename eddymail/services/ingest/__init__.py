@@ -1,0 +1,1 @@
+"""From raw bytes to a ticket: the ingest pipeline, threading, raw mail and the quarantine."""

@@ -1,0 +1,462 @@
+"""The pipeline from raw bytes to a ticket: parse, deduplicate, thread, store, notify.
+
+``ingest_raw`` is shared by ``fetch`` (IMAP, POP3) and ``ingest`` (files, stdin, Maildir,
+mbox). Everything one message changes (raw bytes, ledger row, user, ticket, thread message,
+attachments, queued notifications) is written in one transaction; the caller touches the
+mail server only after it returned. A message that cannot be parsed is quarantined with
+its bytes and the run goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from eddymail.db import fastsql
+from eddymail.db.connection import database_proxy
+from eddymail.db.models import (
+    Attachment,
+    Channel,
+    Department,
+    ErrorLogEntry,
+    LedgerEntry,
+    Message,
+    OutboxItem,
+    RawMessage,
+    Ticket,
+    utcnow,
+)
+from eddymail.errors import MessageParseError, NotFoundError
+from eddymail.mail.message import authresults
+from eddymail.mail.message.parse import ParsedMessage, ParseLimits, parse_message
+from eddymail.services import settings
+from eddymail.services.ingest.threads import find_thread
+from eddymail.services.outgoing import notifications
+from eddymail.services.tickets import users
+
+log = logging.getLogger("eddymail.ingest")
+
+NEW_TICKET = "new_ticket"
+FOLLOWUP = "followup"
+DUPLICATE = "duplicate"
+RECORDED = "recorded"  # stored, but opens no ticket (bounce, auto-reply, our own mail)
+QUARANTINED = "quarantined"
+PENDING = "pending"  # ledger only: chosen for the first fetch, not taken yet
+SKIPPED = "skipped"  # ledger only: old mail left alone at the first connection
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a message came from: its key in the ingestion ledger."""
+
+    kind: str  # imap | pop3 | file
+    folder: str | None = None
+    uidvalidity: int | None = None
+    uid: int | None = None
+    uidl: str | None = None
+
+    def ledger_key(self, channel: Channel | None) -> dict | None:
+        """The ledger columns that identify this exact delivery (None for files)."""
+        channel_id = channel.id if channel is not None else None
+        if self.kind == "imap":
+            return {"channel": channel_id, "folder": self.folder,
+                    "uidvalidity": self.uidvalidity, "uid": self.uid}
+        if self.kind == "pop3":
+            return {"channel": channel_id, "uidl": self.uidl}
+        return None
+
+
+@dataclass
+class IngestOptions:
+    """Settings of one run, read once rather than per message."""
+
+    notify: bool = True
+    limits: ParseLimits = field(default_factory=ParseLimits)
+    tag_format: str = ""
+    own_addresses: set[str] = field(default_factory=set)
+    _senders: dict[int, Channel | None] = field(default_factory=dict, repr=False)
+
+    def sender_for(self, department: Department) -> Channel | None:
+        """The channel that sends this department's notifications (looked up once per run)."""
+        if department.id not in self._senders:
+            self._senders[department.id] = notifications.sender_channel(department)
+        return self._senders[department.id]
+
+    @classmethod
+    def for_run(cls, *, notify: bool = True, max_message_bytes: int | None = None) -> IngestOptions:
+        """Options with the team settings of this database."""
+        limits = ParseLimits() if max_message_bytes is None else ParseLimits(
+            max_message_bytes=max_message_bytes)
+        return cls(
+            notify=notify,
+            limits=limits,
+            tag_format=settings.get_value(settings.TAG_FORMAT),
+            own_addresses=notifications.own_addresses(),
+        )
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What became of one message."""
+
+    status: str
+    ticket_id: int | None = None
+    message_id: int | None = None
+    subject: str = ""
+    error: str | None = None
+    notices: tuple[str, ...] = ()
+
+
+def ingest_raw(
+    raw: bytes,
+    *,
+    channel: Channel | None,
+    department: Department,
+    source: Source,
+    options: IngestOptions,
+) -> IngestResult:
+    """Turn one raw message into a ticket, a follow-up, a record or a quarantine entry."""
+    sha256 = hashlib.sha256(raw).hexdigest()
+    # Parsing is the slow part: done before the write transaction so no lock is held meanwhile.
+    try:
+        parsed: ParsedMessage | None = parse_message(raw, options.limits)
+        error = None
+    except MessageParseError as problem:
+        parsed, error = None, problem.message
+    with _transaction():
+        entry = _ledger_entry(channel, source, sha256)
+        if entry is not None and entry.status != PENDING:
+            return _seen_before(entry)
+        stored_raw, fresh = _store_raw(raw, sha256)
+        if parsed is None:
+            return _quarantine(channel, source, entry, stored_raw, sha256, len(raw), error or "")
+        duplicate = _duplicate_of(parsed, channel, stored_raw, fresh)
+        if duplicate is not None:
+            _record(channel, source, entry, sha256=sha256, size=len(raw),
+                    message_id=parsed.message_id, status=DUPLICATE, raw=stored_raw,
+                    ticket_message=duplicate)
+            return IngestResult(DUPLICATE, duplicate.ticket_id, duplicate.id, duplicate.subject)
+        result, message = _store(parsed, raw, channel, department, stored_raw, options)
+        _record(channel, source, entry, sha256=sha256, size=len(raw),
+                message_id=parsed.message_id, status="imported", raw=stored_raw,
+                ticket_message=message)
+    return result
+
+
+def reprocess(raw: bytes, *, entry: LedgerEntry, channel: Channel | None,
+              department: Department, options: IngestOptions) -> IngestResult:
+    """Run a quarantined message through the pipeline again, updating its ledger row."""
+    try:
+        parsed = parse_message(raw, options.limits)
+    except MessageParseError as problem:
+        LedgerEntry.update(error=problem.message, updated_at=utcnow()).where(
+            LedgerEntry.id == entry.id).execute()
+        return IngestResult(QUARANTINED, error=problem.message)
+    with database_proxy.atomic():
+        stored_raw = RawMessage(id=entry.raw_id)
+        duplicate = _duplicate_of(parsed, channel, stored_raw, fresh=False)
+        if duplicate is not None:
+            result, message = IngestResult(DUPLICATE, duplicate.ticket_id, duplicate.id,
+                                           duplicate.subject), duplicate
+        else:
+            result, message = _store(parsed, raw, channel, department, stored_raw, options)
+        LedgerEntry.update(
+            status="imported" if duplicate is None else DUPLICATE, error=None,
+            message_id=parsed.message_id, ticket_message=message, updated_at=utcnow(),
+        ).where(LedgerEntry.id == entry.id).execute()
+    return result
+
+
+def quarantine_oversized(
+    headers: bytes, *, channel: Channel, source: Source, size: int, limit: int
+) -> IngestResult:
+    """Record a message too big to download: its headers only, and why."""
+    sha256 = hashlib.sha256(headers).hexdigest()
+    reason = f"message is {size} bytes, over the limit of {limit} bytes; only headers kept"
+    with database_proxy.atomic():
+        entry = _ledger_entry(channel, source, sha256)
+        if entry is not None and entry.status != PENDING:
+            return _seen_before(entry)
+        stored_raw, _ = _store_raw(headers, sha256, headers_only=True)
+        # server_done from the start: the body exists only on the server, so no after-fetch
+        # action (move, delete, DELE) may ever touch this message.
+        return _quarantine(channel, source, entry, stored_raw, sha256, size, reason,
+                           server_done=True)
+
+
+# --- steps ---------------------------------------------------------------------------------
+
+
+def _transaction() -> contextlib.AbstractContextManager:
+    """One transaction for the message: its own, or the one a fetch opened for its batch.
+
+    Not a savepoint inside the batch's transaction: a database error aborts the whole batch
+    anyway, so a savepoint per message would only cost two statements each.
+    """
+    if database_proxy.in_transaction():
+        return contextlib.nullcontext()
+    return database_proxy.atomic()
+
+
+def _ledger_entry(channel: Channel | None, source: Source, sha256: str) -> LedgerEntry | None:
+    """The ledger row of this very delivery: finished before, or announced as pending."""
+    key = source.ledger_key(channel)
+    if key is None:  # a file: the same bytes for the same channel are the same delivery
+        key = {"channel": channel.id if channel else None, "source": "file", "sha256": sha256}
+    return fastsql.first(LedgerEntry, **key)
+
+
+def _record(channel: Channel | None, source: Source, entry: LedgerEntry | None,
+            **values) -> None:
+    """Write the outcome to the ledger, filling in the row of a pending delivery."""
+    if entry is not None:
+        fastsql.update(LedgerEntry, entry.id, updated_at=utcnow(), **values)
+        return
+    fastsql.create(
+        LedgerEntry, channel=channel, source=source.kind, folder=source.folder,
+        uidvalidity=source.uidvalidity, uid=source.uid, uidl=source.uidl, **values,
+    )
+
+
+def _seen_before(entry: LedgerEntry) -> IngestResult:
+    message = entry.ticket_message if entry.ticket_message_id else None
+    if message is None:
+        return IngestResult(DUPLICATE, error=entry.error)
+    return IngestResult(DUPLICATE, message.ticket_id, message.id, message.subject)
+
+
+def _store_raw(raw: bytes, sha256: str, headers_only: bool = False) -> tuple[RawMessage, bool]:
+    """The stored copy of these bytes (kept once however often they arrive); True if new."""
+    existing = fastsql.first(RawMessage, columns=("id",), sha256=sha256)
+    if existing is not None:
+        return existing, False
+    return fastsql.create(RawMessage, sha256=sha256, size=len(raw), data=raw,
+                          headers_only=headers_only), True
+
+
+def _duplicate_of(parsed: ParsedMessage, channel: Channel | None, stored_raw: RawMessage,
+                  fresh: bool) -> Message | None:
+    """An earlier message with the same bytes, or the same Message-ID to the same channel."""
+    if not fresh:  # bytes seen before: the message made of them, if any
+        same_bytes = Message.select().where(Message.raw == stored_raw).first()
+        if same_bytes is not None:
+            return same_bytes
+    if parsed.message_id:
+        return fastsql.first(Message, columns=("id", "ticket", "subject"),
+                             channel=channel.id if channel else None,
+                             message_id=parsed.message_id, direction="in")
+    return None
+
+
+def _quarantine(channel: Channel | None, source: Source, entry: LedgerEntry | None,
+                stored_raw: RawMessage, sha256: str, size: int, error: str,
+                server_done: bool = False) -> IngestResult:
+    _record(channel, source, entry, sha256=sha256, size=size, status=QUARANTINED, error=error,
+            raw=stored_raw, server_done=server_done)
+    ErrorLogEntry.create(
+        channel=channel, channel_name=channel.name if channel else "",
+        operation="parse message", message=f"Message quarantined: {error}",
+        hint="See eddymail mail list --quarantined; eddymail mail retry ID parses it again.",
+    )
+    log.info("quarantined a message: %s", error)  # counted in the run summary
+    return IngestResult(QUARANTINED, error=error)
+
+
+def automatic_kind(parsed: ParsedMessage, own_addresses: set[str]) -> str | None:
+    """Why this mail is not a person writing to us, if it is not: own, bounce, auto_reply, list."""
+    sender = parsed.from_.address.lower() if parsed.from_ else ""
+    if sender and sender in own_addresses:
+        return "own"
+    if parsed.bounce:
+        return "bounce"
+    if parsed.auto_reply:
+        return "auto_reply"
+    if parsed.mailing_list:
+        return "mailing_list"
+    return None
+
+
+def _store(parsed: ParsedMessage, raw: bytes, channel: Channel | None, department: Department,
+           stored_raw: RawMessage, options: IngestOptions) -> tuple[IngestResult, Message]:
+    kind = automatic_kind(parsed, options.own_addresses)
+    auth = sender_verification(parsed, channel, raw)
+    # Mail that failed sender verification, or whose From names no single address, is kept,
+    # marked, and given no power: it registers nobody (not even its Cc), triggers no mail,
+    # and can neither join nor reopen an existing ticket.
+    identified = parsed.sender_valid and parsed.from_ is not None
+    trusted = auth != authresults.FAIL and identified
+    if kind == "bounce":
+        ticket = _bounced_ticket(parsed)
+        message = _message(parsed, ticket, channel, None, stored_raw, kind, auth,
+                           direction="system")
+        if ticket is not None:
+            _touch(ticket, customer=False)
+        return IngestResult(RECORDED, ticket.id if ticket else None, message.id,
+                            parsed.subject), message
+
+    match = find_thread(parsed, options.tag_format, trusted=trusted)
+    if kind in ("own", "auto_reply"):
+        # Recorded; an auto-reply may sit in the ticket it answers but changes nothing there.
+        ticket = match.ticket if kind == "auto_reply" else None
+        message = _message(parsed, ticket, channel, None, stored_raw, kind, auth)
+        return IngestResult(RECORDED, ticket.id if ticket else None, message.id,
+                            parsed.subject), message
+
+    sender = parsed.from_ if identified else None
+    user, created = (users.get_or_create_user(sender.address, sender.name) if sender and trusted
+                     else (None, False))
+    cc_users = [users.get_or_create_user(a.address, a.name)[0] for a in parsed.cc
+                if trusted and a.address.lower() not in options.own_addresses]
+    notices: list[str] = []
+    if match.ticket is not None:
+        ticket = match.ticket
+        if ticket.status == "closed":
+            notices.append(f"ticket #{ticket.id} reopened")
+        message = _message(parsed, ticket, channel, user, stored_raw, kind, auth)
+        # The customer spoke: whether we were waiting for him or had closed it, it is ours again.
+        _touch(ticket, customer=True)
+        users.add_participants(ticket, cc_users)
+        return IngestResult(FOLLOWUP, ticket.id, message.id, parsed.subject,
+                            notices=tuple(notices)), message
+
+    ticket = fastsql.create(
+        Ticket,
+        subject=parsed.subject,
+        department=department,
+        requester=user,
+        requester_address=sender.address if sender else _raw_sender(parsed),
+        channel=channel,
+        carried_tag=match.refused_tag,
+        awaiting_reply=True,
+        message_count=1,
+        created_at=utcnow(),
+        last_activity_at=utcnow(),
+    )
+    message = _message(parsed, ticket, channel, user, stored_raw, kind, auth)
+    users.add_participants(ticket, cc_users)
+    if auth == authresults.FAIL:
+        notices.append("sender verification failed: nobody registered, nothing sent")
+    elif not trusted:
+        notices.append("unidentified sender (not one From address): nobody registered, "
+                       "nothing sent")
+    elif user is not None and options.notify and kind is None and not parsed.automatic_reasons:
+        # A new sender learns he is registered (that letter carries the ticket number too);
+        # a known customer gets the plain acknowledgement of his new ticket.
+        name = "registration" if created else "ticket_created"
+        item, why_not = notifications.queue_notification(
+            name, ticket=ticket, user=user, department=department,
+            sender=options.sender_for(department), own=options.own_addresses)
+        notices.append(f"{name} notification queued" if item else
+                       f"no {name} notification: {why_not}")
+    return IngestResult(NEW_TICKET, ticket.id, message.id, parsed.subject,
+                        notices=tuple(notices)), message
+
+
+def sender_verification(parsed: ParsedMessage, channel: Channel | None,
+                        raw: bytes) -> str | None:
+    """pass/fail/none by the channel's trusted Authentication-Results; None: not configured."""
+    if channel is None or not channel.authserv_id or parsed.from_ is None:
+        return None
+    domain = parsed.from_.address.rpartition("@")[2]
+    return authresults.verify_sender(raw, channel.authserv_id, domain)
+
+
+def _bounced_ticket(parsed: ParsedMessage) -> Ticket | None:
+    original = parsed.bounce_original_message_id
+    if not original:
+        return None
+    item = OutboxItem.get_or_none(OutboxItem.message_id == original)
+    if item is not None and item.ticket_id is not None:
+        return Ticket.get_by_id(item.ticket_id)
+    message = Message.get_or_none((Message.message_id == original) & Message.ticket.is_null(False))
+    return Ticket.get_by_id(message.ticket_id) if message else None
+
+
+def _message(parsed: ParsedMessage, ticket: Ticket | None, channel: Channel | None, user,
+             stored_raw: RawMessage, kind: str | None, auth: str | None,
+             direction: str = "in") -> Message:
+    identified = parsed.sender_valid and parsed.from_ is not None
+
+    def addresses(items) -> list[dict]:
+        return [{"address": a.address, "name": a.name} for a in items]
+
+    message = fastsql.create(
+        Message,
+        ticket=ticket,
+        direction=direction,
+        channel=channel,
+        user=user,
+        # An unidentified sender is shown by every address his From named, so the one he
+        # put first (perhaps a real customer's) does not pass for the whole truth.
+        author_name=parsed.from_.name if identified else "",
+        from_address=parsed.from_.address if identified else _raw_sender(parsed),
+        from_name=parsed.from_.name if identified else "",
+        to=addresses(parsed.to),
+        cc=addresses(parsed.cc),
+        reply_to=addresses(parsed.reply_to),
+        subject=parsed.subject,
+        body_text=parsed.body_text,
+        has_html=parsed.has_html,
+        sent_at=parsed.date.replace(tzinfo=None) if parsed.date else None,
+        message_id=parsed.message_id,
+        in_reply_to=list(parsed.in_reply_to),
+        references=list(parsed.references),
+        raw=stored_raw,
+        automatic=kind,
+        auth_status=auth,
+    )
+    for attachment in parsed.attachments:
+        fastsql.create(
+            Attachment,
+            message=message,
+            filename=attachment.filename,
+            original_filename=attachment.original_filename,
+            content_type=attachment.content_type,
+            size=attachment.size,
+            sha256=hashlib.sha256(attachment.data).hexdigest(),
+            content_id=attachment.content_id,
+            inline=attachment.inline,
+            data=attachment.data,
+        )
+    return message
+
+
+def _touch(ticket: Ticket, *, customer: bool) -> None:
+    """One more message in the ticket; from the customer, it also becomes ours to answer."""
+    values = {Ticket.message_count: Ticket.message_count + 1, Ticket.last_activity_at: utcnow()}
+    if customer:
+        values.update({Ticket.awaiting_reply: True, Ticket.status: "open"})
+    Ticket.update(values).where(Ticket.id == ticket.id).execute()
+
+
+def _raw_sender(parsed: ParsedMessage) -> str:
+    return ", ".join(a.address for a in parsed.from_all)[:250]
+
+
+# --- where a message goes -------------------------------------------------------------------
+
+
+def destination(channel_name: str | None, department_name: str | None,
+                find_channel: Callable[[str], Channel],
+                find_department: Callable[[str], Department]) -> tuple[Channel | None, Department]:
+    """The channel and department for ``ingest``: the channel's, a named one, or the only one."""
+    if channel_name:
+        channel = find_channel(channel_name)
+        department = Department.get_by_id(channel.department_id)
+        if department_name and find_department(department_name).id != department.id:
+            department = find_department(department_name)
+        return channel, department
+    if department_name:
+        return None, find_department(department_name)
+    departments = list(Department.select().limit(2))
+    if len(departments) == 1:
+        return None, departments[0]
+    if not departments:
+        raise NotFoundError(
+            "There is no department yet: eddymail department add Support (or run eddymail init)."
+        )
+    raise NotFoundError("Several departments exist: say where the mail goes with --channel NAME "
+                        "or --department NAME.")

@@ -1,0 +1,1 @@
+"""Mail that leaves: the outbox, automatic notifications and their templates."""

@@ -1,0 +1,131 @@
+"""Automatic mail to customers (registration and the like): whether, from where, what.
+
+The rules that keep a helpdesk from becoming a spam relay or a mail loop live here:
+no automatic mail in answer to automatic mail, bounces, mailing lists, our own addresses or
+an unidentified sender; at most a few per recipient and a global number per day; never the
+customer's own text quoted back (the templates offer no variable for it).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from eddymail import templates
+from eddymail.db.models import Channel, Department, OutboxItem, Template, Ticket, User, utcnow
+from eddymail.mail.message.compose import OutgoingMail
+from eddymail.services import settings
+from eddymail.services.outgoing.outbox import queue_mail
+
+DAY = timedelta(days=1)
+
+
+def sender_channel(department: Department) -> Channel | None:
+    """The channel system notifications go out from: ``system-channel``, else the department's."""
+    channel_id = settings.get_value(settings.SYSTEM_CHANNEL)
+    if channel_id is None:
+        channel_id = department.outgoing_channel_id
+    if channel_id is None:
+        return None
+    channel = Channel.get_or_none(Channel.id == channel_id)
+    return channel if channel is not None and channel.smtp_host else None
+
+
+def template_source(name: str, language: str) -> str | None:
+    """The text of template ``name`` in ``language``, or None when staff switched it off."""
+    row = Template.get_or_none((Template.name == name) & (Template.language == language))
+    if row is None:
+        return templates.default_source(name, language)
+    if not row.enabled:
+        return None
+    return row.source or templates.default_source(name, language)
+
+
+def over_daily_caps(recipient: str) -> str | None:
+    """Why no more automatic mail may go to ``recipient`` today, or None when it may."""
+    since = utcnow() - DAY
+    automatic = OutboxItem.select().where(OutboxItem.automatic & (OutboxItem.created_at >= since))
+    per_recipient = settings.get_value(settings.AUTO_MAIL_PER_RECIPIENT)
+    if automatic.where(OutboxItem.recipient == recipient.lower()).count() >= per_recipient:
+        return f"{recipient} already got {per_recipient} automatic mails in 24 hours"
+    per_day = settings.get_value(settings.AUTO_MAIL_PER_DAY)
+    if automatic.count() >= per_day:
+        return f"the daily limit of {per_day} automatic mails is reached"
+    return None
+
+
+def queue_notification(
+    name: str, *, ticket: Ticket, user: User, department: Department,
+    sender: Channel | None, own: set[str],
+) -> tuple[OutboxItem | None, str | None]:
+    """Render and queue notification ``name`` for ``user``; (row, None) or (None, why not).
+
+    ``sender`` (``sender_channel(department)``) and ``own`` (``own_addresses()``) are looked
+    up once per run by the caller, not once per message.
+    """
+    channel = sender
+    if channel is None:
+        return None, (
+            "no channel can send notifications: set one with eddymail settings set "
+            "system-channel NAME, or give the department an outgoing channel"
+        )
+    if user.email.lower() in own:
+        return None, "the recipient is one of our own channels"
+    reason = over_daily_caps(user.email)
+    if reason:
+        return None, reason
+    rendered = render_for_department(name, department, {
+        "user": {"name": user.name, "email": user.email},
+        "ticket": {"id": ticket.id, "subject": ticket.subject},
+    })
+    if rendered is None:
+        return None, f"the {name} template is switched off"
+    mail = automatic_mail(channel, department, rendered, to=user.email,
+                          extra_headers={"X-Eddymail-Ticket": str(ticket.id)})
+    item = queue_mail(kind="notification", channel=channel, mail=mail, ticket=ticket,
+                      template=name)
+    return item, None
+
+
+def helpdesk_name(department: Department) -> str:
+    """The name customers know us by: the ``helpdesk-name`` setting, else the department's."""
+    return settings.get_value(settings.HELPDESK_NAME) or department.name
+
+
+def render_for_department(name: str, department: Department, context: dict, *,
+                          even_if_off: bool = False) -> templates.RenderedTemplate | None:
+    """Template ``name`` in the team's language, with ``department`` and ``helpdesk`` filled in.
+
+    None when staff switched it off, unless ``even_if_off`` (the reply frame and the test
+    letter are not notifications one may silence: then the shipped text is used).
+    """
+    language = settings.get_value(settings.LANGUAGE)
+    source = template_source(name, language)
+    if source is None:
+        if not even_if_off:
+            return None
+        source = templates.default_source(name, language)
+    return templates.render(name, source, {
+        **context,
+        "department": {"name": department.name},
+        "helpdesk": {"name": helpdesk_name(department)},
+    })
+
+
+def automatic_mail(channel: Channel, department: Department, rendered: templates.RenderedTemplate,
+                   *, to: str, extra_headers: dict[str, str]) -> OutgoingMail:
+    """A rendered template as mail that no person wrote (RFC 3834 headers come with it)."""
+    return OutgoingMail(
+        from_address=channel.email,
+        from_name=channel.display_name or helpdesk_name(department),
+        to=[to],
+        cc=[],
+        subject=rendered.subject,
+        body_text=rendered.body,
+        automatic=True,
+        extra_headers=extra_headers,
+    )
+
+
+def own_addresses() -> set[str]:
+    """Every channel's address, lower-cased: mail from or to them is ours."""
+    return {address.lower() for (address,) in Channel.select(Channel.email).tuples()}

@@ -1,0 +1,226 @@
+"""The outbox: every outgoing mail is a row first, and is sent after the commit.
+
+A row is written in the same transaction as the ticket message it belongs to, so a crash
+can never leave a reply that was recorded but not queued (or sent but not recorded). Sending
+happens later (``send_due``), marks the row sent only once the server accepted the mail,
+and keeps a failed row queued with its error and a back-off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+
+from eddymail import secrets
+from eddymail.crashpoints import crash_point
+from eddymail.db.models import Channel, Message, OutboxItem, Ticket, utcnow
+from eddymail.errors import EddymailError, MailServerError, ValidationError
+from eddymail.mail.message.compose import (
+    OutgoingMail,
+    build_message,
+    envelope_recipients,
+    make_message_id,
+)
+from eddymail.mail.wire.smtp import SmtpClient
+from eddymail.services import errorlog
+from eddymail.services.channels.endpoints import provider_hints_of, smtp_endpoint
+
+log = logging.getLogger("eddymail.outbox")
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """An outbox row as shown by ``outbox list``."""
+
+    id: int
+    kind: str
+    template: str | None
+    channel: str | None
+    ticket_id: int | None
+    recipients: list[str]
+    subject: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+def queue_mail(
+    *,
+    kind: str,
+    channel: Channel,
+    mail: OutgoingMail,
+    ticket: Ticket | None = None,
+    message: Message | None = None,
+    template: str | None = None,
+) -> OutboxItem:
+    """Compose ``mail`` into its final bytes and queue it; call inside the caller's transaction.
+
+    The Message-ID is minted now, on the channel's domain, so threading headers of the
+    customer's answer can be matched to this ticket even before the mail is sent.
+    """
+    message_id = make_message_id(channel.email)
+    raw = build_message(mail, message_id=message_id)
+    recipients = envelope_recipients(mail)
+    item = OutboxItem.create(
+        kind=kind,
+        template=template,
+        channel=channel,
+        ticket=ticket,
+        message=message,
+        mail_from=channel.email,
+        recipients=recipients,
+        recipient=recipients[0].lower() if recipients else "",
+        raw=raw,
+        message_id=message_id,
+        automatic=mail.automatic,
+        next_attempt_at=utcnow(),
+    )
+    if message is not None and not message.message_id:
+        message.message_id = message_id
+        message.save()
+    return item
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+MAX_ATTEMPTS = 20
+# Waits after the 1st, 2nd, ... failed attempt; the last one repeats.
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
+           timedelta(hours=1), timedelta(hours=3), timedelta(hours=6))
+# A row claimed for sending by a process that then died is handed back after this long.
+STALE_CLAIM = timedelta(minutes=15)
+_PERMANENT = re.compile(r"^\s*5\d\d\b")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What became of one outbox row in a sending attempt."""
+
+    id: int
+    kind: str
+    recipients: list[str]
+    sent: bool
+    status: str
+    error: str | None = None
+    hint: str | None = None
+    answer: str | None = None  # the server's words on acceptance ("250 2.0.0 Ok: queued")
+
+
+def send_due(*, timeout: float = 30.0, ids: list[int] | None = None,
+             include_failed: bool = False, deadline: float | None = None) -> list[SendResult]:
+    """Send queued rows whose time has come (or the rows ``ids``, whatever their back-off).
+
+    Each row is claimed first (queued → sending) so two processes never send the same row;
+    it becomes sent only once the server accepted it. A crash in between hands the row back
+    after ``STALE_CLAIM``: mail may then go out twice, but is never lost. ``deadline`` (a
+    ``time.monotonic()`` value) ends the round; a channel whose server failed is not tried
+    again in the same round, so one dead server costs one timeout, not one per row.
+    """
+    now = utcnow()
+    OutboxItem.update(status=QUEUED).where(
+        (OutboxItem.status == SENDING) & (OutboxItem.next_attempt_at < now - STALE_CLAIM)
+    ).execute()
+    query = OutboxItem.select(OutboxItem.id, OutboxItem.channel).order_by(OutboxItem.id)
+    if ids:
+        statuses = [QUEUED, FAILED] if include_failed else [QUEUED]
+        query = query.where(OutboxItem.id.in_(ids) & OutboxItem.status.in_(statuses))
+    else:
+        query = query.where((OutboxItem.status == QUEUED) & (OutboxItem.next_attempt_at <= now))
+    results = []
+    unreachable: set[int | None] = set()
+    for item_id, channel_id in query.tuples():
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        if channel_id in unreachable:
+            continue
+        result = send_one(item_id, timeout=timeout, deadline=deadline)
+        if result is not None:
+            results.append(result)
+            if not result.sent:
+                unreachable.add(channel_id)
+    return results
+
+
+def send_one(item_id: int, *, timeout: float = 30.0,
+             deadline: float | None = None) -> SendResult | None:
+    """Claim and send one row; None when another process claimed it first."""
+    claimed = OutboxItem.update(status=SENDING, next_attempt_at=utcnow()).where(
+        (OutboxItem.id == item_id) & OutboxItem.status.in_([QUEUED, FAILED])
+    ).execute()
+    if not claimed:
+        return None
+    item = OutboxItem.get_by_id(item_id)
+    channel = Channel.get_or_none(Channel.id == item.channel_id) if item.channel_id else None
+    password = ""
+    try:
+        if channel is None or not channel.smtp_host:
+            raise ValidationError(
+                "The channel this mail was queued for is gone or has no SMTP server; "
+                "requeue it after fixing the channel with eddymail outbox retry."
+            )
+        password = secrets.get_password(secrets.PasswordSource(channel.name,
+                                                               channel.password_command))
+        endpoint = dataclasses.replace(smtp_endpoint(channel, timeout), deadline=deadline)
+        with SmtpClient(endpoint, password,
+                        provider_hints_of(channel)) as client:
+            answer = client.send(item.mail_from, list(item.recipients), bytes(item.raw))
+    except EddymailError as error:
+        return _failed(item, channel, error, password)
+    crash_point("outbox accepted")
+    OutboxItem.update(status=SENT, sent_at=utcnow(), attempts=item.attempts + 1,
+                      last_error=None).where(OutboxItem.id == item.id).execute()
+    log.info("sent outbox #%s (%s): %s", item.id, item.kind, answer)
+    return SendResult(item.id, item.kind, list(item.recipients), True, SENT, answer=answer)
+
+
+def _failed(item: OutboxItem, channel: Channel | None, error: EddymailError,
+            password: str) -> SendResult:
+    attempts = item.attempts + 1
+    answer = error.answer if isinstance(error, MailServerError) else ""
+    permanent = bool(_PERMANENT.match(answer)) or isinstance(error, ValidationError)
+    status = FAILED if permanent or attempts >= MAX_ATTEMPTS else QUEUED
+    wait = BACKOFF[min(attempts, len(BACKOFF)) - 1]
+    entry = errorlog.record_failure(channel=channel, operation=f"send {item.kind}",
+                                    error=error, secrets=[password])
+    OutboxItem.update(
+        status=status, attempts=attempts, next_attempt_at=utcnow() + wait,
+        last_error=entry.answer or entry.message,
+    ).where(OutboxItem.id == item.id).execute()
+    return SendResult(item.id, item.kind, list(item.recipients), False, status,
+                      entry.answer or entry.message, entry.hint or None)
+
+
+def list_outbox(*, include_sent: bool = False, limit: int = 100) -> list[OutboxEntry]:
+    """What is waiting (and why), newest first; with ``include_sent`` the sent ones too."""
+    query = OutboxItem.select().order_by(OutboxItem.id.desc()).limit(limit)
+    if not include_sent:
+        query = query.where(OutboxItem.status != SENT)
+    return [_entry(item) for item in query]
+
+
+def _entry(item: OutboxItem) -> OutboxEntry:
+    channel = Channel.get_or_none(Channel.id == item.channel_id) if item.channel_id else None
+    return OutboxEntry(
+        id=item.id, kind=item.kind, template=item.template,
+        channel=channel.name if channel else None, ticket_id=item.ticket_id,
+        recipients=list(item.recipients), subject=_subject_of(bytes(item.raw)),
+        status=item.status, attempts=item.attempts,
+        next_attempt_at=item.next_attempt_at if item.status == QUEUED else None,
+        last_error=item.last_error, created_at=item.created_at, sent_at=item.sent_at,
+    )
+
+
+def _subject_of(raw: bytes) -> str:
+    header = raw.split(b"\r\n\r\n", 1)[0]
+    parsed = BytesHeaderParser(policy=default_policy).parsebytes(header)
+    return str(parsed.get("Subject", ""))

@@ -1,0 +1,1 @@
+"""Working tickets: listing and reading them, staff actions, attachments, customers."""

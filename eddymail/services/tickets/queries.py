@@ -1,0 +1,206 @@
+"""Tickets as staff see them: lists with filters and paging, and whole threads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import peewee
+
+from eddymail.db.models import Attachment, Department, Message, Ticket, User
+from eddymail.errors import NotFoundError, ValidationError
+from eddymail.mail.message.quotes import split_quoted
+from eddymail.services.departments import find_department
+from eddymail.services.tickets.users import participant_addresses
+
+STATUS_FILTERS = ("active", "open", "pending", "closed", "all")
+
+
+@dataclass(frozen=True)
+class TicketSummary:
+    """One row of ``ticket list``."""
+
+    id: int
+    subject: str
+    status: str
+    department: str
+    requester: str
+    requester_name: str
+    assignee: str | None
+    awaiting_reply: bool
+    message_count: int
+    created_at: datetime
+    last_activity_at: datetime
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    """An attachment's description (never its bytes)."""
+
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    inline: bool
+
+
+@dataclass(frozen=True)
+class ThreadMessage:
+    """One message of a ticket's thread."""
+
+    id: int
+    direction: str
+    from_: dict
+    to: list[dict]
+    cc: list[dict]
+    reply_to: list[dict]
+    subject: str
+    body_text: str
+    date: datetime | None
+    created_at: datetime
+    automatic: str | None
+    author: str
+    attachments: list[AttachmentInfo]
+    new_text: str  # body_text without the quoted history of earlier mails
+    quoted_lines: int
+    reply_to_differs: bool  # Reply-To names someone else than From (replies go to From)
+    auth_status: str | None  # sender verification: pass | fail | none; None: not checked
+
+
+@dataclass(frozen=True)
+class TicketDetail:
+    """A ticket with everything ``ticket show`` prints."""
+
+    id: int
+    subject: str
+    status: str
+    department: str
+    requester: str
+    requester_name: str
+    assignee: str | None
+    channel: str | None
+    participants: list[str]
+    carried_tag: int | None
+    awaiting_reply: bool
+    created_at: datetime
+    last_activity_at: datetime
+    messages: list[ThreadMessage]
+
+
+def list_tickets(
+    *,
+    status: str = "active",
+    department: str | None = None,
+    requester: str | None = None,
+    assignee: str | None = None,
+    search: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[TicketSummary]:
+    """Tickets, newest activity first; the page is read from the index, not by scanning."""
+    if status not in STATUS_FILTERS:
+        raise ValidationError(f"--status must be one of {', '.join(STATUS_FILTERS)}.")
+    if limit < 1 or offset < 0:
+        raise ValidationError("--limit must be at least 1 and --offset not negative.")
+    query = (
+        Ticket.select(Ticket, Department.name, User.email, User.name)
+        .join(Department, on=(Ticket.department == Department.id))
+        .switch(Ticket)
+        .join(User, peewee.JOIN.LEFT_OUTER, on=(Ticket.requester == User.id))
+        .order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
+    )
+    if status == "active":
+        query = query.where(Ticket.status != "closed")
+    elif status != "all":
+        query = query.where(Ticket.status == status)
+    if department:
+        query = query.where(Ticket.department == find_department(department))
+    if requester:
+        query = query.where(Ticket.requester_address == requester.strip().lower())
+    if assignee:
+        query = query.where(Ticket.assignee == assignee)
+    if search:
+        matching = Message.select(Message.ticket).where(Message.body_text.contains(search))
+        query = query.where(Ticket.subject.contains(search) | Ticket.id.in_(matching))
+    return [_summary(ticket) for ticket in query.limit(limit).offset(offset)]
+
+
+def _summary(ticket: Ticket) -> TicketSummary:
+    return TicketSummary(
+        id=ticket.id,
+        subject=ticket.subject,
+        status=ticket.status,
+        department=ticket.department.name,
+        requester=ticket.requester_address,
+        requester_name=ticket.requester.name if ticket.requester_id else "",
+        assignee=ticket.assignee,
+        awaiting_reply=ticket.awaiting_reply,
+        message_count=ticket.message_count,
+        created_at=ticket.created_at,
+        last_activity_at=ticket.last_activity_at,
+    )
+
+
+def find_ticket(ticket_id: int) -> Ticket:
+    """The ticket with this number. Raises ``NotFoundError``."""
+    ticket = Ticket.get_or_none(Ticket.id == ticket_id)
+    if ticket is None:
+        raise NotFoundError(f"No ticket #{ticket_id}: see eddymail ticket list --status all.")
+    return ticket
+
+
+def show_ticket(ticket_id: int) -> TicketDetail:
+    """A ticket with its whole thread, oldest first."""
+    ticket = find_ticket(ticket_id)
+    messages = list(Message.select().where(Message.ticket == ticket)
+                    .order_by(Message.created_at, Message.id))
+    attachments: dict[int, list[AttachmentInfo]] = {}
+    if messages:
+        query = (Attachment.select(Attachment.id, Attachment.message, Attachment.filename,
+                                   Attachment.content_type, Attachment.size, Attachment.inline)
+                 .where(Attachment.message.in_([m.id for m in messages])).order_by(Attachment.id))
+        for row in query:
+            attachments.setdefault(row.message_id, []).append(AttachmentInfo(
+                row.id, row.filename, row.content_type, row.size, row.inline))
+    requester = ticket.requester if ticket.requester_id else None
+    return TicketDetail(
+        id=ticket.id,
+        subject=ticket.subject,
+        status=ticket.status,
+        department=ticket.department.name,
+        requester=ticket.requester_address,
+        requester_name=requester.name if requester else "",
+        assignee=ticket.assignee,
+        channel=ticket.channel.name if ticket.channel_id else None,
+        participants=sorted(participant_addresses(ticket) - {ticket.requester_address}),
+        carried_tag=ticket.carried_tag,
+        awaiting_reply=ticket.awaiting_reply,
+        created_at=ticket.created_at,
+        last_activity_at=ticket.last_activity_at,
+        messages=[_thread_message(m, attachments.get(m.id, [])) for m in messages],
+    )
+
+
+def _thread_message(message: Message, attachments: list[AttachmentInfo]) -> ThreadMessage:
+    split = split_quoted(message.body_text) if message.direction == "in" else None
+    sender = message.from_address.lower()
+    reply_to = [entry["address"].lower() for entry in message.reply_to or []]
+    return ThreadMessage(
+        id=message.id,
+        direction=message.direction,
+        from_={"address": message.from_address, "name": message.from_name},
+        to=message.to or [],
+        cc=message.cc or [],
+        reply_to=message.reply_to or [],
+        subject=message.subject,
+        body_text=message.body_text,
+        date=message.sent_at,
+        created_at=message.created_at,
+        automatic=message.automatic,
+        author=message.author_name,
+        attachments=attachments,
+        new_text=split.text if split else message.body_text,
+        quoted_lines=split.quoted_lines if split else 0,
+        reply_to_differs=bool(reply_to) and reply_to != [sender],
+        auth_status=message.auth_status,
+    )
