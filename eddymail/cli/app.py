@@ -23,6 +23,7 @@ from eddymail.errors import EXIT_FAILED, EddymailError, LockBusyError
 from eddymail.safetext import for_terminal
 from eddymail.secrets import scrub
 from eddymail.services import runtime
+from eddymail.services.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -35,16 +36,16 @@ class AppState:
     config_path: str | None
     output: Output
     verbose: int = 0
-    _runtime: runtime.Runtime | None = field(default=None, repr=False)
+    _runtime: Runtime | None = field(default=None, repr=False)
 
     @property
-    def runtime(self) -> runtime.Runtime:
+    def runtime(self) -> Runtime:
         """The configuration, loaded on first use (so ``--help`` works with a broken file)."""
         if self._runtime is None:
             self._runtime = runtime.start(self.config_path, self.verbose)
         return self._runtime
 
-    def database(self) -> runtime.Runtime:
+    def database(self) -> Runtime:
         """The runtime with its database open (created or upgraded if needed)."""
         self.runtime.open_database()
         return self.runtime
@@ -89,7 +90,9 @@ class EddymailGroup(LazyGroup):
         except click.ClickException as error:
             # click prints its own messages raw, and some quote what was typed (a file
             # name given to -F): shown, like everything else, with controls spelled out.
-            error.message = for_terminal(error.message, multiline=False)
+            # click declares ``message`` Final, but replacing it in place is the only way to
+            # keep the exception's own class (usage hint, exit code 2) and format.
+            error.message = for_terminal(error.message, multiline=False)  # type: ignore[misc]
             raise
         except (click.exceptions.Exit, click.Abort):
             raise

@@ -32,7 +32,7 @@ def template_group() -> None:
     """
 
 
-def _status(item: TemplateSummary) -> str:
+def _status(item: TemplateSummary | TemplateDetail) -> str:
     if not item.can_disable:
         return "on (always)"
     return "on" if item.enabled else "off"

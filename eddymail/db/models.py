@@ -33,7 +33,12 @@ class JSONField(peewee.TextField):
 
 
 class BaseModel(peewee.Model):
-    """Binds every model to the database proxy."""
+    """Binds every model to the database proxy.
+
+    The models spell out what peewee would add by itself, for the type checker: the ``id``
+    primary key, and the raw key beside each foreign key (``department`` ->
+    ``department_id``), which reads the stored number without a query.
+    """
 
     class Meta:
         database = database_proxy
@@ -50,6 +55,8 @@ class SchemaMigration(BaseModel):
 class Department(BaseModel):
     """A team (Support, Accounting) that owns tickets and sends replies from one channel."""
 
+    id = peewee.AutoField()
+    outgoing_channel_id: int | None  # see BaseModel
     name = peewee.CharField(unique=True)
     # The mailbox replies are sent from. Deferred because channels also point at departments;
     # SQLite cannot add the constraint later, so the service layer keeps it consistent.
@@ -62,6 +69,8 @@ class Department(BaseModel):
 class Channel(BaseModel):
     """A mailbox attached to a department: incoming (IMAP/POP3) and outgoing (SMTP) settings."""
 
+    id = peewee.AutoField()
+    department_id: int  # see BaseModel
     name = peewee.CharField(unique=True)
     department = peewee.ForeignKeyField(Department, backref="channels", on_delete="RESTRICT")
     email = peewee.CharField()
@@ -100,6 +109,8 @@ class Channel(BaseModel):
 class ChannelCursor(BaseModel):
     """Where fetching stands in one IMAP folder: its UIDVALIDITY and the first-connection mark."""
 
+    id = peewee.AutoField()
+    channel_id: int  # see BaseModel
     channel = peewee.ForeignKeyField(Channel, backref="cursors", on_delete="CASCADE")
     folder = peewee.CharField()
     uidvalidity = peewee.BigIntegerField()
@@ -123,6 +134,7 @@ class Setting(BaseModel):
 class User(BaseModel):
     """A customer known by e-mail address (created from an unknown sender)."""
 
+    id = peewee.AutoField()
     email = peewee.CharField(unique=True)  # lower-cased
     name = peewee.CharField(default="")
     created_at = peewee.DateTimeField(default=utcnow)
@@ -132,6 +144,10 @@ class User(BaseModel):
 class Ticket(BaseModel):
     """A conversation with a customer, owned by a department."""
 
+    id = peewee.AutoField()
+    department_id: int  # see BaseModel
+    requester_id: int | None  # see BaseModel
+    channel_id: int | None  # see BaseModel
     subject = peewee.TextField(default="")
     status = peewee.CharField(default="open", index=True)  # open | pending | closed
     department = peewee.ForeignKeyField(Department, backref="tickets", on_delete="RESTRICT")
@@ -159,6 +175,9 @@ class Ticket(BaseModel):
 class TicketParticipant(BaseModel):
     """Someone besides the requester who takes part in a ticket (Cc)."""
 
+    id = peewee.AutoField()
+    ticket_id: int  # see BaseModel
+    user_id: int  # see BaseModel
     ticket = peewee.ForeignKeyField(Ticket, backref="participants", on_delete="CASCADE")
     user = peewee.ForeignKeyField(User, backref="participations", on_delete="CASCADE")
     role = peewee.CharField(default="cc")
@@ -170,6 +189,7 @@ class TicketParticipant(BaseModel):
 class RawMessage(BaseModel):
     """The bytes of a message exactly as received, so it can always be parsed again."""
 
+    id = peewee.AutoField()
     sha256 = peewee.CharField(unique=True)
     size = peewee.BigIntegerField()
     data = peewee.BlobField()
@@ -180,6 +200,11 @@ class RawMessage(BaseModel):
 class Message(BaseModel):
     """One entry of a ticket's thread: inbound mail, a reply, an internal note, a system event."""
 
+    id = peewee.AutoField()
+    ticket_id: int | None  # see BaseModel
+    channel_id: int | None  # see BaseModel
+    user_id: int | None  # see BaseModel
+    raw_id: int | None  # see BaseModel
     ticket = peewee.ForeignKeyField(Ticket, null=True, backref="messages", on_delete="CASCADE")
     direction = peewee.CharField()  # in | out | note | system
     channel = peewee.ForeignKeyField(Channel, null=True, on_delete="SET NULL")
@@ -209,6 +234,8 @@ class Message(BaseModel):
 class Attachment(BaseModel):
     """A file that came with (or was sent with) a message. The name is never used as a path."""
 
+    id = peewee.AutoField()
+    message_id: int  # see BaseModel
     message = peewee.ForeignKeyField(Message, backref="attachments", on_delete="CASCADE")
     filename = peewee.CharField()  # sanitised display name
     original_filename = peewee.TextField(default="")
@@ -227,6 +254,10 @@ class LedgerEntry(BaseModel):
     files piped to ``ingest`` by their SHA-256. Message-ID is only a threading hint.
     """
 
+    id = peewee.AutoField()
+    channel_id: int | None  # see BaseModel
+    ticket_message_id: int | None  # see BaseModel
+    raw_id: int | None  # see BaseModel
     channel = peewee.ForeignKeyField(Channel, null=True, backref="ledger", on_delete="CASCADE")
     source = peewee.CharField()  # imap | pop3 | file
     folder = peewee.CharField(null=True)
@@ -255,6 +286,10 @@ class LedgerEntry(BaseModel):
 class OutboxItem(BaseModel):
     """An outgoing mail waiting to be sent (or sent): replies, notifications, test letters."""
 
+    id = peewee.AutoField()
+    channel_id: int | None  # see BaseModel
+    ticket_id: int | None  # see BaseModel
+    ticket_message_id: int | None  # see BaseModel
     kind = peewee.CharField()  # reply | notification | test_letter
     template = peewee.CharField(null=True)
     channel = peewee.ForeignKeyField(Channel, null=True, on_delete="SET NULL")
@@ -283,6 +318,7 @@ class OutboxItem(BaseModel):
 class Template(BaseModel):
     """A notification template staff edited or switched off (defaults ship with the code)."""
 
+    id = peewee.AutoField()
     name = peewee.CharField()
     language = peewee.CharField()
     source = peewee.TextField(null=True)  # None: the shipped default
@@ -296,6 +332,8 @@ class Template(BaseModel):
 class ErrorLogEntry(BaseModel):
     """What a mail server answered when an operation failed, with the likely cause."""
 
+    id = peewee.AutoField()
+    channel_id: int | None  # see BaseModel
     created_at = peewee.DateTimeField(default=utcnow, index=True)
     channel = peewee.ForeignKeyField(Channel, null=True, on_delete="SET NULL")
     channel_name = peewee.CharField(default="")  # kept when the channel is removed

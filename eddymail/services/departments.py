@@ -77,7 +77,7 @@ def remove_department(name: str) -> None:
     """Delete a department that has no channels and no tickets left."""
     with database_proxy.atomic():
         department = find_department(name)
-        channels = [c.name for c in department.channels]
+        channels = [c.name for c in _channels_of(department)]
         if channels:
             raise ConflictError(
                 f"Department '{department.name}' still has channels ({', '.join(channels)}): "
@@ -144,8 +144,13 @@ def describe(department: Department) -> DepartmentInfo:
         name=department.name,
         outgoing_channel=outgoing.name if outgoing else None,
         outgoing_address=outgoing.email if outgoing else None,
-        channels=[c.name for c in department.channels.order_by(Channel.name)],
+        channels=[c.name for c in _channels_of(department).order_by(Channel.name)],
         open_tickets=int(open_count or 0),
         tickets=int(total or 0),
         created_at=department.created_at,
     )
+
+
+def _channels_of(department: Department) -> peewee.ModelSelect[Channel]:
+    # The ``channels`` backref, spelt out: peewee adds backrefs at run time, unseen by types.
+    return Channel.select().where(Channel.department == department)

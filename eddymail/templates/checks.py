@@ -86,18 +86,18 @@ def find_problems(
 def _private_access(tree: nodes.Template, first_line: int) -> list[Problem]:
     """Attribute names starting with an underscore, caught before the sandbox has to."""
     names: list[tuple[int, str]] = []
-    for node in tree.find_all(nodes.Getattr):
-        names.append((node.lineno, node.attr))
-    for node in tree.find_all(nodes.Getitem):
-        if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            names.append((node.lineno, node.arg.value))
-    for node in tree.find_all(nodes.Filter):
-        arguments = [pair.value for pair in node.kwargs if pair.key == "attribute"]
-        if node.name in _ATTRIBUTE_FILTERS and node.args:
-            arguments.append(node.args[0])
+    for getattr_node in tree.find_all(nodes.Getattr):
+        names.append((getattr_node.lineno, getattr_node.attr))
+    for getitem_node in tree.find_all(nodes.Getitem):
+        if isinstance(getitem_node.arg, nodes.Const) and isinstance(getitem_node.arg.value, str):
+            names.append((getitem_node.lineno, getitem_node.arg.value))
+    for filter_node in tree.find_all(nodes.Filter):
+        arguments = [pair.value for pair in filter_node.kwargs if pair.key == "attribute"]
+        if filter_node.name in _ATTRIBUTE_FILTERS and filter_node.args:
+            arguments.append(filter_node.args[0])
         for argument in arguments:
             if isinstance(argument, nodes.Const) and isinstance(argument.value, str):
-                names.append((node.lineno, argument.value))
+                names.append((filter_node.lineno, argument.value))
     return [
         Problem(
             _line(first_line, line),
@@ -115,12 +115,11 @@ def _unknown_variables(
     # Names the template reads from outside: its own {% set %}, loop and macro names are not.
     outside = _undeclared(tree, environment) - set(environment.globals)
     problems: dict[tuple[int | None, str], Problem] = {}
-    for node in tree.find_all(nodes.Name):
-        if node.ctx == "load" and node.name in outside and node.name not in variables:
-            key = (None, node.name)  # report a misspelt root once, at its first use
-            problems.setdefault(
-                key, _unknown(template_spec, _line(first_line, node.lineno), node.name)
-            )
+    for name in tree.find_all(nodes.Name):
+        if name.ctx == "load" and name.name in outside and name.name not in variables:
+            # Report a misspelt root once, at its first use.
+            line = _line(first_line, name.lineno)
+            problems.setdefault((None, name.name), _unknown(template_spec, line, name.name))
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         chain = _attribute_chain(node)
         if chain is None or chain[0] not in outside or chain[0] not in variables:
@@ -190,12 +189,12 @@ def _unknown(template_spec: TemplateSpec, line: int | None, dotted: str) -> Prob
 
 
 def missing_required(
-    template_spec: TemplateSpec, trees: tuple[nodes.Template, ...]
+    template_spec: TemplateSpec, trees: tuple[nodes.Template, ...], environment: Environment
 ) -> list[Problem]:
     """Required variables (the test letter's token) that neither part uses."""
     used: set[str] = set()
     for tree in trees:
-        used |= _undeclared(tree, tree.environment)
+        used |= _undeclared(tree, environment)
         for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
             chain = _attribute_chain(node)
             if chain is not None:

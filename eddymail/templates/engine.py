@@ -172,7 +172,7 @@ def _compile(name: str, source: str) -> _Compiled:
     problems = [
         *checks.find_problems(template_spec, subject_tree, _environment, subject_part.first_line),
         *checks.find_problems(template_spec, body_tree, _environment, body_part.first_line),
-        *checks.missing_required(template_spec, (subject_tree, body_tree)),
+        *checks.missing_required(template_spec, (subject_tree, body_tree), _environment),
     ]
     if problems:
         raise _invalid(name, checks.describe(template_spec, problems))

@@ -236,7 +236,8 @@ def _wordwrap(environment: Any, s: str, width: int = 79, break_long_words: bool 
 
 def _slice(value: Iterable[Any], slices: int, fill_with: Any = None) -> Any:
     _check_width(slices, "slice() count")
-    return list(jinja_filters.sync_do_slice(value, slices, fill_with))
+    # Jinja's slice wants a sized collection; a template may hand it any iterable.
+    return list(jinja_filters.sync_do_slice(list(value), slices, fill_with))
 
 
 def _batch(value: Iterable[Any], linecount: int, fill_with: Any = None) -> Any:
@@ -382,5 +383,5 @@ def _replace_concat(value: Any) -> Any:
     return value
 
 
-def _filter_node(node: nodes.Expr, name: str) -> nodes.Filter:
+def _filter_node(node: nodes.Node, name: str) -> nodes.Filter:
     return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)

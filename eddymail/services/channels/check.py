@@ -168,8 +168,8 @@ def _outgoing(
     result = send_one(item.id, timeout=timeout)
     if result is None or not result.sent:
         OutboxItem.update(status=FAILED).where(OutboxItem.id == item.id).execute()
-        error = result.error if result else "claimed by another process"
-        return CheckResult("outgoing", False, error or "not sent", result.hint if result else None,
+        reason = result.error if result else "claimed by another process"
+        return CheckResult("outgoing", False, reason or "not sent", result.hint if result else None,
                            "smtp send")
     return CheckResult(
         "outgoing", True, f"test letter {token} sent to {channel.email}: {result.answer}",

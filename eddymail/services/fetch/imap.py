@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import cast
 
 from eddymail.crashpoints import crash_point
 from eddymail.db.connection import database_proxy
@@ -126,11 +127,14 @@ def _uidvalidity_changed(client: ImapClient, channel: Channel, cursor: ChannelCu
 def _imap_todo(client: ImapClient, channel: Channel,
                cursor: ChannelCursor) -> tuple[list[int], set[int]]:
     """UIDs to take now: new since the baseline and not in the ledger, plus pending ones."""
-    ledger = LedgerEntry.select(LedgerEntry.uid, LedgerEntry.status).where(
+    rows = LedgerEntry.select(LedgerEntry.uid, LedgerEntry.status).where(
         (LedgerEntry.channel == channel) & (LedgerEntry.folder == channel.folder)
         & (LedgerEntry.uidvalidity == cursor.uidvalidity)
     ).tuples()
-    known, pending = set(), set()
+    # peewee's stubs type .tuples() rows as models, hence the cast
+    ledger = cast(Iterable[tuple[int, str]], rows)
+    known: set[int] = set()
+    pending: set[int] = set()
     for uid, status in ledger:
         (pending if status == PENDING else known).add(uid)
     criteria = f"UID {cursor.baseline_uid + 1}:*"
@@ -309,11 +313,13 @@ def _mark_server_done(channel: Channel, uidvalidity: int, uids: list[int]) -> No
 
 def _finish_server_actions(client: ImapClient, channel: Channel, uidvalidity: int) -> None:
     """Apply the after-fetch action a crashed run stored but could not apply."""
-    unfinished = [uid for (uid,) in LedgerEntry.select(LedgerEntry.uid).where(
+    rows = LedgerEntry.select(LedgerEntry.uid).where(
         (LedgerEntry.channel == channel) & (LedgerEntry.folder == channel.folder)
         & (LedgerEntry.uidvalidity == uidvalidity) & ~LedgerEntry.server_done
         & (LedgerEntry.status != PENDING) & (LedgerEntry.status != SKIPPED)
-    ).tuples()]
+    ).tuples()
+    # peewee's stubs type .tuples() rows as models, hence the cast
+    unfinished = [uid for (uid,) in cast(Iterable[tuple[int]], rows)]
     if unfinished:
         present = client.existing_uids(unfinished)
         gone = [uid for uid in unfinished if uid not in present]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 from eddymail.crashpoints import crash_point
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, Department, LedgerEntry, utcnow
@@ -32,9 +35,12 @@ def fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
     with Pop3Client(endpoint, password, provider_hints_of(channel),
                     max_response=response_limit(settings)) as client:
         listing = client.uidl()
-        ledger = {uidl: (status, done) for uidl, status, done in LedgerEntry.select(
+        rows = LedgerEntry.select(
             LedgerEntry.uidl, LedgerEntry.status, LedgerEntry.server_done).where(
-            (LedgerEntry.channel == channel) & (LedgerEntry.source == "pop3")).tuples()}
+            (LedgerEntry.channel == channel) & (LedgerEntry.source == "pop3")).tuples()
+        # peewee's stubs type .tuples() rows as models, hence the cast
+        ledger = {uidl: (status, done) for uidl, status, done
+                  in cast(Iterable[tuple[str, str, bool]], rows)}
         if not ledger and channel.connected_at is None:
             report.first_connection = True
             limit = initial_limit(channel, settings)

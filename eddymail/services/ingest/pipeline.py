@@ -378,7 +378,7 @@ def _bounced_ticket(parsed: ParsedMessage) -> Ticket | None:
 def _message(parsed: ParsedMessage, ticket: Ticket | None, channel: Channel | None, user,
              stored_raw: RawMessage, kind: str | None, auth: str | None,
              direction: str = "in") -> Message:
-    identified = parsed.sender_valid and parsed.from_ is not None
+    sender = parsed.from_ if parsed.sender_valid else None  # None: not identified
 
     def addresses(items) -> list[dict]:
         return [{"address": a.address, "name": a.name} for a in items]
@@ -391,9 +391,9 @@ def _message(parsed: ParsedMessage, ticket: Ticket | None, channel: Channel | No
         user=user,
         # An unidentified sender is shown by every address his From named, so the one he
         # put first (perhaps a real customer's) does not pass for the whole truth.
-        author_name=parsed.from_.name if identified else "",
-        from_address=parsed.from_.address if identified else _raw_sender(parsed),
-        from_name=parsed.from_.name if identified else "",
+        author_name=sender.name if sender else "",
+        from_address=sender.address if sender else _raw_sender(parsed),
+        from_name=sender.name if sender else "",
         to=addresses(parsed.to),
         cc=addresses(parsed.cc),
         reply_to=addresses(parsed.reply_to),

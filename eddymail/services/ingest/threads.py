@@ -65,10 +65,10 @@ def _ticket_candidates(parsed: ParsedMessage, tag_format: str) -> list[tuple[Tic
             & Message.ticket.is_null(False)
         ):
             add(row.ticket_id, "our_message_id")
-        for row in OutboxItem.select(OutboxItem.ticket).where(
+        for item in OutboxItem.select(OutboxItem.ticket).where(
             OutboxItem.message_id.in_(ids) & OutboxItem.ticket.is_null(False)
         ):
-            add(row.ticket_id, "our_message_id")
+            add(item.ticket_id, "our_message_id")
         for row in Message.select(Message.ticket).where(
             Message.message_id.in_(ids) & (Message.direction == "in")
             & Message.ticket.is_null(False)

@@ -8,7 +8,9 @@ customer's own text quoted back (the templates offer no variable for it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
+from typing import Literal, cast, overload
 
 from eddymail import templates
 from eddymail.db.models import Channel, Department, OutboxItem, Template, Ticket, User, utcnow
@@ -91,6 +93,16 @@ def helpdesk_name(department: Department) -> str:
     return settings.get_value(settings.HELPDESK_NAME) or department.name
 
 
+@overload
+def render_for_department(name: str, department: Department, context: dict, *,
+                          even_if_off: Literal[True]) -> templates.RenderedTemplate: ...
+
+
+@overload
+def render_for_department(name: str, department: Department, context: dict, *,
+                          even_if_off: bool = False) -> templates.RenderedTemplate | None: ...
+
+
 def render_for_department(name: str, department: Department, context: dict, *,
                           even_if_off: bool = False) -> templates.RenderedTemplate | None:
     """Template ``name`` in the team's language, with ``department`` and ``helpdesk`` filled in.
@@ -128,4 +140,6 @@ def automatic_mail(channel: Channel, department: Department, rendered: templates
 
 def own_addresses() -> set[str]:
     """Every channel's address, lower-cased: mail from or to them is ours."""
-    return {address.lower() for (address,) in Channel.select(Channel.email).tuples()}
+    # peewee's stubs type .tuples() rows as models, hence the cast
+    rows = cast(Iterable[tuple[str]], Channel.select(Channel.email).tuples())
+    return {address.lower() for (address,) in rows}

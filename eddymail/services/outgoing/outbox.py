@@ -12,10 +12,12 @@ import dataclasses
 import logging
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
+from typing import cast
 
 from eddymail import secrets
 from eddymail.crashpoints import crash_point
@@ -138,7 +140,9 @@ def send_due(*, timeout: float = 30.0, ids: list[int] | None = None,
         query = query.where((OutboxItem.status == QUEUED) & (OutboxItem.next_attempt_at <= now))
     results = []
     unreachable: set[int | None] = set()
-    for item_id, channel_id in query.tuples():
+    # peewee's stubs type .tuples() rows as models, hence the cast
+    rows = cast(Iterable[tuple[int, int | None]], query.tuples())
+    for item_id, channel_id in rows:
         if deadline is not None and time.monotonic() >= deadline:
             break
         if channel_id in unreachable:
