@@ -2,6 +2,12 @@
 
 Nothing here ever writes a secret anywhere but the keyring, and no message raised from here
 contains one (nor a password command's output, which may be the secret itself).
+
+A password is handed out only for a ``with`` block (``password_in_use``). While the block
+runs, the password is scrubbed from every log line and error text, even where the caller did
+not name it; an exception leaving the block carries it along, so the report of that error is
+scrubbed too. After that the process keeps no copy: a long ``fetch`` or a process embedding
+eddymail does not collect every password it ever used.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -40,9 +47,13 @@ NO_KEYRING_FIX = (
 # Backends that keep the secret readable on disk; `channel test` reports them as insecure.
 INSECURE_BACKENDS = ("PlaintextKeyring",)
 
-# Every secret this process has handed out, so that last-resort scrubbing (error log,
-# tracebacks) can find it even where the caller did not say which secret to look for.
-_revealed: set[str] = set()
+# The secrets in use right now, one entry per use (a password may be in use twice at once),
+# so that last-resort scrubbing (log lines, the error log, tracebacks) finds them even where
+# the caller did not say which secret to look for. An entry leaves when its use ends.
+_in_use: list[str] = []
+_in_use_lock = threading.Lock()
+# Where an exception that left a ``with`` block keeps the secrets in use there.
+_CARRIED = "_eddymail_secrets"
 _BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/]{4,}={0,2}")
 SHORT_SECRET = 8
 
@@ -91,10 +102,19 @@ def has_keyring_password(channel_name: str) -> bool:
         return False
 
 
-def get_password(source: PasswordSource) -> str:
-    """The channel's password. Raises ``SecretError`` with a sentence saying what to do."""
+@contextlib.contextmanager
+def password_in_use(source: PasswordSource) -> Iterator[str]:
+    """The channel's password, for the ``with`` block only (see ``in_use``).
+
+    Raises ``SecretError`` with a sentence saying what to do when it cannot be read.
+    """
+    with in_use(_read_password(source)) as secret:
+        yield secret
+
+
+def _read_password(source: PasswordSource) -> str:
     if source.command:
-        return remember(run_password_command(source.channel_name, source.command))
+        return run_password_command(source.channel_name, source.command)
     with _keyring_errors():
         secret = keyring.get_password(KEYRING_SERVICE, source.channel_name)
     if secret is None:
@@ -103,7 +123,7 @@ def get_password(source: PasswordSource) -> str:
             f"({_backend_label()}): run eddymail channel password {source.channel_name}. "
             "Cron and ssh sessions may see another keyring than your desktop does."
         )
-    return remember(secret)
+    return secret
 
 
 def run_password_command(
@@ -171,21 +191,58 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 # --- scrubbing ---------------------------------------------------------------------------
 
 
-def remember(secret: str) -> str:
-    """Note ``secret`` as handed out in this process (see ``scrub``); returns it."""
-    if secret:
-        _revealed.add(secret)
-    return secret
+@contextlib.contextmanager
+def in_use(secret: str) -> Iterator[str]:
+    """Scrub ``secret`` from every log line and error text while the ``with`` block runs.
+
+    An exception leaving the block takes the secret along (``carried_by``), so that the one
+    place reporting it (the CLI, a log record with its traceback) can still scrub it; when
+    the exception is gone, so is the secret. Nothing is kept after the block.
+    """
+    if not secret:
+        yield secret
+        return
+    with _in_use_lock:
+        _in_use.append(secret)
+    try:
+        yield secret
+    except BaseException as error:
+        _carry(error, secret)
+        raise
+    finally:
+        with _in_use_lock:
+            _in_use.remove(secret)
+
+
+def _carry(error: BaseException, secret: str) -> None:
+    carried = getattr(error, _CARRIED, ())
+    # An exception type that takes no attributes cannot carry it: what reports it is then
+    # scrubbed only of the secrets its handler names.
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(error, _CARRIED, (*carried, secret))
+
+
+def carried_by(error: BaseException | None) -> list[str]:
+    """The secrets that were in use where ``error`` (or an error it chains to) was raised."""
+    found: list[str] = []
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        found.extend(getattr(error, _CARRIED, ()))
+        error = error.__cause__ or error.__context__
+    return found
 
 
 def scrub(text: str, secrets: Iterable[str] = (), replacement: str = "[redacted]") -> str:
-    """``text`` without ``secrets`` nor any secret this process handed out.
+    """``text`` without ``secrets`` nor any secret in use right now (see ``in_use``).
 
     Also caught: a secret inside any base64 token, which is how AUTH PLAIN
     (``\\0login\\0password``, whatever the login) and AUTH LOGIN put it on the wire and how
     servers sometimes echo it back.
     """
-    known = {secret for secret in (*secrets, *_revealed) if secret}
+    with _in_use_lock:
+        in_use_now = tuple(_in_use)
+    known = {secret for secret in (*secrets, *in_use_now) if secret}
     if not known or not text:
         return text
     for secret in sorted(known, key=len, reverse=True):
@@ -216,8 +273,9 @@ class ScrubbingFormatter(logging.Formatter):
     """A log formatter whose lines (tracebacks included) pass through ``scrub``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        """The formatted record, without any secret this process handed out."""
-        return scrub(super().format(record))
+        """The formatted record, without a secret in use nor one its exception carries."""
+        error = record.exc_info[1] if record.exc_info else None
+        return scrub(super().format(record), carried_by(error))
 
 
 # --- the keyring backend -----------------------------------------------------------------

@@ -93,3 +93,35 @@ def test_example_documents_every_key_and_is_valid():
         lines = text.splitlines()
         index = next(i for i, line in enumerate(lines) if line.startswith(f"{key} ="))
         assert lines[index - 1].startswith("#"), key
+
+
+@pytest.mark.parametrize("level, verbose", [("info", ()), ("warning", ("-v",)),
+                                            ("debug", ("-q",))])
+def test_a_log_file_gets_the_records_stderr_gets(eddymail, support, tmp_path, level, verbose):
+    from tests.harness import free_port
+
+    log_file = tmp_path / "logs" / "eddymail.log"
+    log_file.parent.mkdir()
+    config = tmp_path / "eddymail.toml"
+    config.write_text(f'[logging]\nlevel = "{level}"\nfile = "{log_file}"\n')
+    # Nothing listens there: the fetch fails, and logs that it did (at INFO).
+    support("dead", "--email", "dead@example.test", "--protocol", "imap", "--host",
+            "127.0.0.1", "--port", str(free_port()), "--security", "none")
+    first = eddymail("-c", str(config), *verbose, "fetch", code=3)
+    assert "fetch of dead failed" in first.stderr
+    assert "fetch of dead failed" in log_file.read_text()
+    # A second run appends to the file, and still writes to stderr too.
+    second = eddymail("-c", str(config), *verbose, "fetch", code=3)
+    assert "fetch of dead failed" in second.stderr
+    assert log_file.read_text().count("fetch of dead failed") == 2
+
+
+def test_without_a_log_file_records_go_to_stderr_only(eddymail, support, tmp_path):
+    from tests.harness import free_port
+
+    config = tmp_path / "eddymail.toml"
+    config.write_text('[logging]\nlevel = "info"\n')
+    support("dead", "--email", "dead@example.test", "--protocol", "imap", "--host",
+            "127.0.0.1", "--port", str(free_port()), "--security", "none")
+    assert "fetch of dead failed" in eddymail("-c", str(config), "fetch", code=3).stderr
+    assert not list(tmp_path.rglob("*.log"))

@@ -98,3 +98,47 @@ def test_update_writes_what_peewee_update_writes(database):
 def test_unknown_fields_are_refused(database):
     with pytest.raises(TypeError, match="no field"):
         fastsql.create(User, email="a@b", nickname="x")
+
+
+
+def test_sql_kept_for_one_engine_never_serves_another_at_the_same_address(tmp_path,
+                                                                          postgres_url):
+    """SQLite and PostgreSQL one after the other in one process, each database object freed
+    just before the next is made: CPython then gives the new object the address (the
+    ``id()``) of the old one, and SQL kept for the old engine must not be used for it
+    (SQLite's ``?`` on PostgreSQL, or ``%s`` on SQLite, is a syntax error)."""
+    from urllib.parse import urlparse
+
+    import peewee
+
+    from eddymail.db import migrations
+    from eddymail.db.connection import database_proxy
+
+    sqlite_file = tmp_path / "one.db"
+    for url in (f"sqlite:///{sqlite_file}", postgres_url):
+        migrations.apply_migrations(open_database(url, prepare_schema=False))
+        close_database()
+    server = urlparse(postgres_url)
+    engines = [
+        (peewee.SqliteDatabase, (str(sqlite_file),), {}),
+        (peewee.PostgresqlDatabase, (server.path.lstrip("/"),),
+         {"host": server.hostname, "port": server.port, "user": server.username}),
+    ] * 3
+    reused = 0
+    for turn, (engine, args, options) in enumerate(engines):
+        before = id(database_proxy.obj)
+        database_proxy.initialize(None)  # the last database object is freed here ...
+        database = engine(*args, **options)  # ... and its memory is the first to be reused
+        reused += id(database) == before
+        database_proxy.initialize(database)
+        try:
+            user = fastsql.create(User, email=f"u{turn}@example.test", name="Before")
+            fastsql.update(User, user.id, name="After")
+            found = fastsql.first(User, columns=("id", "name"), email=f"u{turn}@example.test")
+            assert found is not None and (found.id, found.name) == (user.id, "After"), engine
+            assert fastsql.first(User, email="nobody@example.test") is None
+        finally:
+            database.close()
+            del database
+    # Without a reused address this test could not fail: say so rather than pass quietly.
+    assert reused, "no database object got the address of the one before"

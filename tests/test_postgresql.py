@@ -33,10 +33,21 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def on_postgresql(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def on_empty_postgresql(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point the CLI at a fresh empty PostgreSQL database; its URL."""
     monkeypatch.setenv("EDDYMAIL_DATABASE_URL", postgres_url)
     return postgres_url
+
+
+@pytest.fixture
+def on_postgresql(on_empty_postgresql: str, eddymail) -> str:
+    """Point the CLI at a fresh PostgreSQL database with the current schema and no data.
+
+    A PostgreSQL database gets its schema only by an explicit ``eddymail db migrate`` (or
+    ``init``), never from an ordinary command.
+    """
+    eddymail("db", "migrate")
+    return on_empty_postgresql
 
 
 def database_name(url: str) -> str:
@@ -64,8 +75,9 @@ def ingest(eddymail, folder: Path, *raws: bytes, code: int | None = 0) -> list[d
 # --- the schema -------------------------------------------------------------------------------
 
 
-def test_init_creates_the_schema_and_a_second_run_is_a_no_op(eddymail, on_postgresql,
+def test_init_creates_the_schema_and_a_second_run_is_a_no_op(eddymail, on_empty_postgresql,
                                                               postgres_server):
+    on_postgresql = on_empty_postgresql
     names = [m.name for m in migrations.all_migrations()]
     first = eddymail.json("init")["init"]
     assert first["applied"] == names and first["schema"] == names
@@ -73,7 +85,7 @@ def test_init_creates_the_schema_and_a_second_run_is_a_no_op(eddymail, on_postgr
     again = eddymail.json("init")["init"]
     assert again["applied"] == [] and again["schema"] == names
     # Straight through the migration API as well: nothing pending, nothing done.
-    database = open_database(on_postgresql, migrate=False)
+    database = open_database(on_postgresql, prepare_schema=False)
     try:
         assert migrations.apply_migrations(database) == []
         assert migrations.pending_migrations(database) == []
@@ -598,6 +610,7 @@ def test_a_percent_encoded_password_in_the_url_works(eddymail, postgres_server, 
     postgres_server.execute(f'ALTER DATABASE "{name}" OWNER TO eddy_encoded')
     url = postgres_server.url(name, user="eddy_encoded", password=quote(password, safe=""))
     monkeypatch.setenv("EDDYMAIL_DATABASE_URL", url)
+    eddymail("db", "migrate")
     eddymail("department", "add", "Support")
     assert [d["name"] for d in eddymail.json("department", "list")["departments"]] == [
         "Support"]

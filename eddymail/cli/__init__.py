@@ -6,6 +6,7 @@ from eddymail.cli.app import cli
 
 cli.lazy_commands.update({
     "init": "eddymail.cli.init:init_command",
+    "db": "eddymail.cli.db:db_group",
     "department": "eddymail.cli.departments:department_group",
     "channel": "eddymail.cli.channels:channel_group",
     "fetch": "eddymail.cli.fetch:fetch_command",

@@ -21,7 +21,7 @@ from eddymail import __version__
 from eddymail.cli.output import Output
 from eddymail.errors import EXIT_FAILED, EddymailError, LockBusyError
 from eddymail.safetext import for_terminal
-from eddymail.secrets import scrub
+from eddymail.secrets import carried_by, scrub
 from eddymail.services import runtime
 from eddymail.services.runtime import Runtime
 
@@ -102,13 +102,15 @@ class EddymailGroup(LazyGroup):
         except Exception as error:
             output = _output_of(ctx)
             logging.getLogger("eddymail").debug("unexpected error", exc_info=True)
+            # A library's message may quote its arguments, a password among them: the one
+            # in use where the error was raised travels with it.
+            known = carried_by(error)
             output.error(
-                # A library's message may quote its arguments, a password among them.
-                scrub(f"Unexpected {type(error).__name__}: {error}"),
+                scrub(f"Unexpected {type(error).__name__}: {error}", known),
                 "This is a bug in eddymail; run again with -v for the traceback and report it.",
             )
             if output.verbose:
-                output.traceback(scrub(traceback.format_exc()))
+                output.traceback(scrub(traceback.format_exc(), known))
             ctx.exit(EXIT_FAILED)
         finally:
             state = ctx.find_object(AppState)

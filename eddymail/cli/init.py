@@ -13,8 +13,9 @@ from eddymail.services import setup
 def init_command() -> None:
     """Create the database, or upgrade it to this version's schema.
 
-    A new database gets a first department, Support. Safe to run again at any time;
-    other commands also upgrade the database on the fly.
+    A new database gets a first department, Support. Safe to run again at any time.
+    Other commands upgrade a SQLite database on the fly; a PostgreSQL database is
+    upgraded only by this command or `eddymail db migrate`.
 
     \b
     Example:

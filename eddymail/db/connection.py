@@ -2,9 +2,11 @@
 
 Models are bound to ``database_proxy``; ``open_database`` picks the engine from the URL
 (SQLite by default, ``postgresql://`` for teams that outgrow one machine), sets SQLite up for a
-cron job and a person working at the same time (WAL, foreign keys, a busy timeout), and brings
-the schema up to date. Engine errors that a person can act on (locked, full, read-only, too
-new) become ``DatabaseError`` here, so no caller has to know peewee's exception zoo.
+cron job and a person working at the same time (WAL, foreign keys, a busy timeout), and makes
+sure the schema fits the code (``migrations.prepare_schema``: SQLite upgrades itself, a shared
+PostgreSQL waits for ``eddymail db migrate``). Engine errors that a person can act on (locked,
+full, read-only, too new) become ``DatabaseError`` here, so no caller has to know peewee's
+exception zoo.
 """
 
 from __future__ import annotations
@@ -94,9 +96,13 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.path[1:] if parsed.path.startswith("//") else parsed.path.lstrip("/") or "")
 
 
-def open_database(url: str, *, busy_timeout: float = 15.0, migrate: bool = True) -> peewee.Database:
-    """Connect ``database_proxy`` to ``url`` and, unless told not to, apply pending migrations.
+def open_database(url: str, *, busy_timeout: float = 15.0,
+                  prepare_schema: bool = True) -> peewee.Database:
+    """Connect ``database_proxy`` to ``url``; unless told not to, prepare the schema.
 
+    Preparing means ``migrations.prepare_schema``: a SQLite file is upgraded, any other
+    engine must already be up to date; a schema newer than the code is always refused.
+    ``prepare_schema=False`` is for the commands that look at or change the schema itself.
     A bare path is accepted as a SQLite file. Raises ``DatabaseError``.
     """
     path = sqlite_path(url)
@@ -137,10 +143,10 @@ def open_database(url: str, *, busy_timeout: float = 15.0, migrate: bool = True)
     database_proxy.initialize(database)
     with translate_errors(url):
         database.connect(reuse_if_open=True)
-        if migrate:
-            from eddymail.db.migrations import apply_migrations
+        if prepare_schema:
+            from eddymail.db import migrations
 
-            apply_migrations(database)
+            migrations.prepare_schema(database)
     return database
 
 

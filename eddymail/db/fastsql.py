@@ -6,27 +6,66 @@ runs several. ``insert`` lets peewee build the INSERT for a model once (so quoti
 style and RETURNING are the engine's own), keeps the text, and then only converts the new
 values with each field's own ``db_value``, exactly as ``Model.create`` would.
 ``tests/test_fastsql.py`` checks that both write the same row.
+
+The kept text belongs to one database object and dies with it. (It used to be keyed on
+``id()`` of the database: once that object was gone, a PostgreSQL database opened later in
+the same process could get the same id and be handed SQLite's SQL.)
 """
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import peewee
 
 M = TypeVar("M", bound=peewee.Model)
 
-_INSERTS: dict[tuple[type[peewee.Model], int], tuple[str, list[peewee.Field]]] = {}
+
+@dataclass
+class _Statements:
+    """The SQL text prepared for one database: by model and by statement shape."""
+
+    inserts: dict[type[peewee.Model], tuple[str, list[peewee.Field]]] = field(
+        default_factory=dict)
+    selects: dict[tuple[Any, ...], tuple[str, list[peewee.Field], list[Any]]] = field(
+        default_factory=dict)
+    updates: dict[tuple[Any, ...], tuple[str, list[peewee.Field]]] = field(
+        default_factory=dict)
+
+
+# Weak keys: an entry goes when its database object goes, so a database made later can
+# never find another engine's SQL, whatever address it gets.
+_BY_DATABASE: weakref.WeakKeyDictionary[peewee.Database, _Statements] = (
+    weakref.WeakKeyDictionary())
+
+
+def _statements(database: peewee.Database) -> _Statements:
+    """The prepared SQL of ``database`` (the engine behind the proxy, not the proxy)."""
+    engine = database.obj if isinstance(database, peewee.DatabaseProxy) else database
+    statements = _BY_DATABASE.get(engine)
+    if statements is None:
+        statements = _BY_DATABASE[engine] = _Statements()
+    return statements
+
+
+def _primary_key(model: type[peewee.Model]) -> peewee.Field:
+    key = model._meta.primary_key
+    if not isinstance(key, peewee.Field):  # peewee says False for a table without one
+        raise TypeError(f"{model.__name__} has no single-column primary key")
+    return key
 
 
 def create(model: type[M], **values: Any) -> M:
     """``model.create(**values)``, faster: insert one row and return it as an instance."""
     row, new_id = _insert(model, values)
     return model(**{field.name: value for field, value in row.items()},
-                 **{model._meta.primary_key.name: new_id})
+                 **{_primary_key(model).name: new_id})
 
 
-def _insert(model: type[peewee.Model], values: dict[str, Any]) -> tuple[dict, int]:
+def _insert(model: type[peewee.Model], values: dict[str, Any]
+            ) -> tuple[dict[peewee.Field, Any], int]:
     meta = model._meta
     database = meta.database
     fields = [field for field in meta.sorted_fields if field is not meta.primary_key]
@@ -34,11 +73,11 @@ def _insert(model: type[peewee.Model], values: dict[str, Any]) -> tuple[dict, in
     if unknown:
         raise TypeError(f"{model.__name__} has no field(s) {', '.join(sorted(unknown))}")
     row = {field: _value(field, values) for field in fields}
-    key = (model, id(database.obj))
-    prepared = _INSERTS.get(key)
+    inserts = _statements(database).inserts
+    prepared = inserts.get(model)
     if prepared is None:
         sql, _ = model.insert(row).sql()
-        prepared = _INSERTS[key] = (sql, fields)
+        prepared = inserts[model] = (sql, fields)
     sql, order = prepared
     params = [field.db_value(row[field]) for field in order]
     cursor = database.execute_sql(sql, params)
@@ -54,9 +93,6 @@ def _value(field: peewee.Field, values: dict[str, Any]) -> Any:
     return default() if callable(default) else default
 
 
-_SELECTS: dict[tuple, tuple[str, list[peewee.Field], list[Any]]] = {}
-
-
 def first(model: type[M], *, columns: tuple[str, ...] | None = None, **equals: Any) -> M | None:
     """``model.select(columns).where(field == value, ...).first()``, with reused SQL text.
 
@@ -66,9 +102,10 @@ def first(model: type[M], *, columns: tuple[str, ...] | None = None, **equals: A
     database = meta.database
     selected = [meta.fields[name] for name in columns] if columns else list(meta.sorted_fields)
     conditions = [(meta.fields[name], value) for name, value in equals.items()]
-    key = (model, id(database.obj), tuple(f.name for f in selected),
+    key = (model, tuple(f.name for f in selected),
            tuple((field.name, value is None) for field, value in conditions))
-    prepared = _SELECTS.get(key)
+    selects = _statements(database).selects
+    prepared = selects.get(key)
     if prepared is None:
         where = [field.is_null() if value is None else field == value
                  for field, value in conditions]
@@ -76,7 +113,7 @@ def first(model: type[M], *, columns: tuple[str, ...] | None = None, **equals: A
         sql, built = query.sql()
         bound = sum(value is not None for _, value in conditions)
         # What follows the conditions' parameters (the LIMIT) is the same every time.
-        prepared = _SELECTS[key] = (sql, selected, list(built[bound:]))
+        prepared = selects[key] = (sql, selected, list(built[bound:]))
     sql, fields, tail = prepared
     params = [field.db_value(value) for field, value in conditions if value is not None] + tail
     row = database.execute_sql(sql, params).fetchone()
@@ -86,22 +123,21 @@ def first(model: type[M], *, columns: tuple[str, ...] | None = None, **equals: A
                                                                                     strict=True)})
 
 
-_UPDATES: dict[tuple, tuple[str, list[peewee.Field]]] = {}
-
-
 def update(model: type[peewee.Model], row_id: int, **values: Any) -> None:
     """``model.update(**values).where(model.id == row_id).execute()``, with reused SQL text."""
     meta = model._meta
     database = meta.database
+    primary_key = _primary_key(model)
     # peewee writes SET columns in field order; the parameters must follow the same order.
     fields = sorted((meta.fields[name] for name in values), key=lambda field: field._sort_key)
-    key = (model, id(database.obj), tuple(field.name for field in fields))
-    prepared = _UPDATES.get(key)
+    key = (model, tuple(field.name for field in fields))
+    updates = _statements(database).updates
+    prepared = updates.get(key)
     if prepared is None:
         query = model.update({field: values[field.name] for field in fields}).where(
-            meta.primary_key == row_id)
-        prepared = _UPDATES[key] = (query.sql()[0], fields)
+            primary_key == row_id)
+        prepared = updates[key] = (query.sql()[0], fields)
     sql, order = prepared
     params = [field.db_value(values[field.name]) for field in order]
-    params.append(meta.primary_key.db_value(row_id))
+    params.append(primary_key.db_value(row_id))
     database.execute_sql(sql, params)

@@ -4,6 +4,9 @@ The tables are created and changed only by the named migrations in ``eddymail.db
 these classes describe the result, and a test checks that the two agree. Times are naive UTC
 (``utcnow``). Secrets are never stored here: a channel's password lives in the keyring or
 comes from its ``password_command``.
+
+A column named ``raw`` hides peewee's ``Model.raw`` (a raw SQL query), which is never called
+on these models; the type checker is told so where they are declared.
 """
 
 from __future__ import annotations
@@ -222,7 +225,7 @@ class Message(BaseModel):
     message_id = peewee.CharField(null=True, index=True)
     in_reply_to = JSONField(default=list)
     references = JSONField(default=list)
-    raw = peewee.ForeignKeyField(RawMessage, null=True, on_delete="SET NULL")
+    raw = peewee.ForeignKeyField(RawMessage, null=True, on_delete="SET NULL")  # type: ignore[assignment]
     automatic = peewee.CharField(null=True)  # auto_reply | bounce | mailing_list | own
     auth_status = peewee.CharField(null=True)  # pass | fail | none (sender verification)
     created_at = peewee.DateTimeField(default=utcnow)
@@ -270,7 +273,7 @@ class LedgerEntry(BaseModel):
     status = peewee.CharField()  # imported | duplicate | quarantined | skipped
     error = peewee.TextField(null=True)
     ticket_message = peewee.ForeignKeyField(Message, null=True, on_delete="SET NULL")
-    raw = peewee.ForeignKeyField(RawMessage, null=True, on_delete="SET NULL")
+    raw = peewee.ForeignKeyField(RawMessage, null=True, on_delete="SET NULL")  # type: ignore[assignment]
     server_done = peewee.BooleanField(default=False)  # the after-fetch action was applied
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
@@ -298,7 +301,7 @@ class OutboxItem(BaseModel):
     mail_from = peewee.CharField()
     recipients = JSONField(default=list)
     recipient = peewee.CharField(default="")  # the first recipient, lower-cased: daily caps
-    raw = peewee.BlobField()
+    raw = peewee.BlobField()  # type: ignore[assignment]
     message_id = peewee.CharField(default="")
     automatic = peewee.BooleanField(default=False)
     status = peewee.CharField(default="queued")  # queued | sent | failed

@@ -38,8 +38,8 @@ class LogEntry:
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret replaced: plain, or inside any base64 token.
 
-    The secrets are ``secrets`` plus every password this process has read (see
-    ``eddymail.secrets.scrub``), so a caller that forgot to name one does not leak it.
+    The secrets are ``secrets`` plus every password in use right now (see
+    ``eddymail.secrets.in_use``), so a caller that forgot to name one does not leak it.
     """
     return scrub(text, secrets, replacement=REDACTED)
 

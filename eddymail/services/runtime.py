@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import peewee
 
 from eddymail import secrets
 from eddymail.config import Config, load_config
@@ -20,22 +22,33 @@ class Runtime:
     """The configuration of this run and, once asked for, an open database."""
 
     config: Config
-    database_open: bool = False
+    _database: peewee.Database | None = field(default=None, repr=False)
 
-    def open_database(self) -> None:
-        """Open (creating or upgrading) the configured database; idempotent."""
-        if not self.database_open:
-            db.open_database(
+    @property
+    def database_open(self) -> bool:
+        """Whether this run has opened its database (and not closed it yet)."""
+        return self._database is not None
+
+    def open_database(self, *, prepare_schema: bool = True) -> peewee.Database:
+        """Open the configured database once per run and return it.
+
+        With ``prepare_schema`` (every command but those that manage the schema) a SQLite
+        file is upgraded and a PostgreSQL database must already be up to date, see
+        ``eddymail.db.migrations``. Raises ``DatabaseError``.
+        """
+        if self._database is None:
+            self._database = db.open_database(
                 self.config.database_url,
                 busy_timeout=float(self.config.get("database", "busy_timeout")),
+                prepare_schema=prepare_schema,
             )
-            self.database_open = True
+        return self._database
 
     def close(self) -> None:
         """Close the database if it was opened."""
-        if self.database_open:
+        if self._database is not None:
             db.close_database()
-            self.database_open = False
+            self._database = None
 
     @property
     def database_location(self) -> str:
@@ -63,18 +76,22 @@ class LogFormatter(secrets.ScrubbingFormatter):
 
 
 def _setup_logging(config: Config, verbose: int) -> None:
+    """Log to stderr and, when ``logging.file`` names one, to that file as well."""
     level = {0: config.get("logging", "level").upper(), 1: "INFO"}.get(verbose, "DEBUG")
     log.setLevel(level)
     log.propagate = False
-    for handler in list(log.handlers):
-        log.removeHandler(handler)
-    handler: logging.Handler = logging.StreamHandler()
+    for old in list(log.handlers):
+        log.removeHandler(old)
+        old.close()
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
     path = config.get("logging", "file")
     if path:
         try:
-            handler = logging.FileHandler(os.path.expanduser(path), encoding="utf-8")
+            handlers.append(logging.FileHandler(os.path.expanduser(path), encoding="utf-8"))
         except OSError as error:
             raise ConfigError(f"Cannot open log file {path}: {error.strerror}.") from None
     # Scrubbed: a traceback logged at -vv may quote a library call's arguments.
-    handler.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    log.addHandler(handler)
+    formatter = LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        log.addHandler(handler)

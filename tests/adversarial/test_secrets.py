@@ -9,7 +9,9 @@ LOGIN's base64 of the password alone, which some servers echo back in their refu
 from __future__ import annotations
 
 import base64
+import gc
 import json
+import logging
 import os
 import socket
 import ssl
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -255,11 +258,11 @@ def test_error_log_redacts_auth_plain_blobs_and_secrets_the_caller_forgot(open_d
     entry = errorlog.record_failure(channel=None, operation="smtp login", error=error,
                                     secrets=["hunter2-long"])
     assert plain not in entry.answer and "[redacted]" in entry.answer
-    # A password this process read is scrubbed even when the caller does not name it.
-    secrets.remember("forgotten-Secret-9")
+    # A password in use is scrubbed even when the caller does not name it.
     forgotten = MailServerError("x", answer="echo forgotten-Secret-9 and "
                                 + base64.b64encode(b"forgotten-Secret-9").decode())
-    entry = errorlog.record_failure(channel=None, operation="smtp login", error=forgotten)
+    with secrets.in_use("forgotten-Secret-9"):
+        entry = errorlog.record_failure(channel=None, operation="smtp login", error=forgotten)
     assert "forgotten-Secret-9" not in entry.answer
     assert base64.b64encode(b"forgotten-Secret-9").decode() not in entry.answer
     # Ordinary words are not mistaken for base64 secrets.
@@ -278,6 +281,117 @@ def open_database(database_path):
         yield
     finally:
         close_database()
+
+
+# --- how long a password stays in this process ------------------------------------------
+
+
+class Watched(str):
+    """A password whose life a test can follow: a ``str`` that takes a weak reference."""
+
+
+@pytest.fixture
+def watched_passwords(monkeypatch) -> list[weakref.ref]:
+    """A weak reference to every password read from a password command from now on."""
+    watched: list[weakref.ref] = []
+    read = secrets.run_password_command
+
+    def read_and_watch(*args, **kwargs) -> str:
+        password = Watched(read(*args, **kwargs))
+        watched.append(weakref.ref(password))
+        return password
+
+    monkeypatch.setattr(secrets, "run_password_command", read_and_watch)
+    return watched
+
+
+def still_held(watched: list[weakref.ref]) -> int:
+    """How many of the watched passwords something in this process still holds."""
+    gc.collect()  # an exception in a reference cycle is gone only after a collection
+    return sum(ref() is not None for ref in watched)
+
+
+def password_channel(support, dovecot, smtp_server, user, password_file: Path) -> None:
+    support("support", "--email", user.address, "--login", user.login, "--protocol", "imap",
+            "--host", dovecot.host, "--port", str(dovecot.imap_port), "--security",
+            "starttls", "--ca-file", str(dovecot.pki.ca_file), "--smtp-host", smtp_server.host,
+            "--smtp-port", str(smtp_server.port), "--smtp-security", "starttls",
+            "--password-command", f"cat {password_file}", password=None)
+
+
+def test_a_password_is_dropped_once_it_has_been_used(eddymail, support, dovecot, smtp_server,
+                                                    secret_user, tmp_path, watched_passwords):
+    password_file = tmp_path / "pw"
+    password_file.write_text(PASSWORD + "\n")
+    password_channel(support, dovecot, smtp_server, secret_user, password_file)
+    dovecot.deliver(secret_user, make_mail("Hello"))
+    assert eddymail.json("channel", "test", "support")["channels"][0]["ok"] is True
+    assert eddymail.json("fetch", "--no-notify")["channels"][0]["new_tickets"] == 1
+    (ticket,) = eddymail.json("ticket", "list")["tickets"]
+    assert eddymail.json("ticket", "reply", str(ticket["id"]), "-m", "Done.")["sent"] is True
+    # Read for the IMAP check, the SMTP check's test letter, the fetch and the reply.
+    assert len(watched_passwords) >= 4
+    assert still_held(watched_passwords) == 0
+    # Nothing is left to scrub either: the process does not know the password any more.
+    assert secrets.scrub(f"said {PASSWORD}") == f"said {PASSWORD}"
+
+
+@pytest.mark.parametrize("failure", ["wrong password", "a library bug quoting it"])
+def test_a_password_in_a_failure_is_dropped_once_the_failure_is_reported(
+        eddymail, support, dovecot, smtp_server, secret_user, tmp_path, watched_passwords,
+        monkeypatch, failure):
+    password_file = tmp_path / "pw"
+    password_file.write_text((WRONG if failure == "wrong password" else PASSWORD) + "\n")
+    password_channel(support, dovecot, smtp_server, secret_user, password_file)
+    if failure == "a library bug quoting it":
+        import imaplib
+
+        def buggy_login(self, user, password):
+            raise TypeError(f"login() got an unexpected argument {password!r}")
+
+        monkeypatch.setattr(imaplib.IMAP4, "login", buggy_login)
+    code = 3 if failure == "wrong password" else 1
+    outputs: dict[str, str | bytes] = {}
+    for args in (("channel", "test", "support", "--no-send"), ("fetch",)):
+        result = eddymail("-vv", *args, code=code)
+        outputs[f"{args} stdout"], outputs[f"{args} stderr"] = result.stdout, result.stderr
+    outputs["log"] = eddymail("log", "--json").stdout
+    assert_hidden(outputs, secret_user.login, PASSWORD, WRONG)
+    assert len(watched_passwords) >= 2
+    assert still_held(watched_passwords) == 0
+
+
+def test_a_secret_is_scrubbed_while_in_use_and_then_only_where_its_error_goes():
+    secret = "Zq9-in-use-Secret"
+    encoded = base64.b64encode(f"\0login\0{secret}".encode()).decode()
+    line = f"server said {secret} to {encoded}"
+    assert secrets.scrub(line) == line
+    with secrets.in_use(secret):
+        with secrets.in_use(secret):  # the same password in use twice (a nested send)
+            pass
+        scrubbed = secrets.scrub(line)  # the outer use still counts
+        assert secret not in scrubbed and encoded not in scrubbed
+    assert secrets.scrub(line) == line
+    # An error leaving the block carries the secret to whoever reports it, and no further.
+    with pytest.raises(TypeError) as caught, secrets.in_use(secret):
+        raise TypeError(f"bad argument {secret!r}")
+    error = caught.value
+    assert secrets.carried_by(error) == [secret]
+    assert secrets.scrub(str(error)) == str(error)
+    assert secret not in secrets.scrub(str(error), secrets.carried_by(error))
+    record = logging.LogRecord("eddymail", logging.ERROR, __file__, 1, "failed: %s", (error,),
+                               (TypeError, error, error.__traceback__))
+    logged = secrets.ScrubbingFormatter().format(record)
+    assert "Traceback" in logged and secret not in logged
+    # ... also when it was wrapped in another error on the way.
+    try:
+        try:
+            with secrets.in_use(secret):
+                raise OSError(f"sent {secret}")
+        except OSError as inner:
+            raise RuntimeError("the session broke") from inner
+    except RuntimeError as outer:
+        assert secrets.carried_by(outer) == [secret]
 
 
 # --- password commands --------------------------------------------------------------------

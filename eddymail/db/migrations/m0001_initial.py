@@ -126,7 +126,7 @@ def upgrade(database: pw.Database) -> None:
         message_id = pw.CharField(null=True, index=True)
         in_reply_to = pw.TextField(default="[]")
         references = pw.TextField(default="[]")
-        raw = pw.ForeignKeyField(RawMessage, null=True, on_delete="SET NULL")
+        raw = pw.ForeignKeyField(RawMessage, null=True, on_delete="SET NULL")  # type: ignore[assignment]
         automatic = pw.CharField(null=True)
         auth_status = pw.CharField(null=True)
         created_at = pw.DateTimeField()
@@ -158,7 +158,7 @@ def upgrade(database: pw.Database) -> None:
         status = pw.CharField()
         error = pw.TextField(null=True)
         ticket_message = pw.ForeignKeyField(Message, null=True, on_delete="SET NULL")
-        raw = pw.ForeignKeyField(RawMessage, null=True, on_delete="SET NULL")
+        raw = pw.ForeignKeyField(RawMessage, null=True, on_delete="SET NULL")  # type: ignore[assignment]
         server_done = pw.BooleanField(default=False)
         created_at = pw.DateTimeField()
         updated_at = pw.DateTimeField()
@@ -179,7 +179,7 @@ def upgrade(database: pw.Database) -> None:
         mail_from = pw.CharField()
         recipients = pw.TextField(default="[]")
         recipient = pw.CharField(default="")
-        raw = pw.BlobField()
+        raw = pw.BlobField()  # type: ignore[assignment]
         message_id = pw.CharField(default="")
         automatic = pw.BooleanField(default=False)
         status = pw.CharField(default="queued")

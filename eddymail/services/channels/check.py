@@ -74,23 +74,22 @@ def test_channel(
     token: str | None = None
     source = password_source(channel)
     try:
-        password = secrets.get_password(source)
+        with secrets.password_in_use(source) as password:
+            if not source.command:
+                keyring_check = _keyring_check()
+                if keyring_check is not None:
+                    checks.append(keyring_check)
+            hints = provider_hints_of(channel)
+            if channel.protocol != "none":
+                checks.append(_incoming(channel, password, hints, timeout))
+            if channel.smtp_host:
+                token = token_source.token_hex(8) if send else None
+                checks.append(_outgoing(channel, password, hints, timeout, token))
     except KeyringUnavailableError:
         raise
-    except SecretError as error:
+    except SecretError as error:  # the password could not be read: nothing else was tried
         checks.append(_failed(channel, "password", "password", error, []))
         return ChannelTestResult(channel.name, False, checks)
-    if not source.command:
-        keyring_check = _keyring_check()
-        if keyring_check is not None:
-            checks.append(keyring_check)
-
-    hints = provider_hints_of(channel)
-    if channel.protocol != "none":
-        checks.append(_incoming(channel, password, hints, timeout))
-    if channel.smtp_host:
-        token = token_source.token_hex(8) if send else None
-        checks.append(_outgoing(channel, password, hints, timeout, token))
     if not checks:
         checks.append(
             CheckResult(

@@ -79,20 +79,19 @@ def fetch_channels(
             if channel.protocol == "none":
                 report.ok, report.error = False, "the channel has no incoming server"
                 continue
-            password = ""
             try:
                 deadline.check()
-                password = secrets.get_password(password_source(channel))
                 fetcher = fetch_imap if channel.protocol == "imap" else fetch_pop3
-                fetcher(channel, password, settings, report, deadline, progress)
+                with secrets.password_in_use(password_source(channel)) as password:
+                    fetcher(channel, password, settings, report, deadline, progress)
             except (KeyringUnavailableError, DatabaseError, peewee.OperationalError):
                 raise  # not this channel's fault: exit 4 for the whole run
             except (peewee.IntegrityError, peewee.DataError) as error:
                 # Something in this channel's mail the schema refuses: its failure alone. (A
                 # ProgrammingError is a bug and goes to the CLI's "unexpected" boundary.)
-                _failed(report, channel, database_error(error), password)
+                _failed(report, channel, database_error(error), secrets.carried_by(error))
             except EddymailError as error:
-                _failed(report, channel, error, password)
+                _failed(report, channel, error, secrets.carried_by(error))
     except peewee.OperationalError as error:
         problem = database_error(error)
         raise DatabaseError(
@@ -104,11 +103,11 @@ def fetch_channels(
 
 
 def _failed(report: ChannelFetchReport, channel: Channel, error: EddymailError,
-            password: str) -> None:
+            known_secrets: list[str]) -> None:
     """Log a channel's failure and put it in the report: our sentence, then the answer."""
     operation = error.operation if isinstance(error, MailServerError) else "fetch"
     entry = errorlog.record_failure(
-        channel=channel, operation=operation or "fetch", error=error, secrets=[password],
+        channel=channel, operation=operation or "fetch", error=error, secrets=known_secrets,
     )
     report.ok = False
     # The sentence says what failed (TLS, a timeout, the deadline...); the server's own

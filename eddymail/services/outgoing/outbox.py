@@ -165,21 +165,20 @@ def send_one(item_id: int, *, timeout: float = 30.0,
         return None
     item = OutboxItem.get_by_id(item_id)
     channel = Channel.get_or_none(Channel.id == item.channel_id) if item.channel_id else None
-    password = ""
     try:
         if channel is None or not channel.smtp_host:
             raise ValidationError(
                 "The channel this mail was queued for is gone or has no SMTP server; "
                 "requeue it after fixing the channel with eddymail outbox retry."
             )
-        password = secrets.get_password(secrets.PasswordSource(channel.name,
-                                                               channel.password_command))
         endpoint = dataclasses.replace(smtp_endpoint(channel, timeout), deadline=deadline)
-        with SmtpClient(endpoint, password,
-                        provider_hints_of(channel)) as client:
+        source = secrets.PasswordSource(channel.name, channel.password_command)
+        with secrets.password_in_use(source) as password, SmtpClient(
+                endpoint, password, provider_hints_of(channel)) as client:
             answer = client.send(item.mail_from, list(item.recipients), bytes(item.raw))
     except EddymailError as error:
-        return _failed(item, channel, error, password)
+        # The password, when the error happened while it was in use, comes with the error.
+        return _failed(item, channel, error, secrets.carried_by(error))
     crash_point("outbox accepted")
     OutboxItem.update(status=SENT, sent_at=utcnow(), attempts=item.attempts + 1,
                       last_error=None).where(OutboxItem.id == item.id).execute()
@@ -188,14 +187,14 @@ def send_one(item_id: int, *, timeout: float = 30.0,
 
 
 def _failed(item: OutboxItem, channel: Channel | None, error: EddymailError,
-            password: str) -> SendResult:
+            known_secrets: list[str]) -> SendResult:
     attempts = item.attempts + 1
     answer = error.answer if isinstance(error, MailServerError) else ""
     permanent = bool(_PERMANENT.match(answer)) or isinstance(error, ValidationError)
     status = FAILED if permanent or attempts >= MAX_ATTEMPTS else QUEUED
     wait = BACKOFF[min(attempts, len(BACKOFF)) - 1]
     entry = errorlog.record_failure(channel=channel, operation=f"send {item.kind}",
-                                    error=error, secrets=[password])
+                                    error=error, secrets=known_secrets)
     OutboxItem.update(
         status=status, attempts=attempts, next_attempt_at=utcnow() + wait,
         last_error=entry.answer or entry.message,
