@@ -207,12 +207,10 @@ def test_imap_select_counts_messages_and_unseen(dovecot, mail_user, security):
     with ImapClient(imap_endpoint(dovecot, mail_user, security), mail_user.password) as client:
         status = client.select("INBOX")
         assert "IMAP4REV1" in client.capabilities
-        examined = client.status("INBOX")
 
     assert (status.folder, status.exists, status.unseen) == ("INBOX", 3, 2)
     assert status.uidvalidity > 0
     assert status.uidnext == max(uids) + 1
-    assert (examined.exists, examined.unseen, examined.uidvalidity) == (3, 2, status.uidvalidity)
 
 
 def test_imap_fetch_uses_peek_and_leaves_mail_unseen(dovecot, mail_user):
@@ -227,7 +225,6 @@ def test_imap_fetch_uses_peek_and_leaves_mail_unseen(dovecot, mail_user):
         fetched = dict(client.fetch_messages([*unseen, 999999], batch_size=2))
         flags = client.fetch_flags(unseen)
         headers = client.fetch_headers(uids[:2])
-        newer = client.uids_from(uids[-1] + 1)
 
     assert unseen == uids
     assert sorted(fetched) == uids
@@ -238,7 +235,6 @@ def test_imap_fetch_uses_peek_and_leaves_mail_unseen(dovecot, mail_user):
     assert sorted(headers) == uids[:2]
     assert headers[uids[0]].startswith(b"From: ") and b"Subject: Ticket 0\r\n" in headers[uids[0]]
     assert b"Body 0" not in headers[uids[0]]
-    assert newer == []  # "UID n:*" past the end returns the last UID; uids_from drops it
     stored = dovecot.messages(mail_user)
     assert [message.uid for message in stored] == uids
     assert all("\\Seen" not in message.flags for message in stored)

@@ -222,9 +222,10 @@ def _imap_text(value: object) -> str:
 
     def unrepr(match: re.Match[str]) -> str:
         try:
-            return ast.literal_eval(match.group(1)).decode("utf-8", "replace")
+            value = ast.literal_eval(match.group(1))
         except (ValueError, SyntaxError):
             return match.group(1)
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else match.group(1)
 
     text = re.sub(r"\[(b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\")\]", unrepr, text)
     text = re.sub(r"(b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\")", unrepr, text)

@@ -12,7 +12,6 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -85,10 +84,10 @@ class Watchdog:
 
     Socket timeouts bound each single wait; a server that drips a byte every few seconds (or
     streams endless untagged responses) never trips them and would hold a cron job for ever.
-    At ``deadline`` a timer thread shuts the connection's socket down, which makes a read
-    blocked in the client's thread return end-of-file at once; ``expired`` then tells the
-    client why its connection broke. ``current`` returns the socket in use right now: it
-    changes during the session (a TLS handshake or STARTTLS replaces the socket object).
+    At ``deadline`` a timer thread shuts down the socket last given to :meth:`watch`, which
+    makes a read blocked in the client's thread return end-of-file at once; ``expired`` then
+    tells the client why its connection broke. The client calls :meth:`watch` again whenever
+    the socket in use changes (a TLS handshake replaces the socket object).
     """
 
     #: How often, and how many times, an expired watchdog cuts again: the socket object may
@@ -99,13 +98,16 @@ class Watchdog:
     def __init__(self, deadline: float | None) -> None:
         self.deadline = deadline
         self.expired = False
-        self._current: Callable[[], socket.socket | None] = lambda: None
+        self._socket: socket.socket | None = None
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def watch(self, current: Callable[[], socket.socket | None]) -> None:
-        """Start watching the socket ``current()`` returns (no-op without a deadline)."""
-        self._current = current
+    def watch(self, sock: socket.socket) -> None:
+        """Cut ``sock`` at the deadline: it is the session's socket from now on.
+
+        Starts the timer on the first call (no-op without a deadline or after :meth:`stop`).
+        """
+        self._socket = sock
         if self.deadline is None or self._thread is not None or self._stopped.is_set():
             return
         self._thread = threading.Thread(target=self._run, name="eddymail-deadline", daemon=True)
@@ -121,12 +123,12 @@ class Watchdog:
             return
         self.expired = True
         for _ in range(self.RETRIES):
-            sock = self._current()
+            sock = self._socket
             if sock is not None:
                 # The plain socket method, not SSLSocket.shutdown: that one would also tear
                 # down the TLS object under the feet of the thread reading from it. A closed
-                # socket object has no descriptor any more, so this can never hit a
-                # descriptor number the system gave to someone else meanwhile.
+                # (or, after a TLS wrap, detached) socket object has no descriptor any more,
+                # so this can never hit a descriptor number the system gave to someone else.
                 with contextlib.suppress(OSError):
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
             if self._stopped.wait(self.RETRY_INTERVAL):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import re
+import ssl
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -20,7 +21,6 @@ from eddymail.crashpoints import crash_point
 from eddymail.errors import MailServerError
 from eddymail.mail.wire.diagnose import (
     USUAL_PORTS,
-    ResponseTooLarge,
     Secret,
     UnexpectedGreeting,
     classify,
@@ -28,6 +28,7 @@ from eddymail.mail.wire.diagnose import (
     starttls_unavailable,
 )
 from eddymail.mail.wire.endpoint import NO_HINTS, Endpoint, ProviderHints, Watchdog
+from eddymail.mail.wire.imapconnection import DEFAULT_MAX_LITERAL, ImapConnection
 from eddymail.mail.wire.imapwire import (
     compress_uids,
     decode_folder_name,
@@ -41,6 +42,9 @@ from eddymail.mail.wire.imapwire import (
     uid_sets,
     unquote,
 )
+from eddymail.mail.wire.sasl import plain_response
+from eddymail.mail.wire.socketstream import SocketStream
+from eddymail.mail.wire.stdlib_imaplib import forget_command_log
 from eddymail.mail.wire.tls import make_ssl_context
 
 # Failures a command can raise: protocol errors, socket/TLS errors (OSError), and what imaplib
@@ -48,13 +52,6 @@ from eddymail.mail.wire.tls import make_ssl_context
 _FAILURES = (imaplib.IMAP4.error, OSError, EOFError, ValueError, UnicodeError)
 # UIDs per command: keeps command lines far below the 8 KiB some servers accept.
 _UIDS_PER_COMMAND = 500
-#: The largest literal (``{N}``) a session accepts unless told otherwise: imaplib would
-#: allocate N bytes up front, whatever N a server announces.
-DEFAULT_MAX_LITERAL = 256 * 1024 * 1024
-# A literal announcement at the end of a response line, e.g. a FETCH answer that ends in
-# "{5000000000}".
-# Also the binary (~{N}) form; more than 18 digits cannot be a size anyone accepts.
-_LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
 
 
 @dataclass(frozen=True)
@@ -66,77 +63,6 @@ class FolderStatus:
     unseen: int
     uidvalidity: int
     uidnext: int | None
-
-
-class _LineLimit:
-    """Own line and literal limits and greeting check for imaplib, without its module globals.
-
-    imaplib's global line limit (1 MB) is shared by every user of the module; a UID SEARCH
-    over a big mailbox can exceed it, so the limit lives on our subclasses instead. A
-    literal announced larger than ``max_literal`` is refused before imaplib reads (and
-    allocates) it. A :class:`~eddymail.mail.wire.endpoint.Watchdog` watches the socket from the
-    first byte on, so a deadline also bounds the greeting and the TLS handshake.
-    """
-
-    max_line = 16 * 1024 * 1024
-    max_literal = DEFAULT_MAX_LITERAL
-    first_line: bytes | None = None
-    file: Any
-    error: type[imaplib.IMAP4.error]
-
-    def __init__(
-        self,
-        *args: Any,
-        watchdog: Watchdog | None = None,
-        max_literal: int = DEFAULT_MAX_LITERAL,
-        **kwargs: Any,
-    ) -> None:
-        self.max_literal = max_literal
-        if watchdog is not None:
-            watchdog.watch(lambda: getattr(self, "sock", None))
-        super().__init__(*args, **kwargs)
-
-    def readline(self) -> bytes:
-        line: bytes = self.file.readline(self.max_line + 1)
-        if len(line) > self.max_line:
-            raise self.error(f"got a response line longer than {self.max_line} bytes")
-        if self.first_line is None:
-            self.first_line = line
-        literal = _LITERAL.search(line)
-        if literal is not None:
-            digits = literal.group(1)
-            size = int(digits) if len(digits) <= 18 else None
-            if size is None or size > self.max_literal:
-                raise _LiteralTooLarge(size, self.max_literal, "literal")
-        return line
-
-    def _connect(self) -> None:
-        try:
-            super()._connect()  # type: ignore[misc]
-        except imaplib.IMAP4.error as exc:
-            # imaplib reports a POP3/SMTP greeting as "None" or "unexpected response"; keep
-            # the line itself so the error can say what answered on this port.
-            if not self.first_line or isinstance(exc, ResponseTooLarge):
-                raise
-            greeting = self.first_line.decode("utf-8", "replace").strip()
-            raise UnexpectedGreeting("imap", greeting) from exc
-
-
-class _LiteralTooLarge(ResponseTooLarge, imaplib.IMAP4.abort):
-    """A refused literal; an ``abort`` for imaplib, since its bytes are still on the way."""
-
-
-class _Imap(_LineLimit, imaplib.IMAP4):
-    pass
-
-
-class _ImapSSL(_LineLimit, imaplib.IMAP4_SSL):
-    def _create_socket(self, timeout: float | None) -> Any:
-        # imaplib.IMAP4_SSL wraps the socket before it lets go of it; exposing the plain
-        # one first lets the watchdog cut a TLS handshake that never ends.
-        sock = imaplib.IMAP4._create_socket(self, timeout)
-        self.sock = sock
-        return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
 
 
 class ImapClient:
@@ -163,7 +89,7 @@ class ImapClient:
         self.capabilities: frozenset[str] = frozenset()
         self._secret = Secret(password)
         del password  # only the Secret wrapper stays in this frame (tracebacks with locals)
-        self._imap: imaplib.IMAP4 | None = None
+        self._imap: ImapConnection | None = None
         self._broken = False
         self._watchdog = Watchdog(endpoint.deadline)
         self._open()
@@ -172,49 +98,60 @@ class ImapClient:
 
     def _open(self) -> None:
         endpoint = self.endpoint
-        context = make_ssl_context(endpoint.ca_file) if endpoint.security != "none" else None
+        context = None
+        if endpoint.security != "none":
+            context = make_ssl_context(endpoint.ca_file, on_handshake=self._watchdog.watch)
+        stream = SocketStream(on_socket=self._watchdog.watch)
         try:
-            limits = {"watchdog": self._watchdog, "max_literal": self.max_literal}
-            if endpoint.security == "ssl":
-                self._imap = _ImapSSL(
-                    endpoint.host,
-                    endpoint.port,
-                    ssl_context=context,
-                    timeout=endpoint.timeout,
-                    **limits,
-                )
-            else:
-                self._imap = _Imap(endpoint.host, endpoint.port, timeout=endpoint.timeout, **limits)
+            self._imap = ImapConnection(
+                endpoint.host,
+                endpoint.port,
+                endpoint.timeout,
+                stream=stream,
+                tls_context=context if endpoint.security == "ssl" else None,
+                max_literal=self.max_literal,
+            )
         except (*_FAILURES, UnexpectedGreeting) as exc:
+            stream.close()
             self._watchdog.stop()
             raise self._error(exc, "imap connect") from exc
         try:
-            if endpoint.security == "starttls":
-                self._starttls(context)
-            self._login()
+            offered = frozenset(self._imap.capabilities)
+            if context is not None and endpoint.security == "starttls":
+                offered = self._starttls(context, offered)
+            self._login(offered)
+            # Servers announce more after login (MOVE, UIDPLUS on Dovecot), so ask again.
             self.capabilities = self._fetch_capabilities()
         except BaseException:
             self._shutdown()
             raise
 
-    def _starttls(self, context: Any) -> None:
+    def _starttls(self, context: ssl.SSLContext, offered: frozenset[str]) -> frozenset[str]:
+        """Upgrade to TLS or raise; returns the capabilities the server announces under TLS."""
         imap = self._connection
-        offered = set(imap.capabilities)
+        if imap.preauthenticated:
+            # A PREAUTH greeting skips STARTTLS and the login: what a man in the middle who
+            # strips STARTTLS would send.
+            greeting = (imap.greeting or b"").decode("utf-8", "replace").strip()
+            raise starttls_unavailable("imap", self.endpoint, greeting, offered=False)
         if "STARTTLS" not in offered:
             raise starttls_unavailable(
                 "imap", self.endpoint, "CAPABILITY " + " ".join(sorted(offered)), offered=False
             )
-        try:
-            imap.starttls(ssl_context=context)
-        except _FAILURES as exc:
-            raise self._error(exc, "imap starttls") from exc
+        self._command("imap starttls", imap.start_tls, context)
+        # RFC 3501 6.2.1: what was announced in plain text is forgotten.
+        return self._fetch_capabilities()
 
-    def _login(self) -> None:
+    def _login(self, offered: frozenset[str]) -> None:
+        """Authenticate: the one place a credential is sent.
+
+        LOGIN for a printable-ASCII login and password, otherwise SASL PLAIN; a further
+        mechanism (OAuth) goes through :meth:`_authenticate` the same way.
+        """
         imap = self._connection
-        if imap.state == "AUTH":  # PREAUTH greeting: the server already knows who we are
+        if imap.preauthenticated:  # the server already knows who we are
             return
         login, password = self.endpoint.login, self._secret.reveal()
-        offered = set(imap.capabilities)
         # imaplib's LOGIN sends str as ASCII and quotes without escaping CR/LF; anything else
         # goes through AUTHENTICATE PLAIN, which carries UTF-8 inside base64.
         use_login = _is_plain_ascii(login) and _is_plain_ascii(password)
@@ -230,27 +167,37 @@ class ImapClient:
                     f"(port {ssl_port})",
                 )
             use_login = False
+        if use_login:
+            self._send_credentials(imap.login, login, password)
+        else:
+            self._authenticate("PLAIN", plain_response(login, password))
+
+    def _authenticate(self, mechanism: str, initial_response: bytes, *later: bytes) -> None:
+        """One SASL exchange (AUTHENTICATE): the first challenge is answered with
+        ``initial_response``, later ones with ``later`` in turn and any beyond those with an
+        empty line (how a client acknowledges an error challenge, e.g. XOAUTH2's)."""
+        pending = [initial_response, *later]
+
+        def respond(_challenge: bytes) -> bytes:
+            return pending.pop(0) if pending else b""
+
+        self._send_credentials(self._connection.authenticate, mechanism, respond)
+
+    def _send_credentials(self, call: Callable[..., object], *args: Any) -> None:
+        imap = self._connection
         failure: MailServerError | None = None
         try:
-            if use_login:
-                imap.login(login, password)
-            else:
-
-                def plain(_challenge: bytes) -> bytes:
-                    return b"\0" + login.encode("utf-8") + b"\0" + password.encode("utf-8")
-
-                imap.authenticate("PLAIN", plain)
+            call(*args)
         except _FAILURES as exc:
             failure = self._error(exc, "imap login")
         finally:
-            _forget_command_log(imap)
+            forget_command_log(imap)
         if failure is not None:
             # Raised outside the except block: the error carries no chain back to imaplib's
             # frames, whose locals hold the password.
             raise failure
 
     def _fetch_capabilities(self) -> frozenset[str]:
-        # Servers announce more after login (MOVE, UIDPLUS on Dovecot), so ask again.
         data = self._command("imap capability", self._connection.capability)
         words: set[str] = set()
         for item in data:
@@ -293,7 +240,7 @@ class ImapClient:
         name = quote(encode_folder_name(folder))
         data = self._command("imap select", imap.select, name, readonly, detail=_folder(folder))
         exists = last_int(data)
-        uidvalidity = last_int(imap.untagged_responses.get("UIDVALIDITY", []))
+        uidvalidity = last_int(imap.response("UIDVALIDITY")[1])
         if exists is None or uidvalidity is None:
             raise MailServerError(
                 f"IMAP select with {self.endpoint.address} ({_folder(folder)}) failed: the "
@@ -303,47 +250,9 @@ class ImapClient:
                 hint="the server does not follow the IMAP standard; eddymail cannot track "
                 "messages in this folder safely",
             )
-        uidnext = last_int(imap.untagged_responses.get("UIDNEXT", []))
+        uidnext = last_int(imap.response("UIDNEXT")[1])
         unseen = len(self.search_uids("UNSEEN")) if exists else 0
         return FolderStatus(folder, exists, unseen, uidvalidity, uidnext)
-
-    def status(self, folder: str) -> FolderStatus:
-        """Counts of ``folder`` without selecting it (IMAP STATUS)."""
-        name = quote(encode_folder_name(folder))
-        data = self._command(
-            "imap status",
-            self._connection.status,
-            name,
-            "(MESSAGES UNSEEN UIDVALIDITY UIDNEXT)",
-            detail=_folder(folder),
-        )
-        values: dict[str, int] = {}
-        for item in data:
-            line = item[-1] if isinstance(item, tuple) else item
-            if not isinstance(line, bytes):
-                continue
-            match = re.search(rb"\(([^()]*)\)\s*$", line)
-            if match:
-                words = match.group(1).decode("ascii", "replace").split()
-                values.update(
-                    (key.upper(), int(value))
-                    for key, value in zip(words[::2], words[1::2], strict=False)
-                    if value.isdigit()
-                )
-        if "MESSAGES" not in values or "UIDVALIDITY" not in values:
-            raise MailServerError(
-                f"IMAP status with {self.endpoint.address} ({_folder(folder)}) failed: the "
-                "answer lacks the message count or UIDVALIDITY.",
-                operation="imap status",
-                answer=repr(data)[:200],
-            )
-        return FolderStatus(
-            folder,
-            values["MESSAGES"],
-            values.get("UNSEEN", 0),
-            values["UIDVALIDITY"],
-            values.get("UIDNEXT"),
-        )
 
     def folders(self) -> list[str]:
         """Names of all folders, decoded from modified UTF-7."""
@@ -364,7 +273,7 @@ class ImapClient:
         """UIDs matching an ASCII SEARCH ``criteria`` ("UNSEEN", "UID 5:*"), ascending.
 
         Beware ``UID n:*``: when every UID is below ``n`` the server still returns the
-        highest one (``*`` is the largest UID); :meth:`uids_from` filters that out.
+        highest one (``*`` is the largest UID); the caller filters that out.
         """
         data = self._command("imap search", self._connection.uid, "SEARCH", criteria)
         found: set[int] = set()
@@ -372,10 +281,6 @@ class ImapClient:
             if isinstance(item, bytes):
                 found.update(int(word) for word in item.split() if word.isdigit())
         return sorted(found)
-
-    def uids_from(self, first_uid: int) -> list[int]:
-        """UIDs greater than or equal to ``first_uid`` (new mail since a stored UIDNEXT)."""
-        return [uid for uid in self.search_uids(f"UID {max(first_uid, 1)}:*") if uid >= first_uid]
 
     def existing_uids(self, uids: Iterable[int]) -> set[int]:
         """Those of ``uids`` still in the selected folder (``UID SEARCH UID set``, chunked)."""
@@ -508,7 +413,7 @@ class ImapClient:
     # -- plumbing --------------------------------------------------------------------------
 
     @property
-    def _connection(self) -> imaplib.IMAP4:
+    def _connection(self) -> ImapConnection:
         if self._imap is None:
             raise MailServerError(
                 f"IMAP with {self.endpoint.address} failed: the connection is closed.",
@@ -563,14 +468,6 @@ class ImapClient:
 
 def _is_plain_ascii(text: str) -> bool:
     return all(0x20 <= ord(char) < 0x7F for char in text)
-
-
-def _forget_command_log(imap: imaplib.IMAP4) -> None:
-    # imaplib keeps the last ten command lines (LOGIN with its password among them) for
-    # print_log(); nothing prints it unless debug is on, but there is no reason to keep it.
-    log = getattr(imap, "_cmd_log", None)
-    if isinstance(log, dict):
-        log.clear()
 
 
 def _folder(folder: str) -> str:

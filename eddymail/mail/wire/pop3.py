@@ -1,4 +1,4 @@
-"""POP3 over verified TLS with poplib: list by UIDL, retrieve, delete.
+"""POP3 over verified TLS: list by UIDL, retrieve, delete.
 
 POP3 deletes are transactional: ``DELE`` only marks a message, and the marks are committed by
 ``QUIT``. A session that ends any other way (an error, a crash, a cut connection) rolls them
@@ -11,110 +11,26 @@ from __future__ import annotations
 import contextlib
 import poplib
 import re
+import ssl
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from eddymail.errors import MailServerError, ValidationError
 from eddymail.mail.wire.diagnose import (
-    ResponseTooLarge,
     Secret,
     classify,
     deadline_reached,
     starttls_unavailable,
 )
 from eddymail.mail.wire.endpoint import NO_HINTS, Endpoint, ProviderHints, Watchdog
+from eddymail.mail.wire.pop3connection import DEFAULT_MAX_RESPONSE, Pop3Connection
+from eddymail.mail.wire.socketstream import SocketStream
 from eddymail.mail.wire.tls import make_ssl_context
 
 _FAILURES = (poplib.error_proto, OSError, EOFError, ValueError, UnicodeError)
 # RFC 1939 allows 1-70 printable characters; a little slack for servers that exceed it.
 _UNIQUE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
-#: The most bytes one multi-line answer (RETR, TOP, UIDL, LIST) may have unless told
-#: otherwise; poplib collects the lines in memory, and a server may send without end.
-DEFAULT_MAX_RESPONSE = 256 * 1024 * 1024
-
-
-class _LineLimit:
-    """poplib reads lines with a 2048-byte limit, a module global, and answers without one.
-
-    Real mail has longer lines (HTML from some mailers, unwrapped base64), and a message poplib
-    cannot read would block the mailbox for ever; so our subclasses read up to ``max_line``.
-    A multi-line answer longer than ``max_response`` bytes ends the session instead of
-    filling the memory (a server's LIST may say 2 KB and its RETR send gigabytes). A
-    :class:`~eddymail.mail.wire.endpoint.Watchdog` watches the socket from the first byte on.
-    ``_getline`` and ``_getlongresp`` are poplib's private hooks, kept behaviour for
-    behaviour except the limits.
-    """
-
-    max_line = 16 * 1024 * 1024
-    max_response = DEFAULT_MAX_RESPONSE
-    file: Any
-
-    def __init__(
-        self,
-        *args: Any,
-        watchdog: Watchdog | None = None,
-        max_response: int = DEFAULT_MAX_RESPONSE,
-        **kwargs: Any,
-    ) -> None:
-        self.max_response = max_response
-        if watchdog is not None:
-            watchdog.watch(lambda: getattr(self, "sock", None))
-        try:
-            super().__init__(*args, **kwargs)
-        except BaseException:
-            # poplib leaves the socket open when the greeting fails (or never comes); the
-            # traceback would keep it alive and the server waiting.
-            for name in ("file", "sock"):
-                with contextlib.suppress(Exception):
-                    getattr(self, name).close()
-            raise
-
-    def _getline(self) -> tuple[bytes, int]:
-        line: bytes = self.file.readline(self.max_line + 1)
-        if len(line) > self.max_line:
-            raise poplib.error_proto(f"-ERR line longer than {self.max_line} bytes")
-        if not line:
-            raise poplib.error_proto("-ERR EOF")
-        octets = len(line)
-        if line[-2:] == b"\r\n":
-            return line[:-2], octets
-        if line[:1] == b"\r":
-            return line[1:-1], octets
-        return line[:-1], octets
-
-    def _getlongresp(self) -> tuple[bytes, list[bytes], int]:
-        resp: bytes = self._getresp()  # type: ignore[attr-defined]
-        lines: list[bytes] = []
-        octets = 0
-        line, count = self._getline()
-        while line != b".":
-            if line.startswith(b".."):
-                count -= 1
-                line = line[1:]
-            octets += count
-            if octets > self.max_response:
-                raise _AnswerTooLarge(None, self.max_response, "multi-line answer")
-            lines.append(line)
-            line, count = self._getline()
-        return resp, lines, octets
-
-
-class _AnswerTooLarge(ResponseTooLarge, poplib.error_proto):
-    """A refused answer; the rest of it is still on the way, so the session is over."""
-
-
-class _Pop3(_LineLimit, poplib.POP3):
-    pass
-
-
-class _Pop3SSL(_LineLimit, poplib.POP3_SSL):
-    def _create_socket(self, timeout: float) -> Any:
-        # poplib.POP3_SSL wraps the socket before it lets go of it; exposing the plain one
-        # first lets the watchdog cut a TLS handshake that never ends.
-        sock = poplib.POP3._create_socket(self, timeout)
-        self.sock = sock
-        return self.context.wrap_socket(sock, server_hostname=self.host)
 
 
 class Pop3Client:
@@ -139,7 +55,7 @@ class Pop3Client:
         self.max_response = max_response
         self._secret = Secret(password)
         del password  # only the Secret wrapper stays in this frame (tracebacks with locals)
-        self._pop: poplib.POP3 | None = None
+        self._pop: Pop3Connection | None = None
         self._watchdog = Watchdog(endpoint.deadline)
         self._open()
 
@@ -147,54 +63,65 @@ class Pop3Client:
 
     def _open(self) -> None:
         endpoint = self.endpoint
-        context = make_ssl_context(endpoint.ca_file) if endpoint.security != "none" else None
+        context = None
+        if endpoint.security != "none":
+            context = make_ssl_context(endpoint.ca_file, on_handshake=self._watchdog.watch)
+        stream = SocketStream(on_socket=self._watchdog.watch)
         try:
-            limits = {"watchdog": self._watchdog, "max_response": self.max_response}
-            if endpoint.security == "ssl":
-                self._pop = _Pop3SSL(
-                    endpoint.host, endpoint.port, timeout=endpoint.timeout, context=context,
-                    **limits,
-                )
-            else:
-                self._pop = _Pop3(endpoint.host, endpoint.port, timeout=endpoint.timeout,
-                                  **limits)
+            self._pop = Pop3Connection(
+                endpoint.host,
+                endpoint.port,
+                endpoint.timeout,
+                stream=stream,
+                tls_context=context if endpoint.security == "ssl" else None,
+                max_response=self.max_response,
+            )
         except _FAILURES as exc:
+            stream.close()
             self._watchdog.stop()
             raise self._error(exc, "pop3 connect") from exc
         try:
-            if endpoint.security == "starttls":
+            if context is not None and endpoint.security == "starttls":
                 self._starttls(context)
             self._login()
         except BaseException:
             self._close_socket()
             raise
 
-    def _starttls(self, context: Any) -> None:
+    def _starttls(self, context: ssl.SSLContext) -> None:
         pop = self._connection
-        try:
-            capabilities = pop.capa()
-        except poplib.error_proto:
-            capabilities = {}  # no CAPA at all: then no STLS either
-        except _FAILURES as exc:
-            raise self._error(exc, "pop3 starttls") from exc
+        capabilities = self._call("pop3 starttls", pop.capabilities)
         if "STLS" not in capabilities:
             raise starttls_unavailable(
                 "pop3", self.endpoint, "CAPA " + " ".join(sorted(capabilities)), offered=False
             )
-        try:
-            pop.stls(context=context)
-        except _FAILURES as exc:
-            raise self._error(exc, "pop3 starttls") from exc
+        self._call("pop3 starttls", pop.start_tls, context)
 
     def _login(self) -> None:
+        """Authenticate: the one place a credential is sent (USER and PASS).
+
+        A SASL mechanism (OAuth) goes through :meth:`_authenticate` instead.
+        """
         login, password = self.endpoint.login, self._secret.reveal()
         if any(char in login + password for char in "\r\n\0"):
             # USER/PASS are single lines; a line break would inject a command.
             raise ValidationError("The POP3 login or password contains a line break or NUL.")
+        self._send_credentials(self._user_pass, login, password)
+
+    def _user_pass(self, login: str, password: str) -> None:
+        self._connection.command("USER", login)
+        self._connection.command("PASS", password)
+
+    def _authenticate(self, mechanism: str, initial_response: bytes, *later: bytes) -> None:
+        """One SASL exchange (AUTH, RFC 5034); see :meth:`Pop3Connection.authenticate`."""
+        self._send_credentials(
+            self._connection.authenticate, mechanism, initial_response, *later
+        )
+
+    def _send_credentials(self, call: Callable[..., None], *args: Any) -> None:
         failure: MailServerError | None = None
         try:
-            self._connection.user(login)
-            self._connection.pass_(password)
+            call(*args)
         except _FAILURES as exc:
             failure = self._error(exc, "pop3 login")
         if failure is not None:
@@ -204,7 +131,7 @@ class Pop3Client:
         """Send QUIT, which commits the deletions, and close the connection."""
         pop = self._connection
         try:
-            pop.quit()
+            pop.command("QUIT")
         except _FAILURES as exc:
             raise self._error(exc, "pop3 quit") from exc
         finally:
@@ -239,8 +166,11 @@ class Pop3Client:
 
     def stat(self) -> tuple[int, int]:
         """``(message count, total size in bytes)``."""
-        count, size = self._call("pop3 stat", self._connection.stat)
-        return int(count), int(size)
+        answer = self._call("pop3 stat", self._connection.command, "STAT")
+        words = answer.split()
+        if len(words) < 3 or not words[1].isdigit() or not words[2].isdigit():
+            raise self._error(poplib.error_proto(answer), "pop3 stat")
+        return int(words[1]), int(words[2])
 
     def uidl(self) -> list[tuple[int, str]]:
         """``(message number, unique id)`` for every message, by number.
@@ -249,7 +179,7 @@ class Pop3Client:
         knows POP3 mail by its UIDL, and guessing would mean fetching twice or skipping mail.
         """
         try:
-            _, lines, _ = self._call("pop3 uidl", self._connection.uidl)
+            lines = self._call("pop3 uidl", self._connection.multiline, "UIDL")
         except MailServerError as error:
             if error.hint is None and error.answer.upper().startswith("-ERR"):
                 error.hint = (
@@ -283,7 +213,7 @@ class Pop3Client:
 
     def sizes(self) -> dict[int, int]:
         """Size in bytes by message number (LIST)."""
-        _, lines, _ = self._call("pop3 list", self._connection.list)
+        lines = self._call("pop3 list", self._connection.multiline, "LIST")
         sizes: dict[int, int] = {}
         for line in lines:
             parts = line.split()
@@ -292,24 +222,24 @@ class Pop3Client:
         return sizes
 
     def retrieve(self, number: int) -> bytes:
-        """The raw message (RETR), lines joined with CRLF; poplib undoes the dot-stuffing."""
-        _, lines, _ = self._call("pop3 retr", self._connection.retr, number)
+        """The raw message (RETR), lines joined with CRLF, dot-stuffing undone."""
+        lines = self._call("pop3 retr", self._connection.multiline, "RETR", str(number))
         return b"\r\n".join(lines) + b"\r\n" if lines else b""
 
     def top(self, number: int, lines: int = 0) -> bytes:
         """The header and the first ``lines`` body lines (TOP), e.g. for mail too big to
         retrieve whole; joined like :meth:`retrieve`."""
-        _, result, _ = self._call("pop3 top", self._connection.top, number, lines)
+        result = self._call("pop3 top", self._connection.multiline, "TOP", str(number), str(lines))
         return b"\r\n".join(result) + b"\r\n" if result else b""
 
     def delete(self, number: int) -> None:
         """Mark message ``number`` for deletion; QUIT (a clean exit) commits it."""
-        self._call("pop3 dele", self._connection.dele, number)
+        self._call("pop3 dele", self._connection.command, "DELE", str(number))
 
     # -- plumbing --------------------------------------------------------------------------
 
     @property
-    def _connection(self) -> poplib.POP3:
+    def _connection(self) -> Pop3Connection:
         if self._pop is None:
             raise MailServerError(
                 f"POP3 with {self.endpoint.address} failed: the connection is closed.",

@@ -11,6 +11,7 @@ import base64
 import contextlib
 import re
 import smtplib
+import ssl
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -18,34 +19,14 @@ from typing import Any
 from eddymail.errors import MailServerError, ValidationError
 from eddymail.mail.wire.diagnose import Secret, classify, deadline_reached, starttls_unavailable
 from eddymail.mail.wire.endpoint import NO_HINTS, Endpoint, ProviderHints, Watchdog
+from eddymail.mail.wire.sasl import plain_response
+from eddymail.mail.wire.stdlib_smtplib import ReportingSMTP, ReportingSMTP_SSL
 from eddymail.mail.wire.tls import make_ssl_context
 
 _FAILURES = (smtplib.SMTPException, OSError, ValueError, UnicodeError)
 _SUPPORTED_AUTH = ("CRAM-MD5", "PLAIN", "LOGIN")  # what smtplib.login can do
-
-
-class _Watched:
-    """smtplib with a :class:`~eddymail.mail.wire.endpoint.Watchdog` on its socket from the first
-    byte on, so ``endpoint.deadline`` also bounds the greeting and the TLS handshake."""
-
-    sock: Any
-
-    def __init__(self, *args: Any, watchdog: Watchdog, **kwargs: Any) -> None:
-        watchdog.watch(lambda: getattr(self, "sock", None))
-        super().__init__(*args, **kwargs)
-
-
-class _Smtp(_Watched, smtplib.SMTP):
-    pass
-
-
-class _SmtpSSL(_Watched, smtplib.SMTP_SSL):
-    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
-        # smtplib.SMTP_SSL wraps the socket before it lets go of it; exposing the plain one
-        # first lets the watchdog cut a TLS handshake that never ends.
-        sock = smtplib.SMTP._get_socket(self, host, port, timeout)
-        self.sock = sock
-        return self.context.wrap_socket(sock, server_hostname=self._host)
+# 334 challenges answered during one AUTH before eddymail gives up.
+_MAX_CHALLENGES = 5
 
 
 class SmtpClient:
@@ -75,31 +56,33 @@ class SmtpClient:
 
     def _open(self) -> None:
         endpoint = self.endpoint
-        context = make_ssl_context(endpoint.ca_file) if endpoint.security != "none" else None
+        context = None
+        if endpoint.security != "none":
+            context = make_ssl_context(endpoint.ca_file, on_handshake=self._watchdog.watch)
         try:
-            if endpoint.security == "ssl":
-                self._smtp = _SmtpSSL(
+            if context is not None and endpoint.security == "ssl":
+                self._smtp = ReportingSMTP_SSL(
                     endpoint.host,
                     endpoint.port,
                     local_hostname=self.local_hostname,
                     timeout=endpoint.timeout,
                     context=context,
-                    watchdog=self._watchdog,
+                    report_socket=self._watchdog.watch,
                 )
             else:
-                self._smtp = _Smtp(
+                self._smtp = ReportingSMTP(
                     endpoint.host,
                     endpoint.port,
                     local_hostname=self.local_hostname,
                     timeout=endpoint.timeout,
-                    watchdog=self._watchdog,
+                    report_socket=self._watchdog.watch,
                 )
         except _FAILURES as exc:
             self._watchdog.stop()
             raise self._error(exc, "smtp connect") from exc
         try:
             self._call("smtp ehlo", self._connection.ehlo_or_helo_if_needed)
-            if endpoint.security == "starttls":
+            if context is not None and endpoint.security == "starttls":
                 self._starttls(context)
             if self._secret:
                 self._login()
@@ -107,7 +90,7 @@ class SmtpClient:
             self._shutdown()
             raise
 
-    def _starttls(self, context: Any) -> None:
+    def _starttls(self, context: ssl.SSLContext) -> None:
         smtp = self._connection
         if not smtp.has_extn("starttls"):
             raise starttls_unavailable("smtp", self.endpoint, _ehlo_text(smtp), offered=False)
@@ -118,6 +101,12 @@ class SmtpClient:
             raise self._error(smtplib.SMTPHeloError(code, answer), "smtp ehlo")
 
     def _login(self) -> None:
+        """Authenticate: the one place a credential is sent.
+
+        smtplib's ``login`` (CRAM-MD5, PLAIN or LOGIN, whichever the server offers) for an
+        ASCII login and password; otherwise PLAIN or LOGIN with UTF-8 through
+        :meth:`_authenticate`, which a further SASL mechanism (OAuth) uses the same way.
+        """
         smtp = self._connection
         login, password = self.endpoint.login, self._secret.reveal()
         if not smtp.has_extn("auth"):
@@ -144,16 +133,49 @@ class SmtpClient:
                 hint="the provider may require OAuth (not supported yet) or allow "
                 "app passwords with PLAIN/LOGIN: check its SMTP settings",
             )
+        if login.isascii() and password.isascii():
+            self._send_credentials(smtp.login, login, password)
+        elif "PLAIN" in offered:
+            self._authenticate("PLAIN", plain_response(login, password))
+        elif "LOGIN" in offered:
+            self._authenticate("LOGIN", login.encode("utf-8"), password.encode("utf-8"))
+        else:
+            # smtplib would encode the SASL strings as ASCII and fail with a UnicodeError
+            # that holds the whole credential string; RFC 4616 says UTF-8.
+            raise self._error(
+                smtplib.SMTPException("non-ASCII passwords need AUTH PLAIN or LOGIN"),
+                "smtp login",
+            )
+
+    def _authenticate(self, mechanism: str, initial_response: bytes, *later: bytes) -> None:
+        """One SASL exchange (AUTH, RFC 4954): ``initial_response`` goes with the command,
+        ``later`` answer the 334 challenges in turn, and any challenge beyond them gets an
+        empty answer (how a client acknowledges an error challenge, e.g. XOAUTH2's)."""
+        smtp = self._connection
+
+        def exchange() -> None:
+            pending = [base64.b64encode(response).decode("ascii") for response in later]
+            # "=" is an empty initial response; nothing would mean "no initial response".
+            initial = base64.b64encode(initial_response).decode("ascii") or "="
+            code, answer = smtp.docmd("AUTH", f"{mechanism} {initial}")
+            for _ in range(_MAX_CHALLENGES):
+                if code != 334:
+                    break
+                code, answer = smtp.docmd(pending.pop(0) if pending else "")
+            if code not in (235, 503):
+                raise smtplib.SMTPAuthenticationError(code, answer)
+
+        self._send_credentials(exchange)
+
+    def _send_credentials(self, call: Callable[..., object], *args: Any) -> None:
+        smtp = self._connection
         failure: MailServerError | None = None
         try:
-            if login.isascii() and password.isascii():
-                smtp.login(login, password)
-            else:
-                _login_utf8(smtp, login, password, offered)
+            call(*args)
         except _FAILURES as exc:
             failure = self._error(exc, "smtp login")
         finally:
-            # smtplib keeps both on the object for its auth_* callbacks.
+            # smtplib keeps both on the object for its auth_* callbacks (documented).
             smtp.user = smtp.password = ""
         if failure is not None:
             raise failure  # outside the except block: no chain into frames holding the password
@@ -232,7 +254,7 @@ class SmtpClient:
         if refused:
             self._reset()
             raise self._error(
-                smtplib.SMTPRecipientsRefused(refused),  # type: ignore[arg-type]
+                smtplib.SMTPRecipientsRefused(refused),
                 "smtp rcpt to",
                 f"refused {len(refused)} of {len(recipients)} recipients: {', '.join(refused)}",
             )
@@ -282,26 +304,3 @@ class SmtpClient:
 def _ehlo_text(smtp: smtplib.SMTP) -> str:
     answer = smtp.ehlo_resp or smtp.helo_resp or b""
     return " ".join(answer.decode("utf-8", "replace").split())
-
-
-def _login_utf8(smtp: smtplib.SMTP, login: str, password: str, offered: list[str]) -> None:
-    """AUTH PLAIN (or LOGIN) with UTF-8 credentials.
-
-    smtplib encodes the SASL strings as ASCII and would fail on a non-ASCII password with a
-    UnicodeEncodeError that holds the whole credential string; RFC 4616 says UTF-8.
-    """
-
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode("ascii")
-
-    user, secret = login.encode("utf-8"), password.encode("utf-8")
-    if "PLAIN" in offered:
-        code, answer = smtp.docmd("AUTH", "PLAIN " + b64(b"\0" + user + b"\0" + secret))
-    elif "LOGIN" in offered:
-        code, answer = smtp.docmd("AUTH", "LOGIN " + b64(user))
-        if code == 334:
-            code, answer = smtp.docmd(b64(secret))
-    else:
-        raise smtplib.SMTPException("non-ASCII passwords need AUTH PLAIN or LOGIN")
-    if code not in (235, 503):
-        raise smtplib.SMTPAuthenticationError(code, answer)

@@ -8,7 +8,9 @@ that CA with ``--ca-file``, which is added to (not substituted for) the system t
 from __future__ import annotations
 
 import os
+import socket
 import ssl
+from collections.abc import Callable
 
 from eddymail.errors import MailServerError
 
@@ -18,7 +20,9 @@ CA_FILE_HINT = (
 )
 
 
-def make_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
+def make_ssl_context(
+    ca_file: str | None = None, *, on_handshake: Callable[[socket.socket], None] | None = None
+) -> ssl.SSLContext:
     """Return a client context that verifies certificates and host names.
 
     ``ssl.create_default_context()`` gives the system trust store, ``check_hostname`` and
@@ -26,6 +30,10 @@ def make_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
     certificates) is loaded on top. An unusable ``ca_file`` raises :class:`MailServerError`
     with ``tls=True`` rather than a usage error: the path usually comes from a stored channel,
     and a channel with a broken CA path must fail alone without stopping the others.
+
+    ``on_handshake`` is called with every socket the context wraps, just before its TLS
+    handshake starts (also when a library such as smtplib does the wrapping): a
+    :class:`~eddymail.mail.wire.endpoint.Watchdog` given it can cut a handshake that never ends.
     """
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     # Explicit even though they are the defaults: this is the promise of this module.
@@ -46,7 +54,23 @@ def make_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
                 hint=CA_FILE_HINT,
                 tls=True,
             ) from exc
+    if on_handshake is not None:
+        context.sslsocket_class = _reporting_socket_class(on_handshake)
     return context
+
+
+def _reporting_socket_class(
+    on_handshake: Callable[[socket.socket], None],
+) -> type[ssl.SSLSocket]:
+    # SSLContext.sslsocket_class is the documented way to have wrap_socket() return a
+    # subclass. The wrapped socket takes over the descriptor before the handshake, so it is
+    # the one a watchdog must be able to shut down while the handshake runs.
+    class ReportingSSLSocket(ssl.SSLSocket):
+        def do_handshake(self, block: bool = False) -> None:
+            on_handshake(self)
+            super().do_handshake(block)
+
+    return ReportingSSLSocket
 
 
 def _describe(exc: BaseException) -> str:

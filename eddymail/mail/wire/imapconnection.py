@@ -1,0 +1,130 @@
+"""imaplib over eddymail's own connection, through imaplib's public, overridable I/O methods.
+
+``IMAP4.open``, ``read``, ``readline``, ``send``, ``shutdown`` and ``socket`` are documented
+as the methods a subclass may override (the standard library's own ``IMAP4_stream`` does);
+:class:`ImapConnection` backs them with a :class:`~eddymail.mail.wire.socketstream.SocketStream`,
+so eddymail decides how lines are read, how long they may be and which literal sizes are
+accepted, without imaplib's module-wide limit or its private attributes.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import re
+import socket
+import ssl
+from typing import TYPE_CHECKING
+
+from eddymail.mail.wire.diagnose import ResponseTooLarge, UnexpectedGreeting
+from eddymail.mail.wire.socketstream import SocketStream
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer  # what imaplib's send() takes, for the type checker
+
+IMAP_PORT = 143
+#: The largest literal (``{N}``) a session accepts unless told otherwise: imaplib would
+#: allocate N bytes up front, whatever N a server announces.
+DEFAULT_MAX_LITERAL = 256 * 1024 * 1024
+#: The longest response line: a UID SEARCH over a big mailbox is one long line.
+MAX_LINE = 16 * 1024 * 1024
+# A literal announcement at the end of a response line, e.g. a FETCH answer that ends in
+# "{5000000000}". Also the binary (~{N}) form; more than 18 digits cannot be a size anyone
+# accepts.
+_LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
+
+
+class LiteralTooLarge(ResponseTooLarge, imaplib.IMAP4.abort):
+    """A refused literal; an ``abort`` for imaplib, since its bytes are still on the way."""
+
+
+class ImapConnection(imaplib.IMAP4):
+    """An imaplib session over ``stream``; TLS from the first byte when ``tls_context`` is set.
+
+    A response line longer than :data:`MAX_LINE` is an error; a literal announced larger
+    than ``max_literal`` ends the session before imaplib reads (and allocates) it. A first
+    line that is not an IMAP greeting raises :class:`UnexpectedGreeting` with that line.
+    ``greeting`` keeps the server's first line (``* OK``, ``* PREAUTH``...).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timeout: float,
+        *,
+        stream: SocketStream,
+        tls_context: ssl.SSLContext | None = None,
+        max_literal: int = DEFAULT_MAX_LITERAL,
+    ) -> None:
+        self.server_name = host  # what the certificate must be valid for
+        self.stream = stream
+        self.tls_context = tls_context
+        self.max_literal = max_literal
+        self.greeting: bytes | None = None
+        try:
+            super().__init__(host, port, timeout)
+        except imaplib.IMAP4.error as exc:
+            # imaplib reports a POP3/SMTP greeting as "None" or "unexpected response"; keep
+            # the line itself so the error can say what answered on this port.
+            if not self.greeting or isinstance(exc, ResponseTooLarge):
+                raise
+            raise UnexpectedGreeting(
+                "imap", self.greeting.decode("utf-8", "replace").strip()
+            ) from exc
+
+    @property
+    def preauthenticated(self) -> bool:
+        """The server greeted with PREAUTH: logged in already, no STARTTLS possible."""
+        return (self.greeting or b"").upper().startswith(b"* PREAUTH")
+
+    # -- imaplib's overridable I/O ------------------------------------------------------------
+
+    def open(
+        self, host: str = "", port: int = IMAP_PORT, timeout: float | None = None
+    ) -> None:
+        """Connect the stream (imaplib calls this from its constructor)."""
+        self.stream.connect(host, port, timeout, self.tls_context)
+
+    def read(self, size: int) -> bytes:
+        """A literal of ``size`` bytes (already checked against ``max_literal``)."""
+        return self.stream.read(size)
+
+    def readline(self) -> bytes:
+        """One response line, checked for its length and for the size of a literal."""
+        line = self.stream.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise imaplib.IMAP4.error(f"got a response line longer than {MAX_LINE} bytes")
+        if self.greeting is None:
+            self.greeting = line
+        literal = _LITERAL.search(line)
+        if literal is not None:
+            digits = literal.group(1)
+            size = int(digits) if len(digits) <= 18 else None
+            if size is None or size > self.max_literal:
+                raise LiteralTooLarge(size, self.max_literal, "literal")
+        return line
+
+    def send(self, data: ReadableBuffer) -> None:
+        """Send a command line (or a literal)."""
+        self.stream.sendall(data)
+
+    def shutdown(self) -> None:
+        """Close the connection."""
+        self.stream.close()
+
+    def socket(self) -> socket.socket:
+        """The socket in use (the TLS one after STARTTLS)."""
+        return self.stream.sock
+
+    # -- STARTTLS ------------------------------------------------------------------------------
+
+    def start_tls(self, context: ssl.SSLContext) -> tuple[str, list[bytes]]:
+        """Send STARTTLS; on OK upgrade the stream. Returns imaplib's ``(typ, data)``.
+
+        Done here rather than with ``IMAP4.starttls``, which reaches into the socket
+        attributes this class does not use.
+        """
+        typ, data = self.xatom("STARTTLS")
+        if typ == "OK":
+            self.stream.start_tls(context, self.server_name)
+        return typ, data
