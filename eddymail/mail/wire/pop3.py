@@ -100,7 +100,8 @@ class Pop3Client:
     def _login(self) -> None:
         """Authenticate: the one place a credential is sent (USER and PASS).
 
-        A SASL mechanism (OAuth) goes through :meth:`_authenticate` instead.
+        A SASL mechanism (OAuth) would send ``Pop3Connection.authenticate`` through
+        :meth:`_send_credentials` the same way.
         """
         login, password = self.endpoint.login, self._secret.reveal()
         if any(char in login + password for char in "\r\n\0"):
@@ -111,12 +112,6 @@ class Pop3Client:
     def _user_pass(self, login: str, password: str) -> None:
         self._connection.command("USER", login)
         self._connection.command("PASS", password)
-
-    def _authenticate(self, mechanism: str, initial_response: bytes, *later: bytes) -> None:
-        """One SASL exchange (AUTH, RFC 5034); see :meth:`Pop3Connection.authenticate`."""
-        self._send_credentials(
-            self._connection.authenticate, mechanism, initial_response, *later
-        )
 
     def _send_credentials(self, call: Callable[..., None], *args: Any) -> None:
         failure: MailServerError | None = None
