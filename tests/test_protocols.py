@@ -11,7 +11,6 @@ import imaplib
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -526,13 +525,12 @@ def test_certificate_for_another_host(protocol, pki):
 @pytest.mark.parametrize("security", ["none", "ssl"])
 @pytest.mark.parametrize("protocol", sorted(CLIENTS))
 def test_server_that_never_speaks_times_out(protocol, security):
+    # Not timed: the server keeps silent for 10 s (its socket timeout), then hangs up, so a
+    # client whose own 1 s timeout did not work would report a closed connection instead.
     with scripted(silent) as server:
         endpoint = Endpoint("127.0.0.1", server.port, security, "agent", timeout=1)
-        started = time.monotonic()
         with pytest.raises(MailServerError) as caught:
             CLIENTS[protocol](endpoint, "pw-never-sent")
-        elapsed = time.monotonic() - started
-    assert elapsed < 3
     error = caught.value
     assert "no answer within 1 second" in error.message
     assert "firewall" in (error.hint or "")
@@ -608,13 +606,11 @@ def imap_hanging_in_starttls(connection: socket.socket, received: list[bytes]) -
 
 
 def test_hung_starttls_times_out_without_sending_the_password():
+    # As above: the server's silence lasts 10 s, the client's timeout is what must end it.
     with scripted(imap_hanging_in_starttls) as server:
         endpoint = Endpoint("127.0.0.1", server.port, "starttls", "agent", timeout=1)
-        started = time.monotonic()
         with pytest.raises(MailServerError) as caught:
             ImapClient(endpoint, "Top-Secret-77")
-        elapsed = time.monotonic() - started
-    assert elapsed < 3
     assert caught.value.operation == "imap starttls"
     assert "no answer within 1 second" in caught.value.message
     assert caught.value.tls is True

@@ -17,10 +17,10 @@ from eddymail.templates import (
     default_source,
     render,
     sample_context,
+    sandbox,
     spec,
     validate,
 )
-from eddymail.templates import sandbox
 from eddymail.templates.sandbox import HardenedEnvironment
 from tests.workcount import FakeClock, work_budget
 

@@ -49,29 +49,59 @@ def config_with_busy_timeout(tmp_path: Path, seconds: float) -> Path:
 
 
 @contextlib.contextmanager
-def another_writer(database: Path, seconds: float) -> Iterator[threading.Thread]:
-    """Another process's write transaction (``BEGIN IMMEDIATE``, a write, ``seconds`` long,
-    then a commit) on the database, like a staff member saving a long reply."""
+def another_writer(database: Path, release: threading.Event | None = None) -> Iterator[None]:
+    """Another process's write transaction (``BEGIN IMMEDIATE``, a write, then a commit) on
+    the database, like a staff member saving a long reply. It commits when ``release`` is
+    set, at the latest when the block ends."""
     holding = threading.Event()
+    done = release or threading.Event()
+    errors: list[BaseException] = []
 
     def hold() -> None:
-        connection = sqlite3.connect(database, isolation_level=None, timeout=30)
+        connection = sqlite3.connect(database, isolation_level=None)
         try:
             connection.execute("BEGIN IMMEDIATE")
             connection.execute("UPDATE department SET name = name")
             holding.set()
-            time.sleep(seconds)
+            done.wait()
             connection.execute("COMMIT")
+        except BaseException as error:  # handed to the test below
+            errors.append(error)
         finally:
+            holding.set()
             connection.close()
 
     thread = threading.Thread(target=hold, daemon=True)
     thread.start()
-    assert holding.wait(10), "the other writer never got the lock"
+    holding.wait()
+    assert not errors, f"the other writer never got the lock: {errors}"
     try:
-        yield thread
+        yield
     finally:
-        thread.join(timeout=seconds + 10)
+        done.set()
+        thread.join()
+    assert not errors, errors
+
+
+@pytest.fixture
+def write_attempts(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set when a database connection the CLI opens starts a write transaction: SQLite's
+    trace hook runs as the ``BEGIN`` statement starts, before it waits for the lock."""
+    attempted = threading.Event()
+    original = db.open_database
+
+    def open_and_watch(url: str, **options: Any) -> peewee.Database:
+        database = original(url, **options)
+
+        def statement(sql: str) -> None:
+            if sql.lstrip().upper().startswith("BEGIN"):
+                attempted.set()
+
+        database.connection().set_trace_callback(statement)
+        return database
+
+    monkeypatch.setattr(db, "open_database", open_and_watch)
+    return attempted
 
 
 def flags(dovecot: DovecotServer, user: MailUser) -> list[set[str]]:
@@ -101,27 +131,35 @@ def ledger_rows(database: Path) -> list[tuple[Any, ...]]:
 
 
 def test_fetch_waits_for_a_writer_shorter_than_the_busy_timeout(
-        eddymail, channel, dovecot, mail_user, database_path, tmp_path):
-    """Another writer holds the database for 1.5 s; the busy timeout is 15 s: the fetch waits
-    for it and takes the mail (SQLite would refuse a deferred transaction's upgrade to a
-    writer at once, whatever the busy timeout)."""
+        eddymail, channel, dovecot, mail_user, database_path, tmp_path, write_attempts):
+    """Another writer holds the database until the fetch has begun a write transaction (and
+    a moment longer); the busy timeout is 15 s: the fetch waits for it and takes the mail
+    (SQLite would refuse a deferred transaction's upgrade to a writer at once, whatever the
+    busy timeout). Not timed: the writer lets go only once the fetch asked for the lock."""
     channel()
     eddymail("fetch")  # the first connection, on an empty mailbox
     dovecot.deliver(mail_user, make_mail("while someone writes"))
     config = config_with_busy_timeout(tmp_path, 15)
-    with another_writer(database_path, 1.5):
-        started = time.monotonic()
+    release = threading.Event()
+
+    def release_once_the_fetch_waits() -> None:
+        write_attempts.wait()
+        time.sleep(0.5)  # the fetch is inside SQLite's busy wait by now
+        release.set()
+
+    threading.Thread(target=release_once_the_fetch_waits, daemon=True).start()
+    with another_writer(database_path, release):
         (report,) = eddymail.json("-c", str(config), "fetch")["channels"]
-        waited = time.monotonic() - started
+    assert write_attempts.is_set(), "the fetch never began a write transaction"
     assert report["ok"] and report["new_tickets"] == 1, report
-    assert waited > 1, f"the fetch cannot have waited for the writer ({waited:.2f}s)"
     assert flags(dovecot, mail_user) == [{SEEN}]
 
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])
 def test_fetch_locked_out_longer_than_its_busy_timeout_stops_cleanly_and_flags_nothing(
         eddymail, channel, dovecot, mail_user, database_path, tmp_path, protocol):
-    """Another writer holds the database for 2.5 s; the busy timeout is 0.5 s. The fetch stops:
+    """Another writer holds the database for the whole run; the busy timeout is 0.5 s. The
+    fetch stops:
     exit 4 with a "locked" sentence, no traceback; the message it had downloaded is not
     marked read (IMAP) or deleted (POP3) on the server, and the next run takes it."""
     options = ["--after-fetch", "delete"] if protocol == "pop3" else []
@@ -129,7 +167,7 @@ def test_fetch_locked_out_longer_than_its_busy_timeout_stops_cleanly_and_flags_n
     eddymail("fetch")  # the first connection, on an empty mailbox
     dovecot.deliver(mail_user, make_mail("while someone writes for too long"))
     config = config_with_busy_timeout(tmp_path, 0.5)
-    with another_writer(database_path, 2.5):
+    with another_writer(database_path):
         locked = eddymail("-c", str(config), "fetch", code=None)
         assert_clean_database_failure(locked, "locked")
         if protocol == "imap":

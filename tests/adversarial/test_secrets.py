@@ -13,6 +13,8 @@ import gc
 import json
 import logging
 import os
+import shlex
+import signal
 import socket
 import ssl
 import subprocess
@@ -439,18 +441,34 @@ def test_a_broken_password_command_is_a_clear_error_that_hides_its_output(
                    "database": database_bytes(database_path)}, mail_user.login, PASSWORD)
 
 
+def running_sleeper(pid: int) -> bool:
+    """Whether ``pid`` is still our ``sleep`` and alive (a zombie is dead; a reused PID is
+    not ours)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z" and command.startswith(b"sleep\0")
+
+
 def test_a_hanging_password_command_times_out_with_everything_it_started(
-        eddymail, support, dovecot, mail_user, monkeypatch):
+        eddymail, support, dovecot, mail_user, monkeypatch, tmp_path):
     # The shell waits for its child: killing only the shell would leave "sleep" holding the
-    # pipe, and reading the output would wait the full 30 seconds.
+    # pipe. The child writes down its PID, so the test sees it stopped too (rather than
+    # timing the run). A command left running would print "never" after 30 s: a password
+    # check that then fails for another reason than the timeout.
     monkeypatch.setattr(secrets, "PASSWORD_COMMAND_TIMEOUT", 1.0)
-    command_channel(support, dovecot, mail_user, "sh -c 'sleep 30; echo never'")
-    started = time.monotonic()
+    pid_file = tmp_path / "sleeper.pid"
+    script = f"sleep 30 & echo $! > {shlex.quote(str(pid_file))}; wait; echo never"
+    command_channel(support, dovecot, mail_user, shlex.join(["sh", "-c", script]))
     result = eddymail("channel", "test", "cmd", "--json", code=3)
-    elapsed = time.monotonic() - started
     (check,) = json.loads(result.stdout)["channels"][0]["checks"]
     assert "did not finish within 1 seconds" in check["answer"]
-    assert elapsed < 8, f"took {elapsed:.1f} s"
+    sleeper = int(pid_file.read_text())
+    if running_sleeper(sleeper):
+        os.kill(sleeper, signal.SIGKILL)  # our own leftover, checked above
+        pytest.fail("the password command's child outlived the timeout")
 
 
 @pytest.mark.parametrize("printed, password", [
