@@ -251,9 +251,7 @@ def edit(name: str, new_name: str | None, **values: Any) -> None:
       eddymail channel edit support --after-fetch move --move-to Processed
     """
     out = state().output
-    channel = channels.find_channel(name)
-    draft = channel_settings.resolve_channel(channel.name, _options(values), existing=channel)
-    saved = channels.update_channel(channel, draft, new_name=new_name)
+    saved = channels.edit_channel(name, _options(values), new_name=new_name)
     out.emit(
         {"channel": saved.channel}, lambda: out.success(f"Channel {saved.channel.name} updated.")
     )
@@ -270,7 +268,7 @@ def password(name: str, password_stdin: bool) -> None:
     Example:
       eddymail channel password support
     """
-    channel = channels.find_channel(name)
+    channel = channels.show_channel(name)
     secret = read_password(password_stdin, channel.name)
     channels.set_password(channel.name, secret)
     state().output.success(f"Password of channel {channel.name} stored in the keyring.")
@@ -340,7 +338,7 @@ def remove(name: str, yes: bool) -> None:
     Example:
       eddymail channel remove old-support --yes
     """
-    channel = channels.find_channel(name)
+    channel = channels.show_channel(name)
     if not yes and sys.stdin.isatty():
         click.confirm(f"Remove channel {channel.name} <{channel.email}>?", abort=True)
     channels.remove_channel(channel.name)
@@ -416,11 +414,11 @@ def test(names: tuple[str, ...], all_channels: bool, no_send: bool, timeout: flo
     if not selected:
         raise click.UsageError("There are no enabled channels to test.")
     results = []
-    for channel in selected:
+    for channel_name in selected:
         # Progress is for a person at a terminal; cron gets one line per failure only.
         if not out.json_mode and not out.quiet and out.stderr.is_terminal:
-            out.stderr.print(f"Testing {channel.name}…", style="dim", markup=False)
-        results.append(channel_test.test_channel(channel, send=not no_send, timeout=limit))
+            out.stderr.print(f"Testing {channel_name}…", style="dim", markup=False)
+        results.append(channel_test.test_channel(channel_name, send=not no_send, timeout=limit))
     out.emit({"channels": results}, lambda: _render_tests(results))
     if not all(result.ok for result in results):
         failed = ", ".join(result.name for result in results if not result.ok)

@@ -9,8 +9,6 @@ import click
 
 from eddymail.cli.app import json_option, state, with_database
 from eddymail.errors import EXIT_ENVIRONMENT, EddymailError, PartialFailure, TemporaryFailure
-from eddymail.services.channels.registry import find_channel
-from eddymail.services.departments import find_department
 from eddymail.services.ingest import pipeline as ingestion
 from eddymail.services.ingest import rawmail as messages
 
@@ -51,8 +49,7 @@ def ingest_command(files: tuple[Path, ...], channel_name: str | None,
 def _ingest(files: tuple[Path, ...], channel_name: str | None, department_name: str | None,
             no_notify: bool) -> None:
     out = state().output
-    channel, department = ingestion.destination(channel_name, department_name, find_channel,
-                                                find_department)
+    destination = messages.destination(channel_name, department_name)
     options = ingestion.IngestOptions.for_run(
         notify=not no_notify,
         max_message_bytes=int(state().runtime.config.get("fetch", "max_message_bytes")))
@@ -60,12 +57,11 @@ def _ingest(files: tuple[Path, ...], channel_name: str | None, department_name: 
     for path in files or (Path("-"),):
         if str(path) == "-":
             outcomes.append(messages.ingest_bytes("<stdin>", sys.stdin.buffer.read(),
-                                                  channel=channel, department=department,
-                                                  options=options))
+                                                  destination=destination, options=options))
             continue
         for label, raw in messages.messages_in(path):
-            outcomes.append(messages.ingest_bytes(label, raw, channel=channel,
-                                                  department=department, options=options))
+            outcomes.append(messages.ingest_bytes(label, raw, destination=destination,
+                                                  options=options))
 
     def render() -> None:
         for outcome in outcomes:

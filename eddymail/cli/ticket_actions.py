@@ -114,7 +114,7 @@ def note(ticket_id: int, message: str | None, file: str | None) -> None:
     Example:
       eddymail ticket note 42 -m "Customer called, will send logs tomorrow."
     """
-    tickets.find_ticket(ticket_id)
+    tickets.require_ticket(ticket_id)
     text = _read_text(message, file, "note")
     change = workflow.note(ticket_id, text, agent=state().runtime.config.agent_name)
     out = state().output

@@ -55,21 +55,22 @@ class ChannelTestResult:
     token: str | None = None  # the token in the test letter, when one was sent
 
 
-def channels_to_test(names: list[str]) -> list[Channel]:
-    """The named channels, or every enabled channel when none is named."""
+def channels_to_test(names: list[str]) -> list[str]:
+    """The names of the named channels (each checked to exist), or of every enabled channel
+    when none is named."""
     if names:
-        return [find_channel(name) for name in names]
-    return list(Channel.select().where(Channel.enabled).order_by(Channel.name))
+        return [find_channel(name).name for name in names]
+    return [channel.name for channel in
+            Channel.select(Channel.name).where(Channel.enabled).order_by(Channel.name)]
 
 
-def test_channel(
-    channel: Channel, *, send: bool = True, timeout: float = 30.0
-) -> ChannelTestResult:
-    """Run the incoming and outgoing checks of one channel.
+def test_channel(name: str, *, send: bool = True, timeout: float = 30.0) -> ChannelTestResult:
+    """Run the incoming and outgoing checks of the channel called ``name``.
 
     A missing keyring backend is not a channel's fault: that ``SecretError`` propagates
     (exit 4). Everything else becomes a failed check and an error-log entry.
     """
+    channel = find_channel(name)
     checks: list[CheckResult] = []
     token: str | None = None
     source = password_source(channel)

@@ -16,7 +16,12 @@ from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, ChannelCursor, Department, LedgerEntry, utcnow
 from eddymail.errors import ConflictError, NotFoundError, ValidationError
 from eddymail.services import naming, settings
-from eddymail.services.channels.drafts import ChannelDraft, format_initial
+from eddymail.services.channels.drafts import (
+    ChannelDraft,
+    ChannelOptions,
+    format_initial,
+    resolve_channel,
+)
 from eddymail.services.departments import find_department
 
 
@@ -90,6 +95,16 @@ def create_channel(draft: ChannelDraft, password: str | None) -> ChannelSaved:
         if draft.needs_password and password:
             secrets.store_password(draft.name, password)
     return ChannelSaved(describe(channel), became_outgoing)
+
+
+def edit_channel(
+    name: str, options: ChannelOptions, *, new_name: str | None = None
+) -> ChannelSaved:
+    """Change the settings of the channel called ``name``: only ``options`` that are given
+    change (and its name, when ``new_name`` is)."""
+    channel = find_channel(name)
+    draft = resolve_channel(channel.name, options, existing=channel)
+    return update_channel(channel, draft, new_name=new_name)
 
 
 def update_channel(

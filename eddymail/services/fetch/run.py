@@ -53,23 +53,27 @@ __all__ = ["ChannelFetchReport", "FetchSettings", "channels_to_fetch", "fetch_ch
 log = logging.getLogger("eddymail.fetch")
 
 
-def channels_to_fetch(names: Iterable[str]) -> list[Channel]:
-    """The named channels, or every enabled one with incoming settings."""
+def channels_to_fetch(names: Iterable[str]) -> list[str]:
+    """The names of the named channels (each checked to exist), or of every enabled one with
+    incoming settings."""
     names = list(names)
     if names:
-        return [find_channel(name) for name in names]
+        return [find_channel(name).name for name in names]
     incoming = Channel.enabled & (Channel.protocol != "none")
-    return list(Channel.select().where(incoming).order_by(Channel.name))
+    return [channel.name for channel in
+            Channel.select(Channel.name).where(incoming).order_by(Channel.name)]
 
 
 def fetch_channels(
-    channels: list[Channel], settings: FetchSettings, progress: Progress | None = None
+    names: list[str], settings: FetchSettings, progress: Progress | None = None
 ) -> list[ChannelFetchReport]:
-    """Fetch each channel in turn; a failure of one is logged and the others go on.
+    """Fetch the channels called ``names`` in turn; a failure of one is logged and the
+    others go on.
 
     Raises ``DatabaseError`` when the database itself fails (locked past the busy timeout,
     full, read-only): that is no channel's fault and every channel would meet it.
     """
+    channels = [find_channel(name) for name in names]
     deadline = Deadline(settings.deadline)
     reports = []
     try:

@@ -18,6 +18,8 @@ from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, Department, LedgerEntry, RawMessage
 from eddymail.errors import NotFoundError, UsageError, ValidationError
 from eddymail.mail.message.parse import ParsedMessage, parse_message
+from eddymail.services.channels.registry import find_channel
+from eddymail.services.departments import find_department
 from eddymail.services.ingest import pipeline as ingestion
 from eddymail.services.ingest.pipeline import QUARANTINED, IngestOptions, IngestResult, Source
 
@@ -68,11 +70,30 @@ def messages_in(path: Path) -> Iterator[tuple[str, bytes]]:
     yield str(path), raw
 
 
-def ingest_bytes(label: str, raw: bytes, *, channel: Channel | None, department: Department,
+@dataclass(frozen=True)
+class Destination:
+    """Where ``ingest`` files mail: a channel (or none) and the department of new tickets."""
+
+    channel_id: int | None
+    department_id: int
+
+
+def destination(channel_name: str | None, department_name: str | None) -> Destination:
+    """The channel and department for ``ingest``: the channel's, a named one, or the only one.
+    Raises ``NotFoundError``."""
+    channel, department = ingestion.destination(channel_name, department_name, find_channel,
+                                                find_department)
+    return Destination(channel.id if channel else None, department.id)
+
+
+def ingest_bytes(label: str, raw: bytes, *, destination: Destination,
                  options: IngestOptions) -> FileOutcome:
     """Run one message from a file or stdin through the pipeline."""
-    result = ingestion.ingest_raw(raw, channel=channel, department=department,
-                                  source=Source("file"), options=options)
+    channel_id = destination.channel_id
+    result = ingestion.ingest_raw(
+        raw, channel=None if channel_id is None else Channel.get_by_id(channel_id),
+        department=Department.get_by_id(destination.department_id), source=Source("file"),
+        options=options)
     return _outcome(label, result)
 
 

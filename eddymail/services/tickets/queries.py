@@ -149,6 +149,11 @@ def find_ticket(ticket_id: int) -> Ticket:
     return ticket
 
 
+def require_ticket(ticket_id: int) -> None:
+    """Raise ``NotFoundError`` unless ticket ``ticket_id`` exists (before asking for text)."""
+    find_ticket(ticket_id)
+
+
 def show_ticket(ticket_id: int) -> TicketDetail:
     """A ticket with its whole thread, oldest first."""
     ticket = find_ticket(ticket_id)
