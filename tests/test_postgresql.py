@@ -440,14 +440,11 @@ def _race(monkeypatch, table: str, jobs) -> list[BaseException]:
 
 
 def _ingest_job(raw: bytes, channel_name: str):
-    from eddymail.db.models import Channel, Department
     from eddymail.services.ingest.pipeline import IngestOptions
-    from eddymail.services.ingest.rawmail import ingest_bytes
+    from eddymail.services.ingest.rawmail import destination, ingest_bytes
 
     def job() -> None:
-        channel = Channel.get(Channel.name == channel_name)
-        department = Department.get_by_id(channel.department_id)
-        ingest_bytes("<stdin>", raw, channel=channel, department=department,
+        ingest_bytes("<stdin>", raw, destination=destination(channel_name, None),
                      options=IngestOptions.for_run(notify=False))
 
     return job
