@@ -25,6 +25,7 @@ from eddymail.errors import ConfigError
 APP_NAME = "eddymail"
 CONFIG_ENV = "EDDYMAIL_CONFIG"
 DATABASE_URL_ENV = "EDDYMAIL_DATABASE_URL"
+AGENT_ENV = "EDDYMAIL_AGENT"
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "busy_timeout": Key((int, float), 15, "Seconds to wait for another writer (SQLite)."),
     },
     "agent": {
-        "name": Key(str, "", "Your name on replies; empty means the login name."),
+        "name": Key(str, "", "Who you are: an agent's handle (or name); $EDDYMAIL_AGENT and "
+                    "--as override it."),
+    },
+    "reply": {
+        "max_attachment_bytes": Key(int, 25 * 1024 * 1024,
+                                    "Largest total size of files attached to one reply."),
+        "html": Key(bool, False, "Replies also carry an HTML part rendered from Markdown."),
     },
     "network": {
         "timeout": Key((int, float), 30, "Seconds allowed for each network step."),
@@ -79,17 +86,17 @@ class Config:
         return url or default_database_url()
 
     @property
-    def agent_name(self) -> str:
-        """The operator's name for replies: ``[agent] name``, else the login name."""
-        name = self.get("agent", "name")
-        if name:
-            return name
-        try:
-            return os.getlogin()
-        except OSError:
-            import getpass
+    def agent_identity(self) -> tuple[str, str]:
+        """Who acts, and where that was said: ``$EDDYMAIL_AGENT``, else ``[agent] name``.
 
-            return getpass.getuser()
+        ("", "") when neither is set (``--as`` on the command line comes before both).
+        Never the login name: "root" is nobody's name on a reply.
+        """
+        from_environment = os.environ.get(AGENT_ENV, "").strip()
+        if from_environment:
+            return from_environment, f"${AGENT_ENV}"
+        name = self.get("agent", "name").strip()
+        return (name, f"[agent] name in {self.path}") if name else ("", "")
 
 
 def default_config_path() -> Path:
@@ -158,7 +165,8 @@ def _validate(raw: dict[str, Any], path: Path | None) -> dict[str, dict[str, Any
                     f"Unknown key '{section}.{name}' {where}; keys of [{section}]: {known}."
                 )
             # bool is an int in Python; a number key given `true` is still a mistake.
-            if isinstance(value, bool) or not isinstance(value, declared.type):
+            wrong_bool = isinstance(value, bool) and declared.type is not bool
+            if wrong_bool or not isinstance(value, declared.type):
                 expected = _type_name(declared.type)
                 raise ConfigError(
                     f"Key '{section}.{name}' {where} must be {expected}, "
@@ -176,6 +184,7 @@ def _check_ranges(values: dict[str, dict[str, Any]], where: str) -> None:
         ("fetch", "deadline"),
         ("fetch", "batch_size"),
         ("fetch", "max_message_bytes"),
+        ("reply", "max_attachment_bytes"),
     ]
     for section, name in positive:
         if values[section][name] <= 0:

@@ -30,6 +30,7 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     monkeypatch.setenv("EDDYMAIL_DATABASE_URL", f"sqlite:///{tmp_path / 'eddymail.db'}")
     monkeypatch.delenv("EDDYMAIL_CONFIG", raising=False)
+    monkeypatch.delenv("EDDYMAIL_AGENT", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
     # Wide enough that table cells are not folded, so assertions can look for whole phrases.
     monkeypatch.setenv("COLUMNS", "200")

@@ -26,14 +26,14 @@ def test_lookup_order_option_then_env_then_platform_dir(tmp_path, monkeypatch):
     platform = tmp_path / "home" / ".config" / "eddymail" / "eddymail.toml"
     platform.parent.mkdir(parents=True)
     platform.write_text('[agent]\nname = "from platform dir"\n')
-    assert load_config().agent_name == "from platform dir"
+    assert load_config().agent_identity[0] == "from platform dir"
     env_file = tmp_path / "env.toml"
     env_file.write_text('[agent]\nname = "from env"\n')
     monkeypatch.setenv("EDDYMAIL_CONFIG", str(env_file))
-    assert load_config().agent_name == "from env"
+    assert load_config().agent_identity[0] == "from env"
     option_file = tmp_path / "option.toml"
     option_file.write_text('[agent]\nname = "from option"\n')
-    assert load_config(option_file).agent_name == "from option"
+    assert load_config(option_file).agent_identity[0] == "from option"
 
 
 def test_environment_overrides_the_database_url(tmp_path, monkeypatch):

@@ -179,14 +179,33 @@ def test_subject_tag_from_a_participant_joins_from_a_stranger_does_not(eddymail,
     assert stranger["requester"] == "mallory@evil.example" and stranger["carried_tag"] == 1
 
 
-def test_cc_addresses_become_participants(eddymail, channel, dovecot, mail_user):
-    channel()
+def verified(raw: bytes, result: str = "pass") -> bytes:
+    """``raw`` as the provider's MX (authserv-id mx.example.test) would hand it over."""
+    return (f"Authentication-Results: mx.example.test; dmarc={result} "
+            "header.from=customer.example\r\n").encode() + raw
+
+
+def test_cc_of_verified_mail_become_participants_others_are_only_shown(
+        eddymail, channel, dovecot, mail_user):
+    channel("support", "--authserv-id", "mx.example.test")
     fetch(eddymail)
-    dovecot.deliver(mail_user, make_mail("team issue", cc="Carl <carl@customer.example>, "
-                                         f"{mail_user.address}"))
+    cc = f"Carl <carl@customer.example>, {mail_user.address}"
+    dovecot.deliver(mail_user, verified(make_mail("team issue", cc=cc)))
+    # Unverified: no Authentication-Results from our provider, or one that is not a pass.
+    dovecot.deliver(mail_user, make_mail("unchecked", cc="Dora <dora@customer.example>"))
+    dovecot.deliver(mail_user, verified(make_mail("none", cc="erin@customer.example"), "none"))
     fetch(eddymail)
-    assert eddymail.json("ticket", "show", "1")["ticket"]["participants"] == [
-        "carl@customer.example"]
+    tickets = {t["subject"]: t["id"] for t in eddymail.json("ticket", "list")["tickets"]}
+    first = eddymail.json("ticket", "show", str(tickets["team issue"]))["ticket"]
+    assert first["participants"] == ["carl@customer.example"]  # not our own mailbox
+    assert first["cc_not_added"] == []
+    for subject, address in (("unchecked", "dora@customer.example"),
+                             ("none", "erin@customer.example")):
+        ticket = eddymail.json("ticket", "show", str(tickets[subject]))["ticket"]
+        assert ticket["participants"] == [] and ticket["cc_not_added"] == [address]
+        assert ticket["messages"][0]["cc"][0]["address"] == address  # recorded on the mail
+        shown = eddymail("ticket", "show", str(tickets[subject])).stdout
+        assert f"Cc, not added  {address}" in shown and f"Cc: {address}" in shown
 
 
 def test_same_message_twice_makes_one_ticket(eddymail, channel, dovecot, mail_user):

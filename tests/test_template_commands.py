@@ -300,7 +300,7 @@ def test_reply_and_test_letter_cannot_be_switched_off(eddymail, database_path, n
 def test_reset_restores_the_shipped_text(eddymail, editor, database_path):
     editor("Thank you for contacting", "Thanks for contacting")
     eddymail("template", "edit", "registration")
-    editor("Спасибо, что обратились", "Благодарим, что обратились")
+    editor("Спасибо за ваше обращение", "Благодарим за ваше обращение")
     eddymail("template", "edit", "registration", "--language", "ru")
     eddymail("template", "disable", "registration")
 
@@ -347,7 +347,7 @@ def test_preview_with_sample_values(eddymail):
 def test_preview_uses_the_helpdesk_name_setting(eddymail):
     eddymail("settings", "set", "helpdesk-name", "Eddy Widgets")
     preview = eddymail.json("template", "preview", "registration")
-    assert preview["subject"] == "[#1042] Welcome to Eddy Widgets support"
+    assert preview["subject"] == "[#1042] Welcome to Eddy Widgets"
 
 
 def test_preview_with_a_ticket_uses_its_values(eddymail, ticket):
@@ -356,12 +356,14 @@ def test_preview_with_a_ticket_uses_its_values(eddymail, ticket):
     assert preview["subject"] == f"[#{ticket}] Request received: Printer is on fire"
     assert "Hello Boris Ivanov," in preview["body"]
     assert "Department: Support" in preview["body"]
-    # helpdesk.name falls back to the department's name, then follows the setting.
-    assert preview["body"].rstrip().endswith("Support\nSupport")
+    # helpdesk.name falls back to the department's name (signed once), then follows the
+    # setting.
+    assert preview["body"].rstrip().endswith("Kind regards,\nSupport")
     eddymail("settings", "set", "helpdesk-name", "Eddy Widgets")
     registration = eddymail.json("template", "preview", "registration", "--ticket", str(ticket))
     assert "registered you with our\nhelpdesk as boris@example.org" in registration["body"]
-    assert registration["subject"] == f"[#{ticket}] Welcome to Eddy Widgets support"
+    assert registration["subject"] == f"[#{ticket}] Welcome to Eddy Widgets"
+    assert registration["body"].rstrip().endswith("Support\nEddy Widgets")
 
 
 def test_preview_of_a_reply_shows_a_placeholder_and_the_agent(eddymail, ticket, tmp_path):

@@ -51,8 +51,12 @@ def rejects(source: str, name: str = "reply") -> str:
 # --- catalogue ---------------------------------------------------------------------------
 
 
+CUSTOMER_TEMPLATES = ("registration", "ticket_created", "reply", "test_letter")
+STAFF_TEMPLATES = ("staff_new_ticket", "staff_customer_reply", "staff_assigned", "staff_digest")
+
+
 def test_catalogue_names_languages_and_automatic_flags():
-    assert TEMPLATE_NAMES == ("registration", "ticket_created", "reply", "test_letter")
+    assert TEMPLATE_NAMES == CUSTOMER_TEMPLATES + STAFF_TEMPLATES
     assert LANGUAGES == ("en", "ru")
     automatic = {name: spec(name).automatic for name in TEMPLATE_NAMES}
     assert automatic == {
@@ -60,7 +64,10 @@ def test_catalogue_names_languages_and_automatic_flags():
         "ticket_created": True,
         "reply": False,
         "test_letter": True,
+        **dict.fromkeys(STAFF_TEMPLATES, True),
     }
+    assert {name: spec(name).audience for name in TEMPLATE_NAMES} == {
+        **dict.fromkeys(CUSTOMER_TEMPLATES, "customer"), **dict.fromkeys(STAFF_TEMPLATES, "staff")}
     assert "ticket.id" in spec("registration").variable_names
     assert "department.name" in spec("registration").variable_names
     assert {"token", "channel.name", "channel.email"} <= set(spec("test_letter").variable_names)
@@ -77,11 +84,33 @@ def test_unknown_template_and_language_are_not_found():
 
 
 def test_no_variable_exposes_the_customers_message():
-    # Notifications must never quote inbound mail: the only body text is the agent's own.
-    for name in TEMPLATE_NAMES:
+    # Mail to customers must never quote inbound mail: the only body text is the agent's own.
+    # (Staff templates may: they go to the team's own agents.)
+    for name in CUSTOMER_TEMPLATES:
         names = spec(name).variable_names
         bodies = [variable for variable in names if "body" in variable or "message" in variable]
         assert bodies == (["reply.body"] if name == "reply" else [])
+
+
+@pytest.mark.parametrize("department", ["Support", "Поддержка", "Sales & Returns", "IT"])
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_texts_read_naturally_for_any_department_name(department, language):
+    """No "Welcome to Support support", no "Support / Support" sign-off, and in Russian no
+    name standing where the grammar would decline it: names follow a label, stand in
+    parentheses or alone on a line (a signature), never inside a sentence."""
+    for name in TEMPLATE_NAMES:
+        context = sample_context(name, language)
+        for key in ("department", "helpdesk"):
+            if key in context:
+                context[key] = {"name": department}
+        rendered = render(name, default_source(name, language), context)
+        text = rendered.subject + "\n" + rendered.body
+        assert f"{department} support".lower() not in text.lower(), (name, text)
+        assert f"{department}\n{department}" not in text, (name, text)
+        if language == "ru":
+            for line in text.splitlines():
+                if department in line and line.strip() != department:
+                    assert ":" in line or f"({department}" in line, (name, line)
 
 
 def test_sample_context_has_exactly_the_declared_variables():

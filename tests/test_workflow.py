@@ -202,19 +202,25 @@ def test_reply_to_differing_from_from_goes_to_the_requester(eddymail, helpdesk, 
 
 
 def test_notes_status_assign(eddymail, helpdesk, dovecot, mail_user, smtp_server):
+    eddymail("agent", "add", "anna", "--name", "Anna Petrova", "--department", "Support")
+    eddymail("agent", "add", "bob", "--department", "Support")
     dovecot.deliver(mail_user, make_mail("Internal"))
     eddymail("fetch", "--no-notify")
-    eddymail("ticket", "note", "1", "-m", "Called the customer.")
-    assert eddymail.json("ticket", "assign", "1", "Anna Petrova")["ticket"]["assignee"] == (
-        "Anna Petrova")
+    eddymail("--as", "bob", "ticket", "note", "1", "-m", "Called the customer.")
+    assert eddymail.json("ticket", "assign", "1", "Anna Petrova", "--as", "bob")["ticket"][
+        "assignee"] == "anna"
     assert eddymail.json("ticket", "list", "--assignee", "Anna Petrova")["tickets"][0]["id"] == 1
-    assert eddymail.json("ticket", "close", "1")["ticket"]["status"] == "closed"
-    assert eddymail.json("ticket", "reopen", "1")["ticket"]["status"] == "open"
-    assert eddymail.json("ticket", "assign", "1", "--unassign")["ticket"]["assignee"] is None
-    messages = eddymail.json("ticket", "show", "1")["ticket"]["messages"]
-    assert [m["direction"] for m in messages] == ["in", "note", "system", "system", "system",
-                                                  "system"]
-    assert smtp_server.received == []  # a note is never mailed
+    assert eddymail.json("ticket", "close", "1", "--as", "anna")["ticket"]["status"] == "closed"
+    assert eddymail.json("ticket", "reopen", "1", "--as", "anna")["ticket"]["status"] == "open"
+    assert eddymail.json("ticket", "assign", "1", "--unassign", "--as", "anna")["ticket"][
+        "assignee"] is None
+    ticket = eddymail.json("ticket", "show", "1")["ticket"]
+    assert [m["direction"] for m in ticket["messages"]] == ["in", "note", "system", "system",
+                                                            "system", "system"]
+    assert [(h["agent"], h["action"]) for h in ticket["history"]] == [
+        ("bob", "note"), ("bob", "assign"), ("anna", "close"), ("anna", "reopen"),
+        ("anna", "unassign")]
+    assert smtp_server.received == []  # a note is never mailed, nobody has an address
 
 
 def test_attachments_are_saved_safely(eddymail, support, tmp_path):

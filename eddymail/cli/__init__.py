@@ -8,6 +8,7 @@ cli.lazy_commands.update({
     "init": "eddymail.cli.init:init_command",
     "db": "eddymail.cli.db:db_group",
     "department": "eddymail.cli.departments:department_group",
+    "agent": "eddymail.cli.agents:agent_group",
     "channel": "eddymail.cli.channels:channel_group",
     "fetch": "eddymail.cli.fetch:fetch_command",
     "ingest": "eddymail.cli.ingest:ingest_command",

@@ -13,7 +13,7 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -24,6 +24,9 @@ from eddymail.safetext import for_terminal
 from eddymail.secrets import carried_by, scrub
 from eddymail.services import runtime
 from eddymail.services.runtime import Runtime
+
+if TYPE_CHECKING:
+    from eddymail.services.agents import Actor
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -36,6 +39,7 @@ class AppState:
     config_path: str | None
     output: Output
     verbose: int = 0
+    acting_as: str | None = None  # --as
     _runtime: Runtime | None = field(default=None, repr=False)
 
     @property
@@ -49,6 +53,16 @@ class AppState:
         """The runtime with its database open (created or upgraded if needed)."""
         self.runtime.open_database()
         return self.runtime
+
+    def actor(self) -> Actor:
+        """Who acts in this command: ``--as``, else ``$EDDYMAIL_AGENT``, else the config's
+        ``[agent] name``; checked against the agent list."""
+        from eddymail.services import agents  # not for --help and the commands that never act
+
+        if self.acting_as:
+            return agents.acting_agent(self.acting_as, source="--as")
+        identity, source = self.runtime.config.agent_identity
+        return agents.acting_agent(identity or None, source=source or "--as")
 
 
 class LazyGroup(click.Group):
@@ -146,6 +160,19 @@ def json_option(function: F) -> F:
     )(function)
 
 
+def agent_option(function: F) -> F:
+    """``--as HANDLE`` on a command that acts on tickets (it may also come before it)."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        if value:
+            ctx.ensure_object(AppState).acting_as = value
+
+    return click.option(
+        "--as", "acting_as", metavar="AGENT", expose_value=False, callback=remember,
+        is_eager=True, help="Act as this agent (default: $EDDYMAIL_AGENT, then the config).",
+    )(function)
+
+
 def with_database(function: F) -> F:
     """Open the database before the command runs."""
 
@@ -167,12 +194,15 @@ def with_database(function: F) -> F:
     help="Configuration file (default: $EDDYMAIL_CONFIG, then the platform config dir).",
 )
 @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
+@click.option("--as", "acting_as", metavar="AGENT",
+              help="Act as this agent (default: $EDDYMAIL_AGENT, then [agent] name).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success (for cron).")
 @click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv: debug).")
 @click.version_option(__version__, "--version", prog_name="eddymail")
 @click.pass_context
 def cli(
-    ctx: click.Context, config_path: str | None, json_mode: bool, quiet: bool, verbose: int
+    ctx: click.Context, config_path: str | None, json_mode: bool, acting_as: str | None,
+    quiet: bool, verbose: int,
 ) -> None:
     """eddymail: a mail-to-ticket helpdesk for the terminal.
 
@@ -192,4 +222,5 @@ def cli(
         quiet=quiet,
         verbose=verbose,
     )
-    ctx.obj = AppState(config_path=config_path, output=output, verbose=verbose)
+    ctx.obj = AppState(config_path=config_path, output=output, verbose=verbose,
+                       acting_as=acting_as or (existing.acting_as if existing else None))

@@ -12,7 +12,7 @@ from eddymail.services.channels.drafts import parse_initial
 from eddymail.services.fetch import run as fetching
 from eddymail.services.fetch.locking import fetch_lock
 from eddymail.services.fetch.run import ChannelFetchReport
-from eddymail.services.outgoing import outbox
+from eddymail.services.outgoing import digests, outbox
 
 
 @click.command("fetch")
@@ -58,10 +58,13 @@ def fetch_command(names: tuple[str, ...], initial: str | None, no_notify: bool,
     with fetch_lock(config.database_url):
         with out.progress("Fetching") as progress:
             reports = fetching.fetch_channels(channels, settings, progress)
-        # The outbox rides along: replies and notifications that could not be sent before
-        # (and the notifications this run queued) go out now, each at its back-off time.
+        # Agents' digests that are due join the outbox, which rides along: replies and
+        # notifications that could not be sent before (and those this run queued) go out
+        # now, each at its back-off time.
+        summed = [] if dry_run else digests.send_due_digests()
         sent = [] if dry_run else outbox.send_due(timeout=settings.timeout, deadline=ends)
-    out.emit({"channels": reports, "outbox": sent}, lambda: _render(reports, sent, dry_run))
+    out.emit({"channels": reports, "digests": summed, "outbox": sent},
+             lambda: _render(reports, sent, dry_run))
     failed = [report for report in reports if not report.ok]
     for report in failed:
         out.error(f"{report.name}: {report.error}", report.hint)

@@ -6,7 +6,7 @@ import click
 
 from eddymail.cli.app import json_option, state, with_database
 from eddymail.errors import PartialFailure
-from eddymail.services.outgoing import outbox
+from eddymail.services.outgoing import digests, outbox
 
 
 @click.group("outbox")
@@ -48,12 +48,16 @@ def list_(include_sent: bool, limit: int) -> None:
 def retry(ids: tuple[int, ...]) -> None:
     """Send waiting mail now, ignoring the back-off (IDs: only these, failed ones too).
 
+    Without IDs, agents' digests that are due are queued first and sent with the rest.
+
     \b
     Examples:
       eddymail outbox retry
       eddymail outbox retry 12 13
     """
     timeout = float(state().runtime.config.get("network", "timeout"))
+    if not ids:
+        digests.send_due_digests()
     if ids:
         results = outbox.send_due(ids=list(ids), include_failed=True, timeout=timeout)
     else:

@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from eddymail import templates
-from eddymail.cli.app import json_option, state, with_database
+from eddymail.cli.app import agent_option, json_option, state, with_database
 from eddymail.errors import EddymailError, ValidationError
+from eddymail.services.agents import ANONYMOUS, Actor
 from eddymail.services.outgoing import templates as template_service
 from eddymail.services.outgoing.templates import TemplateDetail, TemplateSummary
 
@@ -19,7 +20,7 @@ LANGUAGE_HELP = "Language of the text (default: the team's `language` setting)."
 
 @click.group("template")
 def template_group() -> None:
-    """Notification templates: the texts eddymail mails to customers.
+    """Notification templates: the texts eddymail mails to customers and to agents.
 
     Each template is a "Subject: ..." line, a blank line and the body, with
     {{ variables }} such as {{ ticket.id }}; `template show NAME` lists them.
@@ -47,6 +48,7 @@ def _render_detail(detail: TemplateDetail) -> None:
             ("Language", detail.language),
             ("Sending", _status(detail)),
             ("Sent", "automatically" if detail.automatic else "when staff act"),
+            ("To", "agents" if detail.audience == "staff" else "customers"),
             ("Text", "customised" if detail.customised else "shipped default"),
             ("Changed", detail.updated_at or "-"),
         ],
@@ -87,10 +89,11 @@ def list_(language: str | None) -> None:
     out.emit(
         {"templates": items},
         lambda: out.table(
-            ["Template", "Sending", "Text", "Language", "Purpose"],
+            ["Template", "To", "Sending", "Text", "Language", "Purpose"],
             [
                 [
                     item.name,
+                    "agents" if item.audience == "staff" else "customers",
                     _status(item),
                     "customised" if item.customised else "default",
                     item.language,
@@ -262,24 +265,22 @@ def reset(name: str, language: str | None, all_languages: bool) -> None:
 @click.argument("name")
 @click.option("--ticket", "ticket_id", type=int, help="Use this ticket's real values.")
 @click.option("--language", type=LANGUAGE, help=LANGUAGE_HELP)
+@agent_option
 @json_option
 @with_database
 def preview(name: str, ticket_id: int | None, language: str | None) -> None:
-    """Show a template as the customer would receive it.
+    """Show a template as its reader (a customer, or an agent) would receive it.
 
-    With --ticket the values come from that ticket; without it, from sample data.
+    With --ticket the values come from that ticket (staff templates: as the agent
+    given with --as would receive them); without it, from sample data.
 
     \b
     Examples:
       eddymail template preview ticket_created
       eddymail template preview reply --ticket 42 --json
     """
-    result = template_service.preview_template(
-        name,
-        language,
-        ticket_id=ticket_id,
-        agent_name=state().runtime.config.agent_name,
-    )
+    result = template_service.preview_template(name, language, ticket_id=ticket_id,
+                                               actor=_actor_if_known())
     out = state().output
     if not result.enabled:
         out.warning(
@@ -293,6 +294,14 @@ def preview(name: str, ticket_id: int | None, language: str | None) -> None:
         out.text(result.body.rstrip("\n"))
 
     out.emit(result, render)
+
+
+def _actor_if_known() -> Actor:
+    """The acting agent for a preview; a preview needs nobody, so no identity is fine."""
+    try:
+        return state().actor()
+    except EddymailError:
+        return ANONYMOUS
 
 
 def _saved(detail: TemplateDetail) -> None:

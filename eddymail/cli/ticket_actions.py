@@ -11,10 +11,10 @@ from pathlib import Path
 
 import click
 
-from eddymail.cli.app import json_option, state, with_database
+from eddymail.cli.app import agent_option, json_option, state, with_database
 from eddymail.cli.tickets import DIRECTION_LABELS
 from eddymail.services.outgoing import outbox
-from eddymail.services.tickets import attachments, workflow
+from eddymail.services.tickets import attachments, replies, workflow
 from eddymail.services.tickets import queries as tickets
 from eddymail.services.tickets.queries import TicketDetail
 
@@ -23,7 +23,10 @@ MARKER = "# ---- Write your reply above this line; everything below it is ignore
 
 def _draft(detail: TicketDetail) -> str:
     lines = ["", "", MARKER, f"# Ticket #{detail.id}: {detail.subject}",
-             f"# To: {detail.requester}", "#"]
+             f"# To: {detail.requester}"]
+    if detail.participants:
+        lines.append(f"# Cc: {', '.join(detail.participants)}")
+    lines += ["# Markdown works: - lists, [links](https://example.com), **bold**.", "#"]
     for message in detail.messages[-5:]:
         if message.direction == "system":
             continue
@@ -61,50 +64,71 @@ def _read_text(message: str | None, file: str | None, what: str,
 @click.argument("ticket_id", type=int)
 @click.option("-m", "--message", help="The reply text (otherwise $EDITOR opens).")
 @click.option("-F", "--file", "file", help="Read the reply from a file ('-': stdin).")
+@click.option("--to", "to", multiple=True, metavar="ADDRESS",
+              help="Send to this address instead of the requester (repeatable).")
+@click.option("--cc", multiple=True, metavar="ADDRESS",
+              help="Also send a copy to this address (repeatable); they join the ticket.")
+@click.option("--bcc", multiple=True, metavar="ADDRESS",
+              help="Send a blind copy to this address (repeatable).")
+@click.option("--no-cc", is_flag=True, help="Leave the ticket's participants out of Cc.")
 @click.option("--attach", "attachments", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Attach a file (repeatable).")
-@click.option("--cc", multiple=True, help="Also send to this address (repeatable).")
+              help="Attach a file (repeatable; [reply] max_attachment_bytes in all).")
+@click.option("--html/--no-html", "html", default=None,
+              help="Add an HTML part rendered from the text's Markdown (default: [reply] html).")
 @click.option("--close", is_flag=True, help="Close the ticket after replying.")
+@agent_option
 @json_option
 @with_database
-def reply(ticket_id: int, message: str | None, file: str | None,
-          attachments: tuple[Path, ...], cc: tuple[str, ...], close: bool) -> None:
-    """Answer the customer by mail, from the mailbox of the ticket's department.
+def reply(ticket_id: int, message: str | None, file: str | None, to: tuple[str, ...],
+          cc: tuple[str, ...], bcc: tuple[str, ...], no_cc: bool,
+          attachments: tuple[Path, ...], html: bool | None, close: bool) -> None:
+    """Answer by mail, from the mailbox of the ticket's department, signed by you.
 
-    Without -m or -F, $EDITOR opens on a draft that quotes the thread below a marker
-    line; an empty draft aborts. The reply is queued and sent at once; if the server
-    cannot be reached it stays in the outbox and the next fetch retries it.
+    The reply goes To the requester and Cc the ticket's participants; --to, --cc, --bcc
+    and --no-cc change that for this reply. Without -m or -F, $EDITOR opens on a draft
+    that quotes the thread below a marker line; an empty draft aborts. The reply is queued
+    and sent at once; if the server cannot be reached it stays in the outbox and the next
+    fetch retries it.
 
     \b
     Examples:
       eddymail ticket reply 42
       eddymail ticket reply 42 -m "Fixed, please try again." --close
-      eddymail ticket reply 42 -F answer.txt --attach invoice.pdf --cc boss@customer.example
+      eddymail ticket reply 42 -F answer.md --html --attach invoice.pdf --cc boss@customer.example
+      eddymail --as anna ticket reply 42 --to accounts@customer.example --no-cc -m "..."
     """
     app = state()
+    actor = app.actor()
+    config = app.runtime.config
     detail = tickets.show_ticket(ticket_id) if message is None and file is None else None
     text = _read_text(message, file, "reply", detail)
-    agent = app.runtime.config.agent_name
-    queued = workflow.reply(ticket_id, text, agent=agent, cc=cc, attachments=attachments,
-                            close=close)
+    options = replies.ReplyOptions(
+        to=to, cc=cc, bcc=bcc, no_cc=no_cc, attachments=attachments, close=close,
+        html=bool(config.get("reply", "html")) if html is None else html,
+        max_attachment_bytes=int(config.get("reply", "max_attachment_bytes")))
+    queued = replies.reply(ticket_id, text, actor=actor, options=options)
     results = outbox.send_due(ids=[queued.outbox_id],
-                              timeout=float(app.runtime.config.get("network", "timeout")))
+                              timeout=float(config.get("network", "timeout")))
     sent = bool(results and results[0].sent)
     error = results[0].error if results and not results[0].sent else None
     out = app.output
     if not sent:
         out.warning(f"The reply is queued but not sent yet ({error or 'busy'}); "
                     "eddymail fetch or eddymail outbox retry will send it.")
+    copies = "".join(f", {label} {', '.join(addresses)}" for label, addresses in
+                     (("cc", queued.cc), ("bcc", queued.bcc)) if addresses)
     out.emit({"reply": queued, "sent": sent, "error": error},
              lambda: out.success(f"Reply to ticket #{ticket_id} {'sent' if sent else 'queued'} "
-                                 f"from {queued.from_address} to {', '.join(queued.to)}."))
+                                 f"from {queued.from_address} to {', '.join(queued.to)}"
+                                 f"{copies}."))
 
 
 @click.command("note")
 @click.argument("ticket_id", type=int)
 @click.option("-m", "--message", help="The note text (otherwise $EDITOR opens).")
 @click.option("-F", "--file", "file", help="Read the note from a file ('-': stdin).")
+@agent_option
 @json_option
 @with_database
 def note(ticket_id: int, message: str | None, file: str | None) -> None:
@@ -116,7 +140,7 @@ def note(ticket_id: int, message: str | None, file: str | None) -> None:
     """
     tickets.require_ticket(ticket_id)
     text = _read_text(message, file, "note")
-    change = workflow.note(ticket_id, text, agent=state().runtime.config.agent_name)
+    change = workflow.note(ticket_id, text, actor=state().actor())
     out = state().output
     out.emit({"ticket": change}, lambda: out.success(f"Note added to ticket #{ticket_id}."))
 
@@ -124,10 +148,11 @@ def note(ticket_id: int, message: str | None, file: str | None) -> None:
 def _status_command(name: str, status: str, summary: str) -> click.Command:
     @click.command(name, help=f"{summary}\n\n\b\nExample:\n  eddymail ticket {name} 42")
     @click.argument("ticket_id", type=int)
+    @agent_option
     @json_option
     @with_database
     def command(ticket_id: int) -> None:
-        change = workflow.set_status(ticket_id, status, agent=state().runtime.config.agent_name)
+        change = workflow.set_status(ticket_id, status, actor=state().actor())
         out = state().output
         out.emit({"ticket": change},
                  lambda: out.success(f"Ticket #{ticket_id} is {change.status}."))
@@ -142,6 +167,7 @@ reopen = _status_command("reopen", "open", "Reopen a closed ticket.")
 @click.command("move")
 @click.argument("ticket_id", type=int)
 @click.argument("department")
+@agent_option
 @json_option
 @with_database
 def move(ticket_id: int, department: str) -> None:
@@ -151,7 +177,7 @@ def move(ticket_id: int, department: str) -> None:
     Example:
       eddymail ticket move 42 Accounting
     """
-    change = workflow.move(ticket_id, department, agent=state().runtime.config.agent_name)
+    change = workflow.move(ticket_id, department, actor=state().actor())
     out = state().output
     out.emit({"ticket": change},
              lambda: out.success(f"Ticket #{ticket_id} is now in {change.department}."))
@@ -159,22 +185,32 @@ def move(ticket_id: int, department: str) -> None:
 
 @click.command("assign")
 @click.argument("ticket_id", type=int)
-@click.argument("name", required=False)
+@click.argument("agent", required=False)
+@click.option("--me", is_flag=True, help="Assign it to myself (see --as).")
 @click.option("--unassign", is_flag=True, help="Take the ticket back to the team.")
+@agent_option
 @json_option
 @with_database
-def assign(ticket_id: int, name: str | None, unassign: bool) -> None:
-    """Assign a ticket to someone.
+def assign(ticket_id: int, agent: str | None, me: bool, unassign: bool) -> None:
+    """Assign a ticket to an agent (by handle or name); they are notified.
 
     \b
     Examples:
-      eddymail ticket assign 42 "Anna Petrova"
+      eddymail ticket assign 42 anna
+      eddymail --as bob ticket assign 42 --me
       eddymail ticket assign 42 --unassign
     """
-    if bool(name) == unassign:
-        raise click.UsageError("Give a NAME, or --unassign.")
-    change = workflow.assign(ticket_id, None if unassign else name,
-                             agent=state().runtime.config.agent_name)
+    if sum((bool(agent), me, unassign)) != 1:
+        raise click.UsageError("Give an AGENT, --me or --unassign.")
+    actor = state().actor()
+    if me:
+        if actor.handle is None:
+            raise click.UsageError("--me needs an agent: see eddymail agent add.")
+        agent = actor.handle
+    change = workflow.assign(ticket_id, None if unassign else agent, actor=actor)
+    if change.notifications:  # the new assignee hears of it now, not at the next fetch
+        outbox.send_due(ids=change.notifications,
+                        timeout=float(state().runtime.config.get("network", "timeout")))
     out = state().output
     out.emit({"ticket": change},
              lambda: out.success(f"Ticket #{ticket_id} assigned to {change.assignee}."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eddymail.cli.app import LazyGroup, json_option, state, with_database
+from eddymail.cli.app import LazyGroup, agent_option, json_option, state, with_database
 from eddymail.services.tickets import queries as tickets
 from eddymail.services.tickets.queries import STATUS_FILTERS, TicketDetail
 
@@ -31,23 +31,36 @@ def ticket_group() -> None:
               help="active = open and pending.")
 @click.option("--department", help="Only this department's tickets.")
 @click.option("--requester", help="Only tickets of this customer address.")
-@click.option("--assignee", help="Only tickets assigned to this person.")
+@click.option("--assignee", metavar="AGENT", help="Only tickets assigned to this agent.")
+@click.option("--mine", is_flag=True, help="Only tickets assigned to me (see --as).")
+@click.option("--unassigned", is_flag=True, help="Only tickets nobody has.")
 @click.option("--search", help="Text in the subject or any message.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0, help="Skip this many (paging).")
+@agent_option
 @json_option
 @with_database
 def list_(status: str, department: str | None, requester: str | None, assignee: str | None,
-          search: str | None, limit: int, offset: int) -> None:
+          mine: bool, unassigned: bool, search: str | None, limit: int, offset: int) -> None:
     """List tickets, newest activity first.
 
     A "*" marks tickets whose last message is from the customer (waiting for us).
 
     \b
     Examples:
-      eddymail ticket list --department Support --limit 20
+      eddymail ticket list --mine
+      eddymail ticket list --unassigned --department Support --limit 20
       eddymail ticket list --status all --search invoice --json
     """
+    if sum((assignee is not None, mine, unassigned)) > 1:
+        raise click.UsageError("Give one of --assignee, --mine and --unassigned.")
+    if mine:
+        actor = state().actor()
+        if actor.handle is None:
+            raise click.UsageError("--mine needs an agent: see eddymail agent add.")
+        assignee = actor.handle
+    elif unassigned:
+        assignee = tickets.UNASSIGNED
     items = tickets.list_tickets(status=status, department=department, requester=requester,
                                  assignee=assignee, search=search, limit=limit, offset=offset)
     out = state().output
@@ -96,9 +109,12 @@ def render_ticket(detail: TicketDetail, *, full: bool = False) -> None:
         ("Requester", f"{detail.requester} ({detail.requester_name})"
          if detail.requester_name else detail.requester or "(unidentified sender)"),
         ("Participants", ", ".join(detail.participants) or "-"),
-        ("Assignee", detail.assignee or "-"),
+        ("Assignee", _agent(detail.assignee, detail.assignee_name)),
         ("Created", detail.created_at),
     ]
+    if detail.cc_not_added:
+        pairs.append(("Cc, not added", ", ".join(detail.cc_not_added)
+                      + " (the sender was not verified; add them with ticket reply --cc)"))
     if detail.carried_tag:
         pairs.append(("Carried tag", f"#{detail.carried_tag} (not joined: the sender takes no "
                                      "part in that ticket)"))
@@ -118,6 +134,10 @@ def render_ticket(detail: TicketDetail, *, full: bool = False) -> None:
         if message.auth_status == "fail":
             out.line("   Sender verification FAILED: the From address may be forged "
                      "(kept, but it registered nobody and joined no ticket)", style="red")
+        for label, entries in (("Cc", message.cc), ("Bcc", message.bcc)):
+            if entries:
+                out.line(f"   {label}: " + ", ".join(entry["address"] for entry in entries),
+                         style="dim")
         if message.reply_to_differs:
             shown = ", ".join(entry["address"] for entry in message.reply_to)
             out.line(f"   Reply-To differs from From: {shown} (replies go to the requester)",
@@ -129,3 +149,37 @@ def render_ticket(detail: TicketDetail, *, full: bool = False) -> None:
         for attachment in message.attachments:
             out.line(f"  [attachment {attachment.id}] {attachment.filename} "
                      f"({attachment.content_type}, {attachment.size} bytes)", style="dim")
+    if detail.history:
+        out.line("")
+        out.line("History", style="bold")
+        for entry in detail.history:
+            out.line(f"  {entry.at:%Y-%m-%d %H:%M} UTC  {entry.actor}: {describe_event(entry)}")
+
+
+def _agent(handle: str | None, name: str) -> str:
+    if handle is None:
+        return "-"
+    return f"{name} ({handle})" if name and name != handle else handle
+
+
+def describe_event(entry: tickets.HistoryEntry) -> str:
+    """One history entry in words: "assigned it to bob", "replied to a@x, cc b@y"."""
+    detail = entry.detail
+    if entry.action == "reply":
+        text = "replied to " + ", ".join(detail.get("to", []))
+        for key in ("cc", "bcc"):
+            if detail.get(key):
+                text += f", {key} " + ", ".join(detail[key])
+        if detail.get("attachments"):
+            text += f" ({len(detail['attachments'])} file(s))"
+        return text
+    if entry.action in ("assign", "unassign"):
+        reason = f" ({detail['reason']})" if detail.get("reason") else ""
+        return (f"assigned it to {detail.get('to')}" if entry.action == "assign"
+                else f"unassigned {detail.get('from') or 'it'}") + reason
+    if entry.action == "move":
+        return f"moved it from {detail.get('from')} to {detail.get('to')}"
+    if entry.action == "status":
+        return f"set the status to {detail.get('to')}"
+    return {"note": "added a note", "close": "closed it",
+            "reopen": "reopened it"}.get(entry.action, entry.action)

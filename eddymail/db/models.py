@@ -103,6 +103,8 @@ class Channel(BaseModel):
     initial_limit = peewee.IntegerField(default=100)  # -1: all, 0: none
     notify_initial = peewee.BooleanField(default=True)
     authserv_id = peewee.CharField(default="")
+    initial_since = peewee.DateField(null=True)  # first import: all mail since this day
+    started_at = peewee.DateTimeField(null=True)  # the starting point was recorded (add/fetch)
     connected_at = peewee.DateTimeField(null=True)  # first successful fetch
 
     created_at = peewee.DateTimeField(default=utcnow)
@@ -144,6 +146,33 @@ class User(BaseModel):
     registered_by = peewee.CharField(default="email")  # email | staff
 
 
+class Agent(BaseModel):
+    """A member of staff who works tickets: replies signed by, assigned to, notified."""
+
+    handle = peewee.CharField(unique=True)  # short, typed in --as and ticket assign
+    name = peewee.CharField(default="")
+    email = peewee.CharField(default="")  # where staff notifications go; empty: none
+    signature = peewee.TextField(default="")
+    notify_new_tickets = peewee.BooleanField(default=True)
+    notify_replies = peewee.BooleanField(default=True)
+    notify_assigned = peewee.BooleanField(default=True)
+    delivery = peewee.CharField(default="immediate")  # immediate | digest
+    digest_minutes = peewee.IntegerField(default=60)
+    last_digest_at = peewee.DateTimeField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+
+class AgentDepartment(BaseModel):
+    """An agent works (and hears of) the tickets of this department."""
+
+    agent = peewee.ForeignKeyField(Agent, backref="memberships", on_delete="CASCADE")
+    department = peewee.ForeignKeyField(Department, backref="memberships", on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("agent", "department"), True),)
+
+
 class Ticket(BaseModel):
     """A conversation with a customer, owned by a department."""
 
@@ -156,7 +185,8 @@ class Ticket(BaseModel):
     department = peewee.ForeignKeyField(Department, backref="tickets", on_delete="RESTRICT")
     requester = peewee.ForeignKeyField(User, null=True, backref="tickets", on_delete="SET NULL")
     requester_address = peewee.CharField(default="")  # as sent, also for unidentified senders
-    assignee = peewee.CharField(null=True)
+    assignee = peewee.ForeignKeyField(Agent, null=True, backref="assigned",
+                                      on_delete="SET NULL")
     channel = peewee.ForeignKeyField(Channel, null=True, backref="tickets", on_delete="SET NULL")
     carried_tag = peewee.IntegerField(
         null=True
@@ -167,8 +197,8 @@ class Ticket(BaseModel):
     last_activity_at = peewee.DateTimeField(default=utcnow, index=True)
 
     class Meta:
-        # Partial indexes over the active tickets and the requester/assignee ones come from
-        # migration 0002 (peewee's Meta cannot spell a WHERE clause).
+        # Partial indexes over the active tickets and the requester one come from migration
+        # 0002 (peewee's Meta cannot spell a WHERE clause), the assignee one from 0005.
         indexes = (
             (("status", "last_activity_at"), False),
             (("department", "last_activity_at"), False),
@@ -217,6 +247,7 @@ class Message(BaseModel):
     from_name = peewee.CharField(default="")
     to = JSONField(default=list)
     cc = JSONField(default=list)
+    bcc = JSONField(default=list)  # staff replies only; never shown to the customer
     reply_to = JSONField(default=list)
     subject = peewee.TextField(default="")
     body_text = peewee.TextField(default="")
@@ -248,6 +279,35 @@ class Attachment(BaseModel):
     content_id = peewee.CharField(null=True)
     inline = peewee.BooleanField(default=False)
     data = peewee.BlobField()
+
+
+class TicketEvent(BaseModel):
+    """One step of a ticket's history: who (an agent, or the customer) did what."""
+
+    ticket = peewee.ForeignKeyField(Ticket, backref="events", on_delete="CASCADE")
+    agent = peewee.ForeignKeyField(Agent, null=True, on_delete="SET NULL")
+    actor = peewee.CharField(default="")  # the agent's handle at the time, kept after removal
+    action = peewee.CharField()  # reply | note | close | reopen | move | assign | unassign ...
+    detail = JSONField(default=dict)
+    message = peewee.ForeignKeyField(Message, null=True, on_delete="SET NULL")
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("ticket", "created_at"), False),)
+
+
+class StaffNotice(BaseModel):
+    """A staff notification kept for an agent's next digest instead of being mailed at once."""
+
+    agent = peewee.ForeignKeyField(Agent, backref="notices", on_delete="CASCADE")
+    ticket = peewee.ForeignKeyField(Ticket, on_delete="CASCADE")
+    message = peewee.ForeignKeyField(Message, null=True, on_delete="SET NULL")
+    kind = peewee.CharField()  # new_ticket | customer_reply | assigned
+    created_at = peewee.DateTimeField(default=utcnow)
+    digested_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("agent", "digested_at"), False),)
 
 
 class LedgerEntry(BaseModel):
@@ -353,11 +413,15 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     ChannelCursor,
     Setting,
     User,
+    Agent,
+    AgentDepartment,
     Ticket,
     TicketParticipant,
     RawMessage,
     Message,
     Attachment,
+    TicketEvent,
+    StaffNotice,
     LedgerEntry,
     OutboxItem,
     Template,

@@ -8,45 +8,12 @@ edit (see ``eddymail.templates.engine``), so ``template reset`` simply stores th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from eddymail.errors import NotFoundError
+from eddymail.templates import staff
+from eddymail.templates.specs import TemplateSpec, TemplateVariable
 
-
-@dataclass(frozen=True)
-class TemplateVariable:
-    """One value a template may use, such as ``ticket.id``.
-
-    ``multiline`` values (the agent's reply) keep their line breaks; every other value is
-    flattened to one line before rendering, because it came from an email header or a name
-    and a line break in it can only be an attempt to forge text.
-    ``required`` variables must appear in the template (the test letter's ``token``).
-    """
-
-    name: str
-    description: str
-    multiline: bool = False
-    required: bool = False
-
-
-@dataclass(frozen=True)
-class TemplateSpec:
-    """A notification eddymail knows how to send, and the variables it can be given.
-
-    ``automatic`` is true for mail sent without a person pressing a key (those carry
-    ``Auto-Submitted: auto-replied`` and are the ones to switch off while setting up a
-    mailbox full of old mail).
-    """
-
-    name: str
-    description: str
-    variables: tuple[TemplateVariable, ...]
-    automatic: bool
-
-    @property
-    def variable_names(self) -> tuple[str, ...]:
-        """The dotted names of the variables, in display order."""
-        return tuple(variable.name for variable in self.variables)
+__all__ = ["LANGUAGES", "TEMPLATE_NAMES", "TemplateSpec", "TemplateVariable", "default_source",
+           "sample_context", "spec"]
 
 
 LANGUAGES: tuple[str, ...] = ("en", "ru")
@@ -91,12 +58,15 @@ _SPECS: dict[str, TemplateSpec] = {
             name="reply",
             description="Frames a staff reply: greeting, the agent's text, signature",
             variables=(
-                _USER_NAME,
-                _USER_EMAIL,
+                TemplateVariable("user.name", "Name of the person the reply is addressed to "
+                                 "(empty when unknown or when it goes to several)"),
+                TemplateVariable("user.email", "Address the reply is sent to"),
                 _TICKET_ID,
                 _TICKET_SUBJECT,
                 TemplateVariable("reply.body", "The agent's reply text", multiline=True),
-                TemplateVariable("agent.name", "Name of the agent who replies"),
+                TemplateVariable("agent.name", "Name of the agent who replies (may be empty)"),
+                TemplateVariable("agent.signature", "The agent's own signature (may be empty)",
+                                 multiline=True),
                 _DEPARTMENT,
                 _HELPDESK,
             ),
@@ -118,6 +88,7 @@ _SPECS: dict[str, TemplateSpec] = {
             ),
             automatic=True,
         ),
+        *staff.SPECS,
     )
 }
 
@@ -160,7 +131,8 @@ def sample_context(name: str, language: str) -> dict[str, object]:
 
     The result has the same shape ``render`` expects: ``{"ticket": {"id": 1042, ...}, ...}``.
     """
-    samples = _SAMPLES[_language(language)]
+    code = _language(language)
+    samples = {**_SAMPLES[code], **staff.SAMPLES[code]}
     context: dict[str, object] = {}
     for variable in spec(name).variables:
         *parents, leaf = variable.name.split(".")
@@ -176,9 +148,18 @@ def sample_context(name: str, language: str) -> dict[str, object]:
 # linters do not strip the space.
 _SIGNATURE = "--\x20\n"
 
+# How a letter the team sends is signed: the department, and the helpdesk when it has another
+# name. Names stand alone on their lines, so they read right in any language and any case
+# ("Support" never becomes "Support support", "Бухгалтерия" is never declined).
+_SIGNED_EN = """\
+{{ department.name }}{% if helpdesk.name != department.name %}
+{{ helpdesk.name }}{% endif %}
+"""
+_SIGNED_RU = _SIGNED_EN
+
 _EN = {
     "registration": """\
-Subject: [#{{ ticket.id }}] Welcome to {{ helpdesk.name }} support
+Subject: [#{{ ticket.id }}] Welcome to {{ helpdesk.name }}
 
 {% if user.name %}Hello {{ user.name }},{% else %}Hello,{% endif %}
 
@@ -198,8 +179,7 @@ If you would like to add anything, just reply to this message and keep
 [#{{ ticket.id }}] in the subject line so that your reply joins this ticket.
 
 Kind regards,
-{{ helpdesk.name }} support team
-""",
+""" + _SIGNED_EN,
     "ticket_created": """\
 Subject: [#{{ ticket.id }}] Request received: {{ ticket.subject or "(no subject)" }}
 
@@ -217,9 +197,7 @@ If you would like to add anything, just reply to this message and keep
 [#{{ ticket.id }}] in the subject line so that your reply joins this ticket.
 
 Kind regards,
-{{ department.name }}
-{{ helpdesk.name }}
-""",
+""" + _SIGNED_EN,
     "reply": """\
 Subject: Re: [#{{ ticket.id }}] {{ ticket.subject or "(no subject)" }}
 
@@ -228,8 +206,8 @@ Subject: Re: [#{{ ticket.id }}] {{ ticket.subject or "(no subject)" }}
 {{ reply.body }}
 
 Kind regards,
-{{ agent.name }}
-{{ department.name }}{% if helpdesk.name != department.name %}, {{ helpdesk.name }}{% endif %}
+{% if agent.signature %}{{ agent.signature }}{% else %}{% if agent.name %}{{ agent.name }}
+{% endif %}""" + _SIGNED_EN.rstrip("\n") + """{% endif %}
 
 """
     + _SIGNATURE
@@ -242,9 +220,10 @@ Subject: Test letter for channel {{ channel.name }} [{{ token }}]
 
 Hello,
 
-This is a test letter from {{ helpdesk.name }}. eddymail sent it to check
-that outgoing mail works for this mailbox:
+This is a test letter. eddymail sent it to check that outgoing mail works
+for this mailbox:
 
+  Helpdesk: {{ helpdesk.name }}
   Channel: {{ channel.name }}
   Address: {{ channel.email }}
   Department: {{ department.name }}
@@ -257,11 +236,11 @@ done; you may delete this message.
 
 _RU = {
     "registration": """\
-Subject: [#{{ ticket.id }}] Добро пожаловать в службу поддержки {{ helpdesk.name }}
+Subject: [#{{ ticket.id }}] Обращение зарегистрировано ({{ helpdesk.name }})
 
 {% if user.name %}Здравствуйте, {{ user.name }}!{% else %}Здравствуйте!{% endif %}
 
-Спасибо, что обратились в {{ helpdesk.name }}.
+Спасибо за ваше обращение.
 
 Вы написали нам впервые, поэтому мы зарегистрировали вас в нашей службе
 поддержки с адресом {{ user.email }}. Ничего делать не нужно: все ответы
@@ -278,8 +257,7 @@ Subject: [#{{ ticket.id }}] Добро пожаловать в службу по
 обращению относится ваш ответ.
 
 С уважением,
-Служба поддержки {{ helpdesk.name }}
-""",
+""" + _SIGNED_RU,
     "ticket_created": """\
 Subject: [#{{ ticket.id }}] Обращение принято: {{ ticket.subject or "(без темы)" }}
 
@@ -298,9 +276,7 @@ Subject: [#{{ ticket.id }}] Обращение принято: {{ ticket.subject
 поймём, к какому обращению относится ваш ответ.
 
 С уважением,
-{{ department.name }}
-{{ helpdesk.name }}
-""",
+""" + _SIGNED_RU,
     "reply": """\
 Subject: Re: [#{{ ticket.id }}] {{ ticket.subject or "(без темы)" }}
 
@@ -309,8 +285,8 @@ Subject: Re: [#{{ ticket.id }}] {{ ticket.subject or "(без темы)" }}
 {{ reply.body }}
 
 С уважением,
-{{ agent.name }}
-{{ department.name }}{% if helpdesk.name != department.name %}, {{ helpdesk.name }}{% endif %}
+{% if agent.signature %}{{ agent.signature }}{% else %}{% if agent.name %}{{ agent.name }}
+{% endif %}""" + _SIGNED_RU.rstrip("\n") + """{% endif %}
 
 """
     + _SIGNATURE
@@ -323,9 +299,10 @@ Subject: Проверка почты канала {{ channel.name }} [{{ token }
 
 Здравствуйте!
 
-Это тестовое письмо от {{ helpdesk.name }}. eddymail отправил его, чтобы
-проверить, работает ли исходящая почта этого ящика:
+Это тестовое письмо: eddymail отправил его, чтобы проверить, работает ли
+исходящая почта этого ящика.
 
+  Служба: {{ helpdesk.name }}
   Канал: {{ channel.name }}
   Адрес: {{ channel.email }}
   Отдел: {{ department.name }}
@@ -336,7 +313,7 @@ Subject: Проверка почты канала {{ channel.name }} [{{ token }
 """,
 }
 
-_TEXTS = {"en": _EN, "ru": _RU}
+_TEXTS = {"en": {**_EN, **staff.TEXTS["en"]}, "ru": {**_RU, **staff.TEXTS["ru"]}}
 
 _SAMPLES: dict[str, dict[str, object]] = {
     "en": {
@@ -353,6 +330,7 @@ _SAMPLES: dict[str, dict[str, object]] = {
             "If it does not, please let me know and I will look into it straight away."
         ),
         "agent.name": "Sam Carter",
+        "agent.signature": "",
         "token": "eddymail-test-7f3c9a2e41b8d605",
         "channel.name": "support",
         "channel.email": "support@example.com",
@@ -371,6 +349,7 @@ _SAMPLES: dict[str, dict[str, object]] = {
             "Если письма не будет, напишите, пожалуйста, — я сразу разберусь."
         ),
         "agent.name": "Мария Иванова",
+        "agent.signature": "",
         "token": "eddymail-test-7f3c9a2e41b8d605",
         "channel.name": "support",
         "channel.email": "support@example.com",

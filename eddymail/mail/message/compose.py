@@ -105,6 +105,10 @@ class OutgoingMail:
     attachments: Sequence[OutgoingAttachment] = ()
     automatic: bool = False
     extra_headers: Mapping[str, str] = field(default_factory=dict)
+    # RFC 3834: "auto-replied" answers a message's sender, "auto-generated" tells someone else.
+    auto_submitted: str = "auto-replied"
+    bcc: Sequence[str] = ()  # envelope only: no header names them
+    body_html: str | None = None  # an HTML alternative to ``body_text``
 
     def __post_init__(self) -> None:
         def store(name: str, value: Any) -> None:
@@ -115,13 +119,19 @@ class OutgoingMail:
         to = _address_list(self.to, "to")
         seen = {address.casefold() for address in to}
         cc = [address for address in _address_list(self.cc, "cc") if address.casefold() not in seen]
-        if not to and not cc:
+        if not to and not cc and not self.bcc:
             raise ValidationError("An outgoing mail needs at least one recipient.")
+        seen.update(address.casefold() for address in cc)
+        bcc = [address for address in _address_list(self.bcc, "bcc")
+               if address.casefold() not in seen]
         store("to", tuple(to))
         store("cc", tuple(cc))
+        store("bcc", tuple(bcc))
         store("subject", sanitize_header_value(self.subject))
         # Lone surrogates (undecodable input) cannot be encoded; NUL is forbidden in mail text.
         store("body_text", _SURROGATES.sub("\ufffd", self.body_text).replace("\x00", ""))
+        if self.body_html is not None:
+            store("body_html", _SURROGATES.sub("\ufffd", self.body_html).replace("\x00", ""))
         store("in_reply_to", _clean_message_id(self.in_reply_to) if self.in_reply_to else None)
         if isinstance(self.references, str):
             raise TypeError("references must be a list of message ids, not a string")
@@ -132,6 +142,8 @@ class OutgoingMail:
                 raise TypeError(f"attachments must be OutgoingAttachment, not {attachment!r}")
         store("attachments", tuple(self.attachments))
         store("extra_headers", _validated_extra_headers(self.extra_headers))
+        if self.auto_submitted not in ("auto-replied", "auto-generated"):
+            raise ValidationError(f"Auto-Submitted cannot be {self.auto_submitted!r}.")
 
 
 def sanitize_header_value(value: str) -> str:
@@ -211,10 +223,10 @@ def _address_list(addresses: Sequence[str], what: str) -> list[str]:
 
 
 def envelope_recipients(mail: OutgoingMail) -> list[str]:
-    """The SMTP RCPT TO list: ``to`` then ``cc``, without case-insensitive duplicates."""
+    """The SMTP RCPT TO list: ``to``, ``cc``, ``bcc``, without case-insensitive duplicates."""
     seen: set[str] = set()
     recipients: list[str] = []
-    for address in (*mail.to, *mail.cc):
+    for address in (*mail.to, *mail.cc, *mail.bcc):
         if address.casefold() not in seen:
             seen.add(address.casefold())
             recipients.append(address)
@@ -395,7 +407,8 @@ def build_message(mail: OutgoingMail, *, message_id: str, date: datetime | None 
 
     ``message_id`` is given without brackets (see ``make_message_id``); ``date`` defaults to
     now, a naive one is taken as UTC. The body is UTF-8 text/plain in 7bit, quoted-printable
-    or base64 (never 8bit); attachments follow in a multipart/mixed with RFC 2231 file names.
+    or base64 (never 8bit), with an HTML alternative when there is one; attachments follow
+    in a multipart/mixed with RFC 2231 file names. Bcc recipients appear in no header.
     Raises ``ValidationError`` for an unusable message id.
     """
     clean_id = _clean_message_id(message_id)
@@ -420,13 +433,15 @@ def build_message(mail: OutgoingMail, *, message_id: str, date: datetime | None 
     if references:
         message["References"] = _FoldedHeader("References", [f"<{ref}>" for ref in references])
     if mail.automatic:
-        message["Auto-Submitted"] = _FoldedHeader("Auto-Submitted", ["auto-replied"])
+        message["Auto-Submitted"] = _FoldedHeader("Auto-Submitted", [mail.auto_submitted])
         # Keeps Exchange/Outlook from answering with out-of-office and read receipts.
         message["X-Auto-Response-Suppress"] = _FoldedHeader("X-Auto-Response-Suppress", ["All"])
     for name, value in mail.extra_headers.items():
         message[name] = _unstructured(name, value)
 
     message.set_content(mail.body_text, subtype="plain", charset="utf-8")
+    if mail.body_html is not None:
+        message.add_alternative(mail.body_html, subtype="html", charset="utf-8")
     for attachment in mail.attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
         message.add_attachment(

@@ -34,8 +34,8 @@ from eddymail.mail.message import authresults
 from eddymail.mail.message.parse import ParsedMessage, ParseLimits, parse_message
 from eddymail.services import settings
 from eddymail.services.ingest.threads import find_thread
-from eddymail.services.outgoing import notifications
-from eddymail.services.tickets import users
+from eddymail.services.outgoing import notifications, staff
+from eddymail.services.tickets import history, users
 
 log = logging.getLogger("eddymail.ingest")
 
@@ -77,6 +77,7 @@ class IngestOptions:
     limits: ParseLimits = field(default_factory=ParseLimits)
     tag_format: str = ""
     own_addresses: set[str] = field(default_factory=set)
+    staff_run: staff.StaffRun | None = None  # None: no staff notifications in this run
     _senders: dict[int, Channel | None] = field(default_factory=dict, repr=False)
 
     def sender_for(self, department: Department) -> Channel | None:
@@ -90,11 +91,13 @@ class IngestOptions:
         """Options with the team settings of this database."""
         limits = ParseLimits() if max_message_bytes is None else ParseLimits(
             max_message_bytes=max_message_bytes)
+        own = notifications.own_addresses()
         return cls(
             notify=notify,
             limits=limits,
             tag_format=settings.get_value(settings.TAG_FORMAT),
-            own_addresses=notifications.own_addresses(),
+            own_addresses=own,
+            staff_run=staff.StaffRun(own=own),
         )
 
 
@@ -288,6 +291,9 @@ def _store(parsed: ParsedMessage, raw: bytes, channel: Channel | None, departmen
     # and can neither join nor reopen an existing ticket.
     identified = parsed.sender_valid and parsed.from_ is not None
     trusted = auth != authresults.FAIL and identified
+    # Only a sender the provider verified may bring others into a ticket: anyone can write a
+    # Cc into forged mail. Unverified mail's Cc stay on the message, shown, not added.
+    verified = auth == authresults.PASS and identified
     if kind == "bounce":
         ticket = _bounced_ticket(parsed)
         message = _message(parsed, ticket, channel, None, stored_raw, kind, auth,
@@ -309,16 +315,23 @@ def _store(parsed: ParsedMessage, raw: bytes, channel: Channel | None, departmen
     user, created = (users.get_or_create_user(sender.address, sender.name) if sender and trusted
                      else (None, False))
     cc_users = [users.get_or_create_user(a.address, a.name)[0] for a in parsed.cc
-                if trusted and a.address.lower() not in options.own_addresses]
+                if verified and a.address.lower() not in options.own_addresses]
     notices: list[str] = []
     if match.ticket is not None:
         ticket = match.ticket
+        message = _message(parsed, ticket, channel, user, stored_raw, kind, auth)
         if ticket.status == "closed":
             notices.append(f"ticket #{ticket.id} reopened")
-        message = _message(parsed, ticket, channel, user, stored_raw, kind, auth)
+            history.record(ticket, history.CUSTOMER, history.REOPEN, message=message,
+                           **{"from": "closed", "to": "open"})
         # The customer spoke: whether we were waiting for him or had closed it, it is ours again.
         _touch(ticket, customer=True)
+        ticket.status = "open"  # as _touch wrote it, for the staff notification
         users.add_participants(ticket, cc_users)
+        if options.notify and options.staff_run is not None:
+            told = staff.notify_customer_reply(ticket, message, options.staff_run)
+            if told:
+                notices.append(f"{told} agent(s) notified")
         return IngestResult(FOLLOWUP, ticket.id, message.id, parsed.subject,
                             notices=tuple(notices)), message
 
@@ -351,6 +364,10 @@ def _store(parsed: ParsedMessage, raw: bytes, channel: Channel | None, departmen
             sender=options.sender_for(department), own=options.own_addresses)
         notices.append(f"{name} notification queued" if item else
                        f"no {name} notification: {why_not}")
+    if options.notify and options.staff_run is not None:
+        told = staff.notify_new_ticket(ticket, message, department, options.staff_run)
+        if told:
+            notices.append(f"{told} agent(s) notified")
     return IngestResult(NEW_TICKET, ticket.id, message.id, parsed.subject,
                         notices=tuple(notices)), message
 

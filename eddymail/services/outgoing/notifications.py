@@ -45,7 +45,9 @@ def template_source(name: str, language: str) -> str | None:
 def over_daily_caps(recipient: str) -> str | None:
     """Why no more automatic mail may go to ``recipient`` today, or None when it may."""
     since = utcnow() - DAY
-    automatic = OutboxItem.select().where(OutboxItem.automatic & (OutboxItem.created_at >= since))
+    # Customers' notifications only: staff notifications go to the team's own addresses.
+    automatic = OutboxItem.select().where(OutboxItem.automatic & (OutboxItem.kind != "staff")
+                                          & (OutboxItem.created_at >= since))
     per_recipient = settings.get_value(settings.AUTO_MAIL_PER_RECIPIENT)
     if automatic.where(OutboxItem.recipient == recipient.lower()).count() >= per_recipient:
         return f"{recipient} already got {per_recipient} automatic mails in 24 hours"
@@ -124,7 +126,8 @@ def render_for_department(name: str, department: Department, context: dict, *,
 
 
 def automatic_mail(channel: Channel, department: Department, rendered: templates.RenderedTemplate,
-                   *, to: str, extra_headers: dict[str, str]) -> OutgoingMail:
+                   *, to: str, extra_headers: dict[str, str],
+                   auto_submitted: str = "auto-replied") -> OutgoingMail:
     """A rendered template as mail that no person wrote (RFC 3834 headers come with it)."""
     return OutgoingMail(
         from_address=channel.email,
@@ -134,6 +137,7 @@ def automatic_mail(channel: Channel, department: Department, rendered: templates
         subject=rendered.subject,
         body_text=rendered.body,
         automatic=True,
+        auto_submitted=auto_submitted,
         extra_headers=extra_headers,
     )
 

@@ -19,10 +19,20 @@ from datetime import datetime
 
 from eddymail import templates
 from eddymail.db.connection import database_proxy
-from eddymail.db.models import Channel, Department, Template, Ticket, utcnow
+from eddymail.db.models import (
+    Agent,
+    Channel,
+    Department,
+    Message,
+    StaffNotice,
+    Template,
+    Ticket,
+    utcnow,
+)
 from eddymail.errors import ConflictError, UsageError, ValidationError
 from eddymail.services import settings
-from eddymail.services.outgoing import notifications
+from eddymail.services.agents import ANONYMOUS, Actor
+from eddymail.services.outgoing import digests, notifications, staff
 from eddymail.services.tickets.queries import find_ticket
 
 # Templates that must always be available: why, and what to do instead.
@@ -67,6 +77,7 @@ class TemplateSummary:
     automatic: bool
     can_disable: bool
     updated_at: datetime | None
+    audience: str  # customer | staff
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,7 @@ class TemplateDetail:
     automatic: bool
     can_disable: bool
     updated_at: datetime | None
+    audience: str
     source: str
     variables: list[VariableInfo]
 
@@ -225,13 +237,14 @@ def preview_template(
     language: str | None = None,
     *,
     ticket_id: int | None = None,
-    agent_name: str = "",
+    actor: Actor = ANONYMOUS,
 ) -> Preview:
     """Render template ``name`` as it would be sent now.
 
     With ``ticket_id`` the values come from that ticket (its requester, subject, department;
-    for ``reply`` a placeholder where the agent's text goes and ``agent_name``; for
-    ``test_letter`` the department's outgoing channel and a sample code); without it, the
+    for ``reply`` a placeholder where the agent's text goes, signed by ``actor``; for
+    ``test_letter`` the department's outgoing channel and a sample code; for the staff
+    templates its last customer message, as ``actor`` would receive it); without it, the
     shipped sample values. A switched-off template is rendered too, so it can be checked
     before switching it back on. ``ValidationError`` when the stored text cannot render.
     """
@@ -245,7 +258,7 @@ def preview_template(
             # The team's real name reads better than "Acme Corp" when it is known.
             context["helpdesk"] = {"name": helpdesk}
     else:
-        context = _ticket_context(name, language, find_ticket(ticket_id), agent_name)
+        context = _ticket_context(name, language, find_ticket(ticket_id), actor)
     rendered = templates.render(name, _text(name, language, row), context)
     return Preview(
         template=name,
@@ -300,6 +313,7 @@ def _summary(name: str, language: str, row: Template | None) -> TemplateSummary:
         automatic=template_spec.automatic,
         can_disable=name not in ALWAYS_ON,
         updated_at=row.updated_at if row is not None else None,
+        audience=template_spec.audience,
     )
 
 
@@ -314,6 +328,7 @@ def _detail(name: str, language: str, row: Template | None) -> TemplateDetail:
         automatic=summary.automatic,
         can_disable=summary.can_disable,
         updated_at=summary.updated_at,
+        audience=summary.audience,
         source=_text(name, language, row),
         variables=[
             VariableInfo(v.name, v.description, v.multiline, v.required)
@@ -322,8 +337,10 @@ def _detail(name: str, language: str, row: Template | None) -> TemplateDetail:
     )
 
 
-def _ticket_context(name: str, language: str, ticket: Ticket, agent_name: str) -> dict:
+def _ticket_context(name: str, language: str, ticket: Ticket, actor: Actor) -> dict:
     department: Department = ticket.department
+    if templates.spec(name).audience == "staff":
+        return _staff_context(name, ticket, department, actor)
     requester = ticket.requester if ticket.requester_id else None
     helpdesk = notifications.helpdesk_name(department)
     context: dict[str, object] = {
@@ -337,7 +354,7 @@ def _ticket_context(name: str, language: str, ticket: Ticket, agent_name: str) -
     }
     if name == "reply":
         context["reply"] = {"body": REPLY_PLACEHOLDER.get(language, REPLY_PLACEHOLDER["en"])}
-        context["agent"] = {"name": agent_name}
+        context["agent"] = {"name": actor.name, "signature": actor.signature}
     elif name == "test_letter":
         sample = templates.sample_context(name, language)
         context["token"] = sample["token"]
@@ -346,6 +363,19 @@ def _ticket_context(name: str, language: str, ticket: Ticket, agent_name: str) -
             {"name": channel.name, "email": channel.email} if channel else sample["channel"]
         )
     return context
+
+
+def _staff_context(name: str, ticket: Ticket, department: Department, actor: Actor) -> dict:
+    agent = Agent.get_or_none(Agent.id == actor.agent_id) if actor.agent_id else None
+    last_in = (Message.select().where((Message.ticket == ticket) & (Message.direction == "in"))
+               .order_by(Message.created_at.desc(), Message.id.desc()).first())
+    context = staff.staff_context(ticket, last_in, agent, assigned_by=actor.label)
+    if name == "staff_digest":
+        notice = StaffNotice(ticket=ticket, message=last_in, kind=staff.NEW_TICKET)
+        context["digest"] = {"count": 1, "new_tickets": 1, "replies": 0, "assigned": 0,
+                             "text": digests.digest_text([notice])}
+    return {**context, "department": {"name": department.name},
+            "helpdesk": {"name": notifications.helpdesk_name(department)}}
 
 
 def _outgoing_channel(department: Department) -> Channel | None:

@@ -7,11 +7,13 @@ from datetime import datetime
 
 import peewee
 
-from eddymail.db.models import Attachment, Department, Message, Ticket, User
+from eddymail.db.models import Agent, Attachment, Channel, Department, Message, Ticket, User
 from eddymail.errors import NotFoundError, ValidationError
 from eddymail.mail.message.quotes import split_quoted
+from eddymail.services.agents import find_agent
 from eddymail.services.departments import find_department
-from eddymail.services.tickets.users import participant_addresses
+from eddymail.services.tickets.history import HistoryEntry, history_of
+from eddymail.services.tickets.users import participant_list
 
 STATUS_FILTERS = ("active", "open", "pending", "closed", "all")
 
@@ -26,7 +28,8 @@ class TicketSummary:
     department: str
     requester: str
     requester_name: str
-    assignee: str | None
+    assignee: str | None  # the agent's handle
+    assignee_name: str
     awaiting_reply: bool
     message_count: int
     created_at: datetime
@@ -53,6 +56,7 @@ class ThreadMessage:
     from_: dict
     to: list[dict]
     cc: list[dict]
+    bcc: list[dict]  # staff replies only
     reply_to: list[dict]
     subject: str
     body_text: str
@@ -77,14 +81,22 @@ class TicketDetail:
     department: str
     requester: str
     requester_name: str
-    assignee: str | None
+    assignee: str | None  # the agent's handle
+    assignee_name: str
     channel: str | None
     participants: list[str]
+    # Cc addresses of customer mail that did not become participants (the sender was not
+    # verified): shown so staff can add them to a reply by hand.
+    cc_not_added: list[str]
     carried_tag: int | None
     awaiting_reply: bool
     created_at: datetime
     last_activity_at: datetime
     messages: list[ThreadMessage]
+    history: list[HistoryEntry]
+
+
+UNASSIGNED = ""  # ``assignee=UNASSIGNED``: tickets nobody has
 
 
 def list_tickets(
@@ -97,16 +109,24 @@ def list_tickets(
     limit: int = 50,
     offset: int = 0,
 ) -> list[TicketSummary]:
-    """Tickets, newest activity first; the page is read from the index, not by scanning."""
+    """Tickets, newest activity first; the page is read from the index, not by scanning.
+
+    ``assignee`` is an agent's handle or name, or ``UNASSIGNED`` for tickets nobody has.
+    """
     if status not in STATUS_FILTERS:
         raise ValidationError(f"--status must be one of {', '.join(STATUS_FILTERS)}.")
     if limit < 1 or offset < 0:
         raise ValidationError("--limit must be at least 1 and --offset not negative.")
     query = (
-        Ticket.select(Ticket, Department.name, User.email, User.name)
+        # The joined rows' ids too: without them peewee leaves requester_id and assignee_id
+        # empty on the ticket.
+        Ticket.select(Ticket, Department.name, User.id, User.email, User.name, Agent.id,
+                      Agent.handle, Agent.name)
         .join(Department, on=(Ticket.department == Department.id))
         .switch(Ticket)
         .join(User, peewee.JOIN.LEFT_OUTER, on=(Ticket.requester == User.id))
+        .switch(Ticket)
+        .join(Agent, peewee.JOIN.LEFT_OUTER, on=(Ticket.assignee == Agent.id))
         .order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
     )
     if status == "active":
@@ -117,8 +137,10 @@ def list_tickets(
         query = query.where(Ticket.department == find_department(department))
     if requester:
         query = query.where(Ticket.requester_address == requester.strip().lower())
-    if assignee:
-        query = query.where(Ticket.assignee == assignee)
+    if assignee == UNASSIGNED:
+        query = query.where(Ticket.assignee.is_null())
+    elif assignee is not None:
+        query = query.where(Ticket.assignee == find_agent(assignee).id)
     if search:
         matching = Message.select(Message.ticket).where(Message.body_text.contains(search))
         query = query.where(Ticket.subject.contains(search) | Ticket.id.in_(matching))
@@ -132,8 +154,9 @@ def _summary(ticket: Ticket) -> TicketSummary:
         status=ticket.status,
         department=ticket.department.name,
         requester=ticket.requester_address,
-        requester_name=ticket.requester.name if ticket.requester is not None else "",
-        assignee=ticket.assignee,
+        requester_name=ticket.requester.name if ticket.requester_id else "",
+        assignee=ticket.assignee.handle if ticket.assignee_id else None,
+        assignee_name=ticket.assignee.name if ticket.assignee_id else "",
         awaiting_reply=ticket.awaiting_reply,
         message_count=ticket.message_count,
         created_at=ticket.created_at,
@@ -168,6 +191,13 @@ def show_ticket(ticket_id: int) -> TicketDetail:
             attachments.setdefault(row.message_id, []).append(AttachmentInfo(
                 row.id, row.filename, row.content_type, row.size, row.inline))
     requester = ticket.requester if ticket.requester_id else None
+    assignee = Agent.get_or_none(Agent.id == ticket.assignee_id) if ticket.assignee_id else None
+    participants = participant_list(ticket)
+    own = {email.lower() for (email,) in Channel.select(Channel.email).tuples()}
+    known = {ticket.requester_address.lower(), *participants, *own}
+    cc_not_added = list(dict.fromkeys(
+        entry["address"].lower() for m in messages if m.direction == "in"
+        for entry in m.cc or [] if entry["address"].lower() not in known))
     return TicketDetail(
         id=ticket.id,
         subject=ticket.subject,
@@ -175,14 +205,17 @@ def show_ticket(ticket_id: int) -> TicketDetail:
         department=ticket.department.name,
         requester=ticket.requester_address,
         requester_name=requester.name if requester else "",
-        assignee=ticket.assignee,
-        channel=ticket.channel.name if ticket.channel is not None else None,
-        participants=sorted(participant_addresses(ticket) - {ticket.requester_address}),
+        assignee=assignee.handle if assignee else None,
+        assignee_name=assignee.name if assignee else "",
+        channel=ticket.channel.name if ticket.channel_id else None,
+        participants=participants,
+        cc_not_added=cc_not_added,
         carried_tag=ticket.carried_tag,
         awaiting_reply=ticket.awaiting_reply,
         created_at=ticket.created_at,
         last_activity_at=ticket.last_activity_at,
         messages=[_thread_message(m, attachments.get(m.id, [])) for m in messages],
+        history=history_of(ticket),
     )
 
 
@@ -196,6 +229,7 @@ def _thread_message(message: Message, attachments: list[AttachmentInfo]) -> Thre
         from_={"address": message.from_address, "name": message.from_name},
         to=message.to or [],
         cc=message.cc or [],
+        bcc=message.bcc or [],
         reply_to=message.reply_to or [],
         subject=message.subject,
         body_text=message.body_text,

@@ -48,7 +48,8 @@ def plausible_name(name: str, email: str) -> str:
     return name
 
 
-def get_or_create_user(email: str, name: str) -> tuple[User, bool]:
+def get_or_create_user(email: str, name: str, *, registered_by: str = "email"
+                       ) -> tuple[User, bool]:
     """The user for ``email``, created when unknown; True when created now.
 
     A name learnt later fills an empty one but never overwrites what is there: the From
@@ -63,7 +64,7 @@ def get_or_create_user(email: str, name: str) -> tuple[User, bool]:
             user.name = name
             user.save()
         return user, False
-    return fastsql.create(User, email=key, name=name), True
+    return fastsql.create(User, email=key, name=name, registered_by=registered_by), True
 
 
 def list_users(*, search: str | None = None, limit: int = 100) -> list[UserInfo]:
@@ -103,6 +104,14 @@ def participant_addresses(ticket: Ticket) -> set[str]:
     )
     addresses.update(user.email for user in query)
     return addresses
+
+
+def participant_list(ticket: Ticket) -> list[str]:
+    """The Cc'd participants of a ticket (not the requester), in the order they joined."""
+    query = (User.select(User.email).join(TicketParticipant)
+             .where(TicketParticipant.ticket == ticket).order_by(TicketParticipant.id))
+    requester = ticket.requester_address.lower()
+    return [user.email for user in query if user.email != requester]
 
 
 def add_participants(ticket: Ticket, users: list[User]) -> None:

@@ -1,46 +1,24 @@
-"""What staff do to a ticket: reply, note, close, reopen, move, assign.
+"""What staff do to a ticket besides replying: note, close, reopen, move, assign.
 
-A reply goes out from the outgoing channel of the department the ticket is in *now*, so
-moving a ticket changes the sender of its next reply. The reply is stored as a thread message
-and queued in the outbox in one transaction; sending happens after the commit. Every change
-of status, department or assignee leaves a system message in the thread, so the history
-says who did what.
+Every change of status, department or assignee leaves a system message in the thread and an
+entry in the ticket's history naming the acting agent, in the same transaction as the change.
+Replies live in ``services.tickets.replies``.
 """
 
 from __future__ import annotations
 
-import mimetypes
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
-from eddymail import templates
 from eddymail.db.connection import database_proxy
-from eddymail.db.models import Attachment, Channel, Department, Message, Ticket, utcnow
+from eddymail.db.models import Agent, Department, Message, Ticket, utcnow
 from eddymail.errors import ValidationError
-from eddymail.mail.message.compose import OutgoingAttachment, OutgoingMail, validate_address
-from eddymail.mail.message.subjects import reply_subject
-from eddymail.services import settings
+from eddymail.services.agents import Actor, find_agent
 from eddymail.services.departments import find_department
-from eddymail.services.outgoing import notifications
-from eddymail.services.outgoing.outbox import queue_mail
+from eddymail.services.outgoing import staff
+from eddymail.services.tickets import history
 from eddymail.services.tickets.queries import find_ticket
 
-MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # what common providers accept in one message
-
-
-@dataclass(frozen=True)
-class ReplyQueued:
-    """A reply stored in the thread and waiting in the outbox."""
-
-    ticket_id: int
-    message_id: int
-    outbox_id: int
-    from_address: str
-    to: list[str]
-    cc: list[str]
-    subject: str
-    status: str
+STATUSES = ("open", "pending", "closed")
 
 
 @dataclass(frozen=True)
@@ -50,96 +28,45 @@ class TicketChange:
     ticket_id: int
     status: str
     department: str
-    assignee: str | None
+    assignee: str | None  # the agent's handle
     message_id: int | None = None
+    notifications: list[int] = field(default_factory=list)  # outbox rows to send now
 
 
-def reply(ticket_id: int, text: str, *, agent: str, cc: Sequence[str] = (),
-          attachments: Sequence[Path] = (), close: bool = False) -> ReplyQueued:
-    """Store a staff reply and queue it from the ticket's current department's mailbox."""
-    if not text.strip():
-        raise ValidationError("The reply is empty; nothing was sent.")
-    files = [_attachment(path) for path in attachments]
-    if sum(len(f.data) for f in files) > MAX_ATTACHMENT_BYTES:
-        raise ValidationError("The attachments are over 25 MB together; most mail servers "
-                              "refuse such a message.")
-    cc = [validate_address(address) for address in cc]
-    with database_proxy.atomic():
-        ticket = find_ticket(ticket_id)
-        department = Department.get_by_id(ticket.department_id)
-        channel = _outgoing_channel(department)
-        recipient = _recipient(ticket)
-        last_in = (Message.select().where((Message.ticket == ticket) & (Message.direction == "in"))
-                   .order_by(Message.created_at.desc(), Message.id.desc()).first())
-        references = [*(last_in.references or []), last_in.message_id] if last_in else []
-        framed = _framed(text, ticket, department, agent)
-        body = framed.body
-        # Whatever the (editable) template made of it: one "Re:" and one ticket tag.
-        subject = reply_subject(framed.subject, ticket.id,
-                                settings.get_value(settings.TAG_FORMAT))
-        mail = OutgoingMail(
-            from_address=channel.email,
-            from_name=_sender_name(agent, department),
-            to=[recipient], cc=cc, subject=subject, body_text=body,
-            in_reply_to=last_in.message_id if last_in else None,
-            references=[r for r in references if r],
-            attachments=files,
-            extra_headers={"X-Eddymail-Ticket": str(ticket.id)},
-        )
-        message = Message.create(
-            ticket=ticket, direction="out", channel=channel, author_name=agent,
-            from_address=channel.email, from_name=mail.from_name,
-            to=[{"address": recipient, "name": ""}],
-            cc=[{"address": address, "name": ""} for address in cc],
-            subject=subject, body_text=body, sent_at=utcnow(),
-            in_reply_to=[mail.in_reply_to] if mail.in_reply_to else [],
-            references=list(mail.references),
-        )
-        for attachment in files:
-            Attachment.create(message=message, filename=attachment.filename,
-                              original_filename=attachment.filename,
-                              content_type=attachment.content_type, size=len(attachment.data),
-                              data=attachment.data)
-        item = queue_mail(kind="reply", channel=channel, mail=mail, ticket=ticket,
-                          message=message)
-        ticket.status = "closed" if close else "pending"
-        ticket.awaiting_reply = False
-        ticket.last_activity_at = utcnow()
-        ticket.message_count += 1
-        ticket.save()
-    return ReplyQueued(ticket.id, message.id, item.id, channel.email, [recipient], cc, subject,
-                       ticket.status)
-
-
-def note(ticket_id: int, text: str, *, agent: str) -> TicketChange:
+def note(ticket_id: int, text: str, *, actor: Actor) -> TicketChange:
     """An internal note: part of the thread, never mailed to anyone."""
     if not text.strip():
         raise ValidationError("The note is empty.")
     with database_proxy.atomic():
         ticket = find_ticket(ticket_id)
-        message = Message.create(ticket=ticket, direction="note", author_name=agent,
+        message = Message.create(ticket=ticket, direction="note", author_name=actor.label,
                                  body_text=text.strip() + "\n")
+        history.record(ticket, actor, history.NOTE, message=message)
         ticket.message_count += 1
         ticket.last_activity_at = utcnow()
         ticket.save()
     return _change(ticket, message)
 
 
-def set_status(ticket_id: int, status: str, *, agent: str) -> TicketChange:
-    """Close or reopen a ticket."""
-    if status not in ("open", "pending", "closed"):
+def set_status(ticket_id: int, status: str, *, actor: Actor) -> TicketChange:
+    """Close or reopen a ticket (or mark it pending)."""
+    if status not in STATUSES:
         raise ValidationError(f"Unknown status '{status}'.")
     with database_proxy.atomic():
         ticket = find_ticket(ticket_id)
         if ticket.status == status:
             return _change(ticket)
-        message = _system(ticket, f"{agent} changed the status from {ticket.status} to {status}.")
+        message = _system(ticket, f"{actor.label} changed the status from {ticket.status} "
+                                  f"to {status}.")
+        action = {"closed": history.CLOSE, "open": history.REOPEN}.get(status, "status")
+        history.record(ticket, actor, action, message=message,
+                       **{"from": ticket.status, "to": status})
         ticket.status = status
         ticket.save()
     return _change(ticket, message)
 
 
-def move(ticket_id: int, department_name: str, *, agent: str) -> TicketChange:
+def move(ticket_id: int, department_name: str, *, actor: Actor) -> TicketChange:
     """Move a ticket to another department; its next reply goes out from that one's mailbox."""
     with database_proxy.atomic():
         ticket = find_ticket(ticket_id)
@@ -147,77 +74,48 @@ def move(ticket_id: int, department_name: str, *, agent: str) -> TicketChange:
         source = Department.get_by_id(ticket.department_id)
         if target.id == source.id:
             return _change(ticket)
-        message = _system(ticket, f"{agent} moved the ticket from {source.name} to {target.name}.")
+        message = _system(ticket, f"{actor.label} moved the ticket from {source.name} to "
+                                  f"{target.name}.")
+        history.record(ticket, actor, history.MOVE, message=message,
+                       **{"from": source.name, "to": target.name})
         ticket.department = target
         ticket.save()
     return _change(ticket, message)
 
 
-def assign(ticket_id: int, assignee: str | None, *, agent: str) -> TicketChange:
-    """Give a ticket to someone (``None`` takes it back to the team)."""
-    assignee = " ".join(assignee.split()) if assignee else None
+def assign(ticket_id: int, identity: str | None, *, actor: Actor) -> TicketChange:
+    """Give a ticket to an agent (``None`` takes it back to the team).
+
+    The new assignee hears of it (the ``staff_assigned`` notification), unless they assigned
+    it to themselves or switched that notification off.
+    """
     with database_proxy.atomic():
         ticket = find_ticket(ticket_id)
-        text = (f"{agent} assigned the ticket to {assignee}." if assignee
-                else f"{agent} unassigned the ticket.")
+        agent = find_agent(identity) if identity else None
+        previous = Agent.get_or_none(Agent.id == ticket.assignee_id) if ticket.assignee_id else None
+        if (agent.id if agent else None) == (previous.id if previous else None):
+            return _change(ticket)
+        if agent is not None:
+            text = f"{actor.label} assigned the ticket to {_label(agent)}."
+        else:
+            text = f"{actor.label} unassigned the ticket."
         message = _system(ticket, text)
-        ticket.assignee = assignee
+        history.record(ticket, actor, history.ASSIGN if agent else history.UNASSIGN,
+                       message=message, **{"from": previous.handle if previous else None,
+                                           "to": agent.handle if agent else None})
+        ticket.assignee = agent
         ticket.save()
-    return _change(ticket, message)
+        queued = (staff.notify_assigned(ticket, agent, actor)
+                  if agent is not None and agent.id != actor.agent_id else [])
+    return _change(ticket, message, queued)
 
 
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _outgoing_channel(department: Department) -> Channel:
-    channel = (Channel.get_or_none(Channel.id == department.outgoing_channel_id)
-               if department.outgoing_channel_id else None)
-    if channel is None or not channel.smtp_host:
-        raise ValidationError(
-            f"Department {department.name} has no outgoing channel, so replies cannot be sent: "
-            f"eddymail department edit \"{department.name}\" --outgoing-channel NAME."
-        )
-    return channel
-
-
-def _recipient(ticket: Ticket) -> str:
-    try:
-        return validate_address(ticket.requester_address)
-    except ValidationError:
-        raise ValidationError(
-            f"Ticket #{ticket.id} has no usable requester address "
-            f"('{ticket.requester_address}'): it came from an unidentified sender."
-        ) from None
-
-
-def _sender_name(agent: str, department: Department) -> str:
-    style = settings.get_value(settings.REPLY_FROM)
-    if style == "agent":
-        return agent
-    if style == "department":
-        return department.name
-    return f"{agent}, {department.name}"
-
-
-def _framed(text: str, ticket: Ticket, department: Department,
-            agent: str) -> templates.RenderedTemplate:
-    """The agent's text inside the ``reply`` template (greeting, signature)."""
-    requester = ticket.requester if ticket.requester_id else None
-    return notifications.render_for_department("reply", department, {
-        "user": {"name": requester.name if requester else "", "email": ticket.requester_address},
-        "ticket": {"id": ticket.id, "subject": ticket.subject},
-        "agent": {"name": agent},
-        "reply": {"body": text.strip()},
-    }, even_if_off=True)
-
-
-def _attachment(path: Path) -> OutgoingAttachment:
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ValidationError(f"Cannot attach {path}: {error.strerror}.") from None
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return OutgoingAttachment(filename=path.name, content_type=content_type, data=data)
+def _label(agent: Agent) -> str:
+    return f"{agent.name} ({agent.handle})" if agent.name and agent.name != agent.handle \
+        else agent.handle
 
 
 def _system(ticket: Ticket, text: str) -> Message:
@@ -227,7 +125,10 @@ def _system(ticket: Ticket, text: str) -> Message:
                           body_text=text)
 
 
-def _change(ticket: Ticket, message: Message | None = None) -> TicketChange:
+def _change(ticket: Ticket, message: Message | None = None,
+            notifications: list[int] | None = None) -> TicketChange:
     department = Department.get_by_id(ticket.department_id)
-    return TicketChange(ticket.id, ticket.status, department.name, ticket.assignee,
-                        message.id if message else None)
+    assignee = Agent.get_or_none(Agent.id == ticket.assignee_id) if ticket.assignee_id else None
+    return TicketChange(ticket.id, ticket.status, department.name,
+                        assignee.handle if assignee else None, message.id if message else None,
+                        list(notifications or []))

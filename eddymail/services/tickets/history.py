@@ -1,0 +1,60 @@
+"""A ticket's history: which agent did what, and when.
+
+Every staff action (reply, note, close, reopen, move, assign, unassign) is one
+``TicketEvent`` row, written in the same transaction as the change itself. The row keeps the
+agent's handle as it was, so the history still reads right after the agent is removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from eddymail.db import fastsql
+from eddymail.db.models import Agent, Message, Ticket, TicketEvent, utcnow
+from eddymail.services.agents import Actor
+
+REPLY, NOTE, CLOSE, REOPEN, MOVE, ASSIGN, UNASSIGN = (
+    "reply", "note", "close", "reopen", "move", "assign", "unassign")
+CUSTOMER = "customer"  # the actor of what a customer's mail did (reopen by answering)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of ``ticket show``'s history."""
+
+    at: datetime
+    action: str
+    agent: str | None  # the agent's handle when it happened; None: no agent (or the customer)
+    actor: str  # how to name whoever did it: "Anna Petrova (anna)", "customer", "staff"
+    detail: dict[str, Any]
+    message_id: int | None
+
+
+def record(ticket: Ticket | int, actor: Actor | str, action: str, *,
+           message: Message | None = None, **detail: Any) -> None:
+    """Write one history entry (inside the caller's transaction)."""
+    if isinstance(actor, Actor):
+        agent_id, label = actor.agent_id, actor.handle or actor.name
+    else:
+        agent_id, label = None, actor
+    fastsql.create(TicketEvent, ticket=ticket, agent=agent_id, actor=label, action=action,
+                   detail=detail, message=message, created_at=utcnow())
+
+
+def history_of(ticket: Ticket) -> list[HistoryEntry]:
+    """A ticket's history, oldest first."""
+    names = {agent_id: (handle, name) for agent_id, handle, name in
+             Agent.select(Agent.id, Agent.handle, Agent.name).tuples()}
+    entries = []
+    for event in (TicketEvent.select().where(TicketEvent.ticket == ticket)
+                  .order_by(TicketEvent.created_at, TicketEvent.id)):
+        if event.agent_id in names:
+            handle, name = names[event.agent_id]
+            shown = f"{name} ({handle})" if name and name != handle else handle
+        else:  # the customer, a team without agents, or an agent removed since
+            handle, shown = None, event.actor or "staff"
+        entries.append(HistoryEntry(event.created_at, event.action, handle, shown,
+                                    dict(event.detail or {}), event.message_id))
+    return entries
