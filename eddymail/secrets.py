@@ -15,11 +15,13 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import getpass
 import logging
 import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,6 +44,16 @@ NO_KEYRING_FIX = (
     "Give the channel a password command: eddymail channel edit NAME --password-command "
     "'pass show mail/NAME', or set PYTHON_KEYRING_BACKEND to a backend that works without "
     "a desktop session."
+)
+
+PROMPT_WITHOUT_TERMINAL = (
+    "The keyring ({backend}) asks for its own password (to unlock its file), and there "
+    "is no terminal to type it in (cron, a pipe, a service)."
+)
+PROMPT_FIX = (
+    "Under cron use a backend that needs no password (keyrings.alt.file.PlaintextKeyring) or "
+    "a password command (eddymail channel edit NAME --password-command '...'); see "
+    "\"Passwords on a headless server\" in the README."
 )
 
 # Backends that keep the secret readable on disk; `channel test` reports them as insecure.
@@ -97,8 +109,9 @@ def rename_password(old_name: str, new_name: str) -> None:
 def has_keyring_password(channel_name: str) -> bool:
     """Whether the keyring holds a password for the channel (False without a keyring)."""
     try:
-        return keyring.get_password(KEYRING_SERVICE, channel_name) is not None
-    except (keyring.errors.KeyringError, RuntimeError, ImportError):
+        with _keyring_errors():
+            return keyring.get_password(KEYRING_SERVICE, channel_name) is not None
+    except SecretError:
         return False
 
 
@@ -317,13 +330,59 @@ def _backend_label() -> str:
         return "no usable backend"
 
 
+def _terminal_available() -> bool:
+    """Whether a person could answer a prompt: there is a controlling terminal (as getpass
+    looks for one), or on other systems stdin is a terminal."""
+    if os.name != "posix":
+        return sys.stdin is not None and sys.stdin.isatty()
+    try:
+        descriptor = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(descriptor)
+    return True
+
+
+@contextlib.contextmanager
+def _no_prompt_without_terminal() -> Iterator[None]:
+    """Refuse a keyring backend's own password prompt when nobody can answer it.
+
+    keyrings.alt's EncryptedKeyring (and backends like it) call ``getpass.getpass`` to
+    unlock their file. Without a terminal getpass falls back to reading stdin: under cron
+    that ends in an EOFError, and under ``ingest`` it would read the first line of a mail
+    as the keyring's password. The prompt is replaced for the duration of the keyring call
+    (eddymail asks the keyring from one thread at a time).
+    """
+    original = getpass.getpass
+
+    def guarded(prompt: str = "Password: ", stream: object = None) -> str:
+        if _terminal_available():
+            return original(prompt, stream)  # type: ignore[arg-type]
+        raise KeyringUnavailableError(
+            PROMPT_WITHOUT_TERMINAL.format(backend=_backend_label()), hint=PROMPT_FIX)
+
+    getpass.getpass = guarded
+    try:
+        yield
+    finally:
+        getpass.getpass = original
+
+
 @contextlib.contextmanager
 def _keyring_errors() -> Iterator[None]:
     """Turn every keyring failure into ``SecretError`` with the fix for headless hosts."""
     try:
-        yield
+        with _no_prompt_without_terminal():
+            yield
+    except EOFError:
+        # A prompt that got past the guard (a backend reading stdin itself) and found nothing.
+        raise KeyringUnavailableError(
+            PROMPT_WITHOUT_TERMINAL.format(backend=_backend_label()), hint=PROMPT_FIX
+        ) from None
     except (keyring.errors.NoKeyringError, RuntimeError):
         raise KeyringUnavailableError(NO_KEYRING_FIX) from None
+    except ValueError as error:  # keyrings.alt: "Incorrect Password" typed at its prompt
+        raise KeyringUnavailableError(f"The keyring refused: {error}.", hint=PROMPT_FIX) from None
     except ImportError as error:
         raise KeyringUnavailableError(
             f"The keyring backend named by PYTHON_KEYRING_BACKEND cannot be loaded ({error}). "

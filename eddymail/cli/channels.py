@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -9,13 +10,14 @@ from typing import Any
 import click
 
 from eddymail.cli.app import json_option, state, with_database
-from eddymail.errors import PartialFailure
+from eddymail.errors import PartialFailure, ValidationError
 from eddymail.presets import PRESETS
 from eddymail.services.channels import check as channel_test
 from eddymail.services.channels import drafts as channel_settings
 from eddymail.services.channels import registry as channels
 from eddymail.services.channels.drafts import AFTER_FETCH, PROTOCOLS, SECURITIES
 from eddymail.services.channels.registry import ChannelInfo
+from eddymail.services.fetch import start as starting
 
 SECURITY = click.Choice(SECURITIES, case_sensitive=False)
 
@@ -82,7 +84,9 @@ def settings_options(function: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--initial",
-            help="On first fetch take the last N unread messages, 'all' or 'none' (default 100).",
+            help="First import: the last N unread messages, 'all', 'none' or "
+            "'since YYYY-MM-DD' (read or not); default 100. On channel add it also records "
+            "the starting point at once.",
         ),
         click.option(
             "--notify-initial/--no-notify-initial",
@@ -180,6 +184,7 @@ def render_channel(info: ChannelInfo) -> None:
                 "First fetch",
                 f"last {info.initial} unread" if info.initial.isdigit() else info.initial,
             ),
+            ("Starting point", info.started_at or "taken at the first fetch"),
             ("Notify on first fetch", info.notify_initial),
             ("Roles", ", ".join(roles) or "-"),
             ("Connected", info.connected_at or "not fetched yet"),
@@ -192,22 +197,41 @@ def render_channel(info: ChannelInfo) -> None:
 @click.argument("name")
 @settings_options
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@click.option("--no-notify", is_flag=True,
+              help="Send no notification for the first import's mail (--no-notify-initial).")
+@click.option("--no-connect", is_flag=True,
+              help="Do not contact the server now; the first fetch records the starting point.")
 @json_option
 @with_database
-def add(name: str, password_stdin: bool, **values: Any) -> None:
+def add(name: str, password_stdin: bool, no_notify: bool, no_connect: bool,
+        **values: Any) -> None:
     """Add a mailbox to a department.
 
     With a preset (or an address at a known provider) only the address and the password
     remain to be typed. The password goes to the system keyring, never to the database.
 
+    The first import (how much of the mail already there becomes tickets) is asked for on a
+    terminal, or given with --initial and --no-notify; the starting point is then recorded
+    at once, so mail that arrives or that someone reads before the first fetch is still
+    taken. Without either, a script's channel gets 100 and the first fetch decides.
+
     \b
     Examples:
       eddymail channel add support --department Support --email help@gmail.com
+      eddymail channel add support --department Support --email help@example.com \\
+          --host mail.example.com --smtp-host mail.example.com --initial 20 --no-notify
       printf '%s\\n' "$APP_PASSWORD" | eddymail channel add billing --department Accounting \\
           --email billing@example.com --host mail.example.com --smtp-host mail.example.com \\
-          --password-stdin
+          --initial "since 2026-11-01" --password-stdin
     """
-    out = state().output
+    app = state()
+    out = app.output
+    if no_notify:
+        if values.get("notify_initial"):
+            raise click.UsageError("Give --no-notify or --notify-initial, not both.")
+        values["notify_initial"] = False
+    asked = (values.get("initial") is None and values.get("notify_initial") is None
+             and not no_connect and _may_ask(password_stdin))
     options = _options(values)
     if password_stdin and options.password_command:
         raise click.UsageError("Give either --password-stdin or --password-command, not both.")
@@ -215,7 +239,14 @@ def add(name: str, password_stdin: bool, **values: Any) -> None:
     if draft.preset_hint:
         out.info(draft.preset_hint)
     password = read_password(password_stdin, draft.name) if draft.needs_password else None
+    if asked and draft.protocol != "none":
+        draft = _ask_first_import(draft)
     saved = channels.create_channel(draft, password)
+    record_now = draft.protocol != "none" and not no_connect and (
+        asked or values.get("initial") is not None or values.get("notify_initial") is not None)
+    begun = (starting.record_starting_point(
+        draft.name, timeout=float(app.runtime.config.get("network", "timeout")))
+        if record_now else None)
 
     def render() -> None:
         out.success(f"Channel {saved.channel.name} added to {saved.channel.department}.")
@@ -223,16 +254,47 @@ def add(name: str, password_stdin: bool, **values: Any) -> None:
             out.line(
                 f"Replies of {saved.channel.department} will be sent from {saved.channel.email}."
             )
+        if begun is not None and begun.recorded:
+            out.line(f"Starting point recorded: the first fetch takes {begun.initial} "
+                     "message(s) already there, and everything that arrives from now on.")
         out.line(f"Check it with: eddymail channel test {saved.channel.name}")
 
+    if begun is not None and not begun.recorded:
+        out.warning(f"Could not reach the mailbox to record its starting point ({begun.error}); "
+                    "the first fetch records it instead.")
     out.emit(
         {
             "channel": saved.channel,
             "preset_hint": draft.preset_hint,
             "became_outgoing": saved.became_outgoing,
+            "starting_point": begun,
         },
         render,
     )
+
+
+def _may_ask(password_stdin: bool) -> bool:
+    """Only a person at a terminal can answer questions (not a pipe, not --json)."""
+    return not password_stdin and sys.stdin.isatty() and not state().output.json_mode
+
+
+def _ask_first_import(draft: channel_settings.ChannelDraft) -> channel_settings.ChannelDraft:
+    """Ask how much of the mail already in the mailbox becomes tickets, and whether to notify."""
+    while True:
+        answer = click.prompt(
+            "First import: how much of the mail already in the mailbox becomes tickets? "
+            "N (the last N unread), all, none, or since YYYY-MM-DD", default="100")
+        try:
+            first = channel_settings.parse_initial(answer)
+            if first.since is not None and draft.protocol == "pop3":
+                raise ValidationError(channel_settings.POP3_HAS_NO_DATES)
+            break
+        except ValidationError as error:
+            state().output.warning(error.message)
+    notify = click.confirm("Send notifications (registration mail to customers, notices to "
+                           "agents) for those messages?", default=False)
+    return dataclasses.replace(draft, initial_limit=first.limit, initial_since=first.since,
+                               notify_initial=notify)
 
 
 @channel_group.command("edit")

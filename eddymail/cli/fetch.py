@@ -17,8 +17,9 @@ from eddymail.services.outgoing import digests, outbox
 
 @click.command("fetch")
 @click.argument("names", nargs=-1)
-@click.option("--initial", help="For channels fetched for the first time: take the last N "
-              "unread messages, 'all' or 'none' (overrides the channel setting once).")
+@click.option("--initial", help="For channels whose starting point this run records: take "
+              "the last N unread messages, 'all', 'none' or 'since YYYY-MM-DD' (overrides the "
+              "channel setting once; a choice made at channel add stands).")
 @click.option("--no-notify", is_flag=True, help="Import without sending any notification.")
 @click.option("--dry-run", is_flag=True, help="Connect and report what would be taken; "
               "change nothing.")

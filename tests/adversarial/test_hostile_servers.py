@@ -72,8 +72,8 @@ def scripted_channel(support: Callable[..., Any], name: str, server: ScriptedSer
     processes need no keyring."""
     support(name, "--email", f"{name}@example.test", "--login", "agent", "--protocol", protocol,
             "--host", server.host, "--port", str(server.port), "--security", "none",
-            "--initial", "all", "--password-command", "echo scripted-secret", *options,
-            password=None)
+            "--initial", "all", "--no-connect", "--password-command", "echo scripted-secret",
+            *options, password=None)
 
 
 @pytest.fixture

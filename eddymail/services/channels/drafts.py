@@ -12,6 +12,7 @@ import dataclasses
 import re
 import shlex
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from eddymail.db.models import Channel, Department
@@ -62,7 +63,7 @@ class ChannelOptions:
     after_fetch: str | None = None
     move_to_folder: str | None = None
     unread_only: bool | None = None
-    initial: str | None = None  # N, "all" or "none"
+    initial: str | None = None  # N, "all", "none" or "since YYYY-MM-DD"
     notify_initial: bool | None = None
     authserv_id: str | None = None
     enabled: bool | None = None
@@ -94,6 +95,7 @@ class ChannelDraft:
     move_to_folder: str
     unread_only: bool
     initial_limit: int
+    initial_since: date | None
     notify_initial: bool
     authserv_id: str
     enabled: bool
@@ -197,6 +199,10 @@ def resolve_channel(
     if protocol == "pop3" and after_fetch == "move":
         raise ValidationError("POP3 has no folders: use --after-fetch keep or delete.")
 
+    first = parse_initial(options.initial) if options.initial is not None else FirstImport(
+        base["initial_limit"], base["initial_since"])
+    if first.since is not None and protocol == "pop3":
+        raise ValidationError(POP3_HAS_NO_DATES)
     return ChannelDraft(
         name=name,
         department_id=department.id,
@@ -219,9 +225,8 @@ def resolve_channel(
         after_fetch=after_fetch,
         move_to_folder=move_to_folder,
         unread_only=_pick(options.unread_only, base["unread_only"]),
-        initial_limit=(
-            parse_initial(options.initial) if options.initial is not None else base["initial_limit"]
-        ),
+        initial_limit=first.limit,
+        initial_since=first.since,
         notify_initial=_pick(options.notify_initial, base["notify_initial"]),
         authserv_id=_pick(
             options.authserv_id,
@@ -243,20 +248,46 @@ def normalise_email(address: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
-def parse_initial(text: str) -> int:
-    """``--initial``: a number of messages, ``all`` or ``none``."""
+@dataclass(frozen=True)
+class FirstImport:
+    """What the first fetch of a channel takes of the mail already there.
+
+    The last ``limit`` unread messages (``INITIAL_ALL``: every unread one, ``INITIAL_NONE``:
+    none), or with ``since`` every message that arrived on or after that day, read or not.
+    """
+
+    limit: int
+    since: date | None = None
+
+
+POP3_HAS_NO_DATES = ("POP3 servers do not say when mail arrived, so a POP3 channel cannot "
+                     "start 'since' a date: use --initial N, all or none.")
+_SINCE = re.compile(r"since[\s:=]+(\d{4}-\d{2}-\d{2})")
+
+
+def parse_initial(text: str) -> FirstImport:
+    """``--initial``: a number of messages, ``all``, ``none`` or ``since YYYY-MM-DD``."""
     value = text.strip().lower()
     if value == "all":
-        return INITIAL_ALL
+        return FirstImport(INITIAL_ALL)
     if value == "none":
-        return INITIAL_NONE
+        return FirstImport(INITIAL_NONE)
     if value.isdigit():
-        return int(value)
-    raise ValidationError(f"--initial must be a number, 'all' or 'none', not '{text}'.")
+        return FirstImport(int(value))
+    match = _SINCE.fullmatch(value)
+    if match:
+        try:
+            return FirstImport(INITIAL_ALL, date.fromisoformat(match.group(1)))
+        except ValueError:
+            pass
+    raise ValidationError(
+        f"--initial must be a number, 'all', 'none' or 'since YYYY-MM-DD', not '{text}'.")
 
 
-def format_initial(limit: int) -> str:
-    """The stored initial limit as typed: ``100``, ``all`` or ``none``."""
+def format_initial(limit: int, since: date | None = None) -> str:
+    """The stored first-import choice as typed: ``100``, ``all``, ``none``, ``since DATE``."""
+    if since is not None:
+        return f"since {since.isoformat()}"
     return {INITIAL_ALL: "all", INITIAL_NONE: "none"}.get(limit, str(limit))
 
 
@@ -286,6 +317,7 @@ def _current(channel: Channel | None) -> dict:
             "move_to_folder": "",
             "unread_only": False,
             "initial_limit": 100,
+            "initial_since": None,
             "notify_initial": True,
             "authserv_id": "",
             "enabled": True,

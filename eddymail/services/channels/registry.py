@@ -57,6 +57,7 @@ class ChannelInfo:
     authserv_id: str
     outgoing_for_department: bool
     system_channel: bool
+    started_at: datetime | None  # when its starting point was recorded (add or first fetch)
     connected_at: datetime | None
     created_at: datetime
 
@@ -206,11 +207,12 @@ def describe(channel: Channel) -> ChannelInfo:
         after_fetch=channel.after_fetch,
         move_to_folder=channel.move_to_folder,
         unread_only=channel.unread_only,
-        initial=format_initial(channel.initial_limit),
+        initial=format_initial(channel.initial_limit, channel.initial_since),
         notify_initial=channel.notify_initial,
         authserv_id=channel.authserv_id,
         outgoing_for_department=department.outgoing_channel_id == channel.id,
         system_channel=settings.get_value(settings.SYSTEM_CHANNEL) == channel.id,
+        started_at=channel.started_at,
         connected_at=channel.connected_at,
         created_at=channel.created_at,
     )

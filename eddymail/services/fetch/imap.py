@@ -11,16 +11,17 @@ from eddymail.db.models import Channel, ChannelCursor, Department, LedgerEntry, 
 from eddymail.errors import MailServerError
 from eddymail.mail.wire.imap import ImapClient
 from eddymail.services import errorlog
-from eddymail.services.channels.drafts import INITIAL_ALL
 from eddymail.services.channels.endpoints import provider_hints_of
+from eddymail.services.fetch import start
 from eddymail.services.fetch.ahead import Ahead
 from eddymail.services.fetch.state import (
     ChannelFetchReport,
     Deadline,
     FetchSettings,
     Progress,
-    initial_limit,
+    first_import,
     initial_options,
+    mark_connected,
     response_limit,
 )
 from eddymail.services.ingest import pipeline as ingestion
@@ -42,17 +43,21 @@ def fetch_imap(channel: Channel, password: str, settings: FetchSettings,
         status = client.select(channel.folder, readonly=settings.dry_run)
         cursor = ChannelCursor.get_or_none(
             (ChannelCursor.channel == channel) & (ChannelCursor.folder == channel.folder))
-        initial: list[int] = []
+        report.first_connection = channel.connected_at is None
         if cursor is None:
             report.first_connection = True
-            baseline = _highest_uid(client, status.uidnext)
-            initial = _initial_uids(client, baseline, initial_limit(channel, settings))
+            baseline = start.highest_uid(client, status.uidnext)
+            initial = start.imap_initial(client, baseline,
+                                         first_import(channel, settings.initial))
             if settings.dry_run:
                 report.would_fetch = len(initial)
                 return
-            cursor = _connect_imap(channel, status.uidvalidity, baseline, initial)
+            cursor = start.record_imap(channel, status.uidvalidity, baseline, initial)
             crash_point("imap connected")
-        elif cursor.uidvalidity != status.uidvalidity:
+        elif settings.initial and report.first_connection:
+            report.notices.append("--initial not used: the first import was chosen when the "
+                                  "channel was added")
+        if cursor.uidvalidity != status.uidvalidity:
             cursor = _uidvalidity_changed(client, channel, cursor, status.uidvalidity)
         uidvalidity = status.uidvalidity
 
@@ -61,38 +66,10 @@ def fetch_imap(channel: Channel, password: str, settings: FetchSettings,
         if settings.dry_run:
             report.would_fetch = len(todo)
             return
+        if channel.connected_at is None:
+            mark_connected(channel)
         _take_imap(client, channel, department, todo, pending, uidvalidity, settings, options,
                    report, deadline, progress)
-
-
-def _highest_uid(client: ImapClient, uidnext: int | None) -> int:
-    if uidnext:
-        return uidnext - 1
-    uids = client.search_uids("ALL")
-    return max(uids) if uids else 0
-
-
-def _initial_uids(client: ImapClient, baseline: int, limit: int) -> list[int]:
-    if limit == 0 or baseline == 0:
-        return []
-    unread = sorted(uid for uid in client.search_uids("UNSEEN") if uid <= baseline)
-    return unread if limit == INITIAL_ALL else unread[-limit:]
-
-
-def _connect_imap(channel: Channel, uidvalidity: int, baseline: int,
-                  initial: list[int]) -> ChannelCursor:
-    """Remember the first connection: the baseline and the chosen initial messages."""
-    with database_proxy.atomic():
-        cursor = ChannelCursor.create(channel=channel, folder=channel.folder,
-                                      uidvalidity=uidvalidity, baseline_uid=baseline)
-        LedgerEntry.insert_many(
-            [{"channel": channel, "source": "imap", "folder": channel.folder,
-              "uidvalidity": uidvalidity, "uid": uid, "sha256": "", "status": PENDING}
-             for uid in initial]
-        ).execute() if initial else None
-        if channel.connected_at is None:
-            Channel.update(connected_at=utcnow()).where(Channel.id == channel.id).execute()
-    return cursor
 
 
 def _uidvalidity_changed(client: ImapClient, channel: Channel, cursor: ChannelCursor,

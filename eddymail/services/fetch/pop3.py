@@ -6,18 +6,18 @@ from collections.abc import Iterable
 from typing import cast
 
 from eddymail.crashpoints import crash_point
-from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, Department, LedgerEntry, utcnow
 from eddymail.mail.wire.pop3 import Pop3Client
-from eddymail.services.channels.drafts import INITIAL_ALL
 from eddymail.services.channels.endpoints import provider_hints_of
+from eddymail.services.fetch import start
 from eddymail.services.fetch.state import (
     ChannelFetchReport,
     Deadline,
     FetchSettings,
     Progress,
-    initial_limit,
+    first_import,
     initial_options,
+    mark_connected,
     response_limit,
 )
 from eddymail.services.ingest import pipeline as ingestion
@@ -41,20 +41,24 @@ def fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
         # peewee's stubs type .tuples() rows as models, hence the cast
         ledger = {uidl: (status, done) for uidl, status, done
                   in cast(Iterable[tuple[str, str, bool]], rows)}
-        if not ledger and channel.connected_at is None:
-            report.first_connection = True
-            limit = initial_limit(channel, settings)
-            chosen = listing if limit == INITIAL_ALL else (listing[-limit:] if limit else [])
+        report.first_connection = channel.connected_at is None
+        if channel.started_at is None:
+            chosen = start.pop3_initial(listing, first_import(channel, settings.initial))
             if settings.dry_run:
                 report.would_fetch = len(chosen)
                 return
-            ledger = _connect_pop3(channel, listing, {uidl for _, uidl in chosen})
+            ledger = start.record_pop3(channel, listing, chosen)
             crash_point("pop3 connected")
+        elif settings.initial and report.first_connection:
+            report.notices.append("--initial not used: the first import was chosen when the "
+                                  "channel was added")
         todo = [(number, uidl) for number, uidl in listing
                 if uidl not in ledger or ledger[uidl][0] == PENDING]
         if settings.dry_run:
             report.would_fetch = len(todo)
             return
+        if channel.connected_at is None:
+            mark_connected(channel)
         first_options = initial_options(options, channel)
         sizes = client.sizes() if todo else {}
         to_delete: list[tuple[int, str]] = []
@@ -101,17 +105,3 @@ def fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
             LedgerEntry.update(server_done=True, updated_at=utcnow()).where(
                 (LedgerEntry.channel == channel) & (LedgerEntry.source == "pop3")
                 & LedgerEntry.uidl.in_(finished)).execute()
-
-
-def _connect_pop3(channel: Channel, listing: list[tuple[int, str]],
-                  chosen: set[str]) -> dict[str, tuple[str, bool]]:
-    """First connection: chosen messages pending, all others skipped for good."""
-    ledger: dict[str, tuple[str, bool]] = {}
-    with database_proxy.atomic():
-        for _, uidl in listing:
-            status = PENDING if uidl in chosen else SKIPPED
-            LedgerEntry.create(channel=channel, source="pop3", uidl=uidl, sha256="",
-                               status=status, server_done=status == SKIPPED)
-            ledger[uidl] = (status, status == SKIPPED)
-        Channel.update(connected_at=utcnow()).where(Channel.id == channel.id).execute()
-    return ledger

@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from eddymail.db.models import Channel
+from eddymail.db.models import Channel, utcnow
 from eddymail.errors import MailServerError
 from eddymail.mail.wire.endpoint import Endpoint
-from eddymail.services.channels.drafts import parse_initial
+from eddymail.services.channels.drafts import FirstImport, parse_initial
 from eddymail.services.channels.endpoints import incoming_endpoint
 from eddymail.services.ingest import pipeline as ingestion
 from eddymail.services.ingest.pipeline import IngestOptions
@@ -60,7 +60,8 @@ class FetchSettings:
     deadline: float = 900.0
     batch_size: int = 50
     max_message_bytes: int = 50 * 1024 * 1024
-    initial: str | None = None  # --initial override for channels connected in this run
+    # --initial for channels whose starting point this run records (not at channel add)
+    initial: str | None = None
     notify: bool = True
     dry_run: bool = False
 
@@ -101,9 +102,18 @@ def response_limit(settings: FetchSettings) -> int:
     return max(2 * settings.max_message_bytes, settings.max_message_bytes + 1024 * 1024)
 
 
-def initial_limit(channel: Channel, settings: FetchSettings) -> int:
-    """The first fetch's limit: ``--initial`` of this run, else the channel's setting."""
-    return parse_initial(settings.initial) if settings.initial else channel.initial_limit
+def first_import(channel: Channel, initial: str | None = None) -> FirstImport:
+    """What the first connection takes: ``initial`` (``fetch --initial``), else the channel's
+    own choice."""
+    if initial:
+        return parse_initial(initial)
+    return FirstImport(channel.initial_limit, channel.initial_since)
+
+
+def mark_connected(channel: Channel) -> None:
+    """Note the channel's first successful fetch."""
+    channel.connected_at = utcnow()
+    Channel.update(connected_at=channel.connected_at).where(Channel.id == channel.id).execute()
 
 
 def initial_options(options: IngestOptions, channel: Channel) -> IngestOptions:
