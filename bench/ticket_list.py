@@ -53,7 +53,7 @@ from unittest import mock
 import peewee
 
 from eddymail.db.connection import close_database, open_database
-from eddymail.db.models import Channel, Department, Message, Ticket, User
+from eddymail.db.models import Agent, Channel, Department, Message, Ticket, User
 from eddymail.services.tickets.queries import list_tickets
 
 BATCH = 5000
@@ -186,6 +186,9 @@ def seed(database: peewee.Database, tickets: int, users: int, rng: random.Random
         address = f"{name.split()[0].lower()}.{number}@{rng.choice(DOMAINS)}"
         people.append((number, address, name, stamp(now - span)))
     result.users = insert_rows(database, User, ("id", "email", "name", "created_at"), people)
+    insert_rows(database, Agent, ("id", "handle", "name", "created_at", "updated_at"),
+                ((i, handle, handle.title(), stamp(now - span), stamp(now - span))
+                 for i, handle in enumerate(STAFF, start=1)))
 
     ticket_rows = []
     message_rows = []
@@ -206,10 +209,11 @@ def seed(database: peewee.Database, tickets: int, users: int, rng: random.Random
         user_id, address, name, _ = people[rng.randrange(users)]
         subject = rng.choice(SUBJECTS).format(n=rng.randint(2, 9999))
         awaiting = status == "open" or rng.random() < 0.3
-        assignee = rng.choice(STAFF) if rng.random() < 0.6 else None
-        ticket_rows.append((number, subject, status, department, user_id, address, assignee,
+        assignee = rng.randrange(len(STAFF)) if rng.random() < 0.6 else None
+        ticket_rows.append((number, subject, status, department, user_id, address,
+                            None if assignee is None else assignee + 1,
                             department, awaiting, 3, stamp(created), stamp(last)))
-        staff = assignee or rng.choice(STAFF)
+        staff = STAFF[assignee] if assignee is not None else rng.choice(STAFF)
         directions = ("in", "out", "in" if awaiting else "out")
         for position, direction in enumerate(directions):
             inbound = direction == "in"

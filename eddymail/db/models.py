@@ -149,6 +149,7 @@ class User(BaseModel):
 class Agent(BaseModel):
     """A member of staff who works tickets: replies signed by, assigned to, notified."""
 
+    id = peewee.AutoField()
     handle = peewee.CharField(unique=True)  # short, typed in --as and ticket assign
     name = peewee.CharField(default="")
     email = peewee.CharField(default="")  # where staff notifications go; empty: none
@@ -166,6 +167,9 @@ class Agent(BaseModel):
 class AgentDepartment(BaseModel):
     """An agent works (and hears of) the tickets of this department."""
 
+    id = peewee.AutoField()
+    agent_id: int  # see BaseModel
+    department_id: int  # see BaseModel
     agent = peewee.ForeignKeyField(Agent, backref="memberships", on_delete="CASCADE")
     department = peewee.ForeignKeyField(Department, backref="memberships", on_delete="CASCADE")
 
@@ -179,6 +183,7 @@ class Ticket(BaseModel):
     id = peewee.AutoField()
     department_id: int  # see BaseModel
     requester_id: int | None  # see BaseModel
+    assignee_id: int | None  # see BaseModel
     channel_id: int | None  # see BaseModel
     subject = peewee.TextField(default="")
     status = peewee.CharField(default="open", index=True)  # open | pending | closed
@@ -284,6 +289,10 @@ class Attachment(BaseModel):
 class TicketEvent(BaseModel):
     """One step of a ticket's history: who (an agent, or the customer) did what."""
 
+    id = peewee.AutoField()
+    ticket_id: int  # see BaseModel
+    agent_id: int | None  # see BaseModel
+    message_id: int | None  # see BaseModel
     ticket = peewee.ForeignKeyField(Ticket, backref="events", on_delete="CASCADE")
     agent = peewee.ForeignKeyField(Agent, null=True, on_delete="SET NULL")
     actor = peewee.CharField(default="")  # the agent's handle at the time, kept after removal
@@ -299,6 +308,10 @@ class TicketEvent(BaseModel):
 class StaffNotice(BaseModel):
     """A staff notification kept for an agent's next digest instead of being mailed at once."""
 
+    id = peewee.AutoField()
+    agent_id: int  # see BaseModel
+    ticket_id: int  # see BaseModel
+    message_id: int | None  # see BaseModel
     agent = peewee.ForeignKeyField(Agent, backref="notices", on_delete="CASCADE")
     ticket = peewee.ForeignKeyField(Ticket, on_delete="CASCADE")
     message = peewee.ForeignKeyField(Message, null=True, on_delete="SET NULL")

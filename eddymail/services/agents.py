@@ -183,8 +183,8 @@ def remove_agent(identity: str, *, actor: Actor) -> tuple[str, list[int]]:
     """
     with database_proxy.atomic():
         agent = find_agent(identity)
-        tickets = [ticket_id for (ticket_id,) in
-                   Ticket.select(Ticket.id).where(Ticket.assignee == agent).tuples()]
+        tickets = [ticket.id for ticket in
+                   Ticket.select(Ticket.id).where(Ticket.assignee == agent)]
         now = utcnow()
         # "unassign" as in services.tickets.history (which imports this module).
         TicketEvent.insert_many([
@@ -211,9 +211,9 @@ def show_agent(identity: str) -> AgentInfo:
 
 def describe(agent: Agent) -> AgentInfo:
     """The plain view of an agent row."""
-    departments = [name for (name,) in Department.select(Department.name)
+    departments = [department.name for department in Department.select(Department.name)
                    .join(AgentDepartment).where(AgentDepartment.agent == agent)
-                   .order_by(Department.name).tuples()]
+                   .order_by(Department.name)]
     open_tickets = (Ticket.select(peewee.fn.COUNT(Ticket.id))
                     .where((Ticket.assignee == agent) & (Ticket.status != "closed")).scalar())
     return AgentInfo(

@@ -43,6 +43,7 @@ def upgrade(database: pw.Database) -> None:
         direction = pw.TextField()
 
     class Agent(Base):
+        id = pw.AutoField()
         handle = pw.TextField(unique=True)
         name = pw.TextField(default="")
         email = pw.TextField(default="")
@@ -116,7 +117,7 @@ def _assignees_to_agents(database: pw.Database, agent: type[pw.Model], now: date
         created = agent.create(handle=handle, name=" ".join(name.split()), created_at=now,
                                updated_at=now)
         database.execute_sql("UPDATE ticket SET assignee_id = %s WHERE assignee = %s"
-                             .replace("%s", database.param), (created.id, name))
+                             .replace("%s", database.param), (created.get_id(), name))
 
 
 def handle_for(name: str) -> str:

@@ -323,7 +323,7 @@ def _store(parsed: ParsedMessage, raw: bytes, channel: Channel | None, departmen
         if ticket.status == "closed":
             notices.append(f"ticket #{ticket.id} reopened")
             history.record(ticket, history.CUSTOMER, history.REOPEN, message=message,
-                           **{"from": "closed", "to": "open"})
+                           detail={"from": "closed", "to": "open"})
         # The customer spoke: whether we were waiting for him or had closed it, it is ours again.
         _touch(ticket, customer=True)
         ticket.status = "open"  # as _touch wrote it, for the staff notification

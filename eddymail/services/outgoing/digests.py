@@ -9,15 +9,17 @@ run; an agent without an address has nothing to receive, and their notices are d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import peewee
 
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import Agent, Department, Message, StaffNotice, Ticket, utcnow
 from eddymail.errors import EddymailError
+from eddymail.safetext import for_terminal
 from eddymail.services import settings
 from eddymail.services.outgoing import notifications
 from eddymail.services.outgoing.outbox import queue_mail
@@ -50,8 +52,10 @@ def send_due_digests(now: datetime | None = None) -> list[DigestSent]:
     waiting = (StaffNotice.select(StaffNotice.agent, peewee.fn.MIN(StaffNotice.created_at))
                .where(StaffNotice.digested_at.is_null()).group_by(StaffNotice.agent).tuples())
     results = []
-    for agent_id, oldest in list(waiting):
+    # peewee's stubs type .tuples() rows as models, hence the cast
+    for agent_id, first in list(cast(Iterable[tuple[int, datetime | str]], waiting)):
         agent = Agent.get_by_id(agent_id)
+        oldest = _as_datetime(first)
         due = agent.delivery != "digest" or now - oldest >= timedelta(minutes=agent.digest_minutes)
         if due:
             results.append(_send(agent, now, run))
@@ -127,12 +131,18 @@ def digest_text(notices: Sequence[StaffNotice]) -> str:
         first_line = excerpt(message.body_text).split("\n", 1)[0][:100] if message else ""
         sender = message.from_address if message else ticket.requester_address
         lines.append(f"#{ticket.id}  {labels[notice.kind]}  {_one_line(ticket.subject)}")
-        lines.append(f"      {sender} ({departments.get(ticket.department_id, '')})"
+        lines.append(f"      {_one_line(sender)} ({departments.get(ticket.department_id, '')})"
                      + (f": {first_line}" if first_line else ""))
     if len(notices) > MAX_ENTRIES:
         lines.append(labels["more"].format(len(notices) - MAX_ENTRIES))
     return "\n".join(lines)
 
 
+def _as_datetime(value: datetime | str) -> datetime:
+    # An aggregate is not converted by the column's field: SQLite hands back the text.
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
 def _one_line(text: str) -> str:
-    return " ".join(text.split())[:120] or "-"
+    """A customer's words on one line, invisible and control characters spelt out."""
+    return for_terminal(" ".join(text.split())[:120], multiline=False) or "-"

@@ -198,9 +198,9 @@ def describe_message(message: Message | None) -> dict:
     """A customer message for staff: sender, a plain excerpt, attachment names, a warning."""
     if message is None:
         return {"from": "", "excerpt": "", "attachments": "", "warning": ""}
-    files = [f"{name} ({_size(size)})" for name, size in Attachment.select(
+    files = [f"{row.filename} ({_size(row.size)})" for row in Attachment.select(
         Attachment.filename, Attachment.size).where(
-        (Attachment.message == message) & ~Attachment.inline).tuples()]
+        (Attachment.message == message) & ~Attachment.inline)]
     warning = ("Sender verification FAILED: the From address may be forged."
                if message.auth_status == "fail" else "")
     return {

@@ -7,9 +7,10 @@ agent's handle as it was, so the history still reads right after the agent is re
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from eddymail.db import fastsql
 from eddymail.db.models import Agent, Message, Ticket, TicketEvent, utcnow
@@ -33,20 +34,22 @@ class HistoryEntry:
 
 
 def record(ticket: Ticket | int, actor: Actor | str, action: str, *,
-           message: Message | None = None, **detail: Any) -> None:
+           message: Message | None = None, detail: dict[str, Any] | None = None) -> None:
     """Write one history entry (inside the caller's transaction)."""
     if isinstance(actor, Actor):
         agent_id, label = actor.agent_id, actor.handle or actor.name
     else:
         agent_id, label = None, actor
     fastsql.create(TicketEvent, ticket=ticket, agent=agent_id, actor=label, action=action,
-                   detail=detail, message=message, created_at=utcnow())
+                   detail=detail or {}, message=message, created_at=utcnow())
 
 
 def history_of(ticket: Ticket) -> list[HistoryEntry]:
     """A ticket's history, oldest first."""
-    names = {agent_id: (handle, name) for agent_id, handle, name in
-             Agent.select(Agent.id, Agent.handle, Agent.name).tuples()}
+    # peewee's stubs type .tuples() rows as models, hence the cast
+    rows = cast(Iterable[tuple[int, str, str]],
+                Agent.select(Agent.id, Agent.handle, Agent.name).tuples())
+    names = {agent_id: (handle, name) for agent_id, handle, name in rows}
     entries = []
     for event in (TicketEvent.select().where(TicketEvent.ticket == ticket)
                   .order_by(TicketEvent.created_at, TicketEvent.id)):

@@ -154,9 +154,9 @@ def _summary(ticket: Ticket) -> TicketSummary:
         status=ticket.status,
         department=ticket.department.name,
         requester=ticket.requester_address,
-        requester_name=ticket.requester.name if ticket.requester_id else "",
-        assignee=ticket.assignee.handle if ticket.assignee_id else None,
-        assignee_name=ticket.assignee.name if ticket.assignee_id else "",
+        requester_name=ticket.requester.name if ticket.requester_id and ticket.requester else "",
+        assignee=ticket.assignee.handle if ticket.assignee_id and ticket.assignee else None,
+        assignee_name=ticket.assignee.name if ticket.assignee_id and ticket.assignee else "",
         awaiting_reply=ticket.awaiting_reply,
         message_count=ticket.message_count,
         created_at=ticket.created_at,
@@ -193,7 +193,7 @@ def show_ticket(ticket_id: int) -> TicketDetail:
     requester = ticket.requester if ticket.requester_id else None
     assignee = Agent.get_or_none(Agent.id == ticket.assignee_id) if ticket.assignee_id else None
     participants = participant_list(ticket)
-    own = {email.lower() for (email,) in Channel.select(Channel.email).tuples()}
+    own = {channel.email.lower() for channel in Channel.select(Channel.email)}
     known = {ticket.requester_address.lower(), *participants, *own}
     cc_not_added = list(dict.fromkeys(
         entry["address"].lower() for m in messages if m.direction == "in"
@@ -207,7 +207,7 @@ def show_ticket(ticket_id: int) -> TicketDetail:
         requester_name=requester.name if requester else "",
         assignee=assignee.handle if assignee else None,
         assignee_name=assignee.name if assignee else "",
-        channel=ticket.channel.name if ticket.channel_id else None,
+        channel=ticket.channel.name if ticket.channel_id and ticket.channel else None,
         participants=participants,
         cc_not_added=cc_not_added,
         carried_tag=ticket.carried_tag,

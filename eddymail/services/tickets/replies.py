@@ -130,11 +130,11 @@ def reply(ticket_id: int, text: str, *, actor: Actor,
         item = queue_mail(kind="reply", channel=channel, mail=mail, ticket=ticket,
                           message=message)
         _add_participants(ticket, recipients.added)
-        history.record(ticket, actor, history.REPLY, message=message, to=list(mail.to),
-                       cc=list(mail.cc), bcc=list(mail.bcc),
-                       attachments=[f.filename for f in files], html=html_body is not None)
+        history.record(ticket, actor, history.REPLY, message=message, detail={
+            "to": list(mail.to), "cc": list(mail.cc), "bcc": list(mail.bcc),
+            "attachments": [f.filename for f in files], "html": html_body is not None})
         if options.close and ticket.status != "closed":
-            history.record(ticket, actor, history.CLOSE, **{"from": ticket.status})
+            history.record(ticket, actor, history.CLOSE, detail={"from": ticket.status})
         ticket.status = "closed" if options.close else "pending"
         ticket.awaiting_reply = False
         ticket.last_activity_at = utcnow()

@@ -60,7 +60,7 @@ def set_status(ticket_id: int, status: str, *, actor: Actor) -> TicketChange:
                                   f"to {status}.")
         action = {"closed": history.CLOSE, "open": history.REOPEN}.get(status, "status")
         history.record(ticket, actor, action, message=message,
-                       **{"from": ticket.status, "to": status})
+                       detail={"from": ticket.status, "to": status})
         ticket.status = status
         ticket.save()
     return _change(ticket, message)
@@ -77,7 +77,7 @@ def move(ticket_id: int, department_name: str, *, actor: Actor) -> TicketChange:
         message = _system(ticket, f"{actor.label} moved the ticket from {source.name} to "
                                   f"{target.name}.")
         history.record(ticket, actor, history.MOVE, message=message,
-                       **{"from": source.name, "to": target.name})
+                       detail={"from": source.name, "to": target.name})
         ticket.department = target
         ticket.save()
     return _change(ticket, message)
@@ -101,8 +101,8 @@ def assign(ticket_id: int, identity: str | None, *, actor: Actor) -> TicketChang
             text = f"{actor.label} unassigned the ticket."
         message = _system(ticket, text)
         history.record(ticket, actor, history.ASSIGN if agent else history.UNASSIGN,
-                       message=message, **{"from": previous.handle if previous else None,
-                                           "to": agent.handle if agent else None})
+                       message=message, detail={"from": previous.handle if previous else None,
+                                                "to": agent.handle if agent else None})
         ticket.assignee = agent
         ticket.save()
         queued = (staff.notify_assigned(ticket, agent, actor)
