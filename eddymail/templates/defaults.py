@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from eddymail.errors import NotFoundError
 from eddymail.templates import staff
-from eddymail.templates.specs import TemplateSpec, TemplateVariable
+from eddymail.templates.specs import (
+    DEPARTMENT,
+    HELPDESK,
+    TICKET_ID,
+    TICKET_SUBJECT,
+    TemplateSpec,
+    TemplateVariable,
+)
 
 __all__ = ["LANGUAGES", "TEMPLATE_NAMES", "TemplateSpec", "TemplateVariable", "default_source",
            "sample_context", "spec"]
@@ -20,10 +27,6 @@ LANGUAGES: tuple[str, ...] = ("en", "ru")
 
 _USER_NAME = TemplateVariable("user.name", "Customer's name from their email (may be empty)")
 _USER_EMAIL = TemplateVariable("user.email", "Customer's email address")
-_TICKET_ID = TemplateVariable("ticket.id", "Ticket number, as in the [#123] subject tag")
-_TICKET_SUBJECT = TemplateVariable("ticket.subject", "Ticket subject as the customer wrote it")
-_DEPARTMENT = TemplateVariable("department.name", "Department the ticket is in now")
-_HELPDESK = TemplateVariable("helpdesk.name", "Name of the helpdesk or company customers know")
 
 _SPECS: dict[str, TemplateSpec] = {
     spec.name: spec
@@ -34,10 +37,10 @@ _SPECS: dict[str, TemplateSpec] = {
             variables=(
                 _USER_NAME,
                 _USER_EMAIL,
-                _TICKET_ID,
-                _TICKET_SUBJECT,
-                _DEPARTMENT,
-                _HELPDESK,
+                TICKET_ID,
+                TICKET_SUBJECT,
+                DEPARTMENT,
+                HELPDESK,
             ),
             automatic=True,
         ),
@@ -47,10 +50,10 @@ _SPECS: dict[str, TemplateSpec] = {
             variables=(
                 _USER_NAME,
                 _USER_EMAIL,
-                _TICKET_ID,
-                _TICKET_SUBJECT,
-                _DEPARTMENT,
-                _HELPDESK,
+                TICKET_ID,
+                TICKET_SUBJECT,
+                DEPARTMENT,
+                HELPDESK,
             ),
             automatic=True,
         ),
@@ -61,14 +64,14 @@ _SPECS: dict[str, TemplateSpec] = {
                 TemplateVariable("user.name", "Name of the person the reply is addressed to "
                                  "(empty when unknown or when it goes to several)"),
                 TemplateVariable("user.email", "Address the reply is sent to"),
-                _TICKET_ID,
-                _TICKET_SUBJECT,
+                TICKET_ID,
+                TICKET_SUBJECT,
                 TemplateVariable("reply.body", "The agent's reply text", multiline=True),
                 TemplateVariable("agent.name", "Name of the agent who replies (may be empty)"),
                 TemplateVariable("agent.signature", "The agent's own signature (may be empty)",
                                  multiline=True),
-                _DEPARTMENT,
-                _HELPDESK,
+                DEPARTMENT,
+                HELPDESK,
             ),
             automatic=False,
         ),
@@ -84,7 +87,7 @@ _SPECS: dict[str, TemplateSpec] = {
                 TemplateVariable("channel.name", "Name of the channel being tested"),
                 TemplateVariable("channel.email", "Address of the channel's mailbox"),
                 TemplateVariable("department.name", "Department the channel belongs to"),
-                _HELPDESK,
+                HELPDESK,
             ),
             automatic=True,
         ),

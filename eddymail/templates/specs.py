@@ -41,3 +41,10 @@ class TemplateSpec:
     def variable_names(self) -> tuple[str, ...]:
         """The dotted names of the variables, in display order."""
         return tuple(variable.name for variable in self.variables)
+
+
+# Variables several templates share, customers' and staff's alike.
+TICKET_ID = TemplateVariable("ticket.id", "Ticket number, as in the [#123] subject tag")
+TICKET_SUBJECT = TemplateVariable("ticket.subject", "Ticket subject as the customer wrote it")
+DEPARTMENT = TemplateVariable("department.name", "Department the ticket is in now")
+HELPDESK = TemplateVariable("helpdesk.name", "Name of the helpdesk or company customers know")

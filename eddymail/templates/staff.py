@@ -9,12 +9,17 @@ parentheses), so they read right for any department or person.
 
 from __future__ import annotations
 
-from eddymail.templates.specs import TemplateSpec, TemplateVariable
+from eddymail.templates.specs import (
+    DEPARTMENT,
+    HELPDESK,
+    TICKET_ID,
+    TICKET_SUBJECT,
+    TemplateSpec,
+    TemplateVariable,
+)
 
 _AGENT = TemplateVariable("agent.name", "Name of the agent this mail goes to")
 _AGENT_HANDLE = TemplateVariable("agent.handle", "Handle of the agent this mail goes to")
-_TICKET_ID = TemplateVariable("ticket.id", "Ticket number, as in the [#123] subject tag")
-_TICKET_SUBJECT = TemplateVariable("ticket.subject", "Ticket subject as the customer wrote it")
 _TICKET_STATUS = TemplateVariable("ticket.status", "open, pending or closed")
 _CUSTOMER_NAME = TemplateVariable("customer.name", "The requester's name (may be empty)")
 _CUSTOMER_EMAIL = TemplateVariable("customer.email", "The requester's address")
@@ -25,12 +30,10 @@ _EXCERPT = TemplateVariable(
 _FILES = TemplateVariable("message.attachments", "Attached files' names and sizes, or empty")
 _WARNING = TemplateVariable("message.warning", "A warning such as a failed sender check")
 _ASSIGNEE = TemplateVariable("assignee.name", "The agent the ticket is assigned to, or empty")
-_DEPARTMENT = TemplateVariable("department.name", "Department the ticket is in now")
-_HELPDESK = TemplateVariable("helpdesk.name", "Name of the helpdesk or company")
 
-_ABOUT_A_MESSAGE = (_AGENT, _AGENT_HANDLE, _TICKET_ID, _TICKET_SUBJECT, _TICKET_STATUS,
+_ABOUT_A_MESSAGE = (_AGENT, _AGENT_HANDLE, TICKET_ID, TICKET_SUBJECT, _TICKET_STATUS,
                     _CUSTOMER_NAME, _CUSTOMER_EMAIL, _FROM, _EXCERPT, _FILES, _WARNING,
-                    _ASSIGNEE, _DEPARTMENT, _HELPDESK)
+                    _ASSIGNEE, DEPARTMENT, HELPDESK)
 
 SPECS: tuple[TemplateSpec, ...] = (
     TemplateSpec("staff_new_ticket", "Tells a department's agents that a new ticket arrived",
@@ -50,7 +53,7 @@ SPECS: tuple[TemplateSpec, ...] = (
                   TemplateVariable("digest.assigned", "How many are assignments to the agent"),
                   TemplateVariable("digest.text", "One entry per ticket: number, kind, "
                                    "subject, sender, first line", multiline=True),
-                  _HELPDESK),
+                  HELPDESK),
                  automatic=True, audience="staff"),
 )
 

@@ -117,7 +117,9 @@ class Trials:
                    "--protocol", scenario.protocol, "--host", dovecot.host, "--port", str(port),
                    "--security", "ssl", "--ca-file", str(dovecot.pki.ca_file),
                    "--password-command", f"cat {shlex.quote(str(password_file))}",
-                   "--after-fetch", scenario.after_fetch, "--initial", "all"]
+                   "--after-fetch", scenario.after_fetch, "--initial", "all",
+                   # the first fetch records the starting point, so it can crash there too
+                   "--no-connect"]
         if scenario.after_fetch == "move":
             options += ["--move-to", "Processed"]
         if scenario.notify:
@@ -269,7 +271,7 @@ def test_move_without_the_move_extension_never_leaves_two_copies(support, databa
     with ScriptedServer(handler) as server:
         support("support", "--email", "help@example.test", "--login", "agent",
                 "--protocol", "imap", "--host", server.host, "--port", str(server.port),
-                "--security", "none", "--initial", "all", "--after-fetch", "move",
+                "--security", "none", "--initial", "all", "--no-connect", "--after-fetch", "move",
                 "--move-to", "Processed", "--password-command", "echo scripted-secret",
                 password=None)
         crashed = run_cli("-q", "fetch", env={CRASH_ENV: "imap deleted flag set"})
