@@ -16,7 +16,9 @@ import pytest
 from tests.mailfactory import make_mail
 
 PLAINTEXT = "keyrings.alt.file.PlaintextKeyring"
-ENCRYPTED = "keyrings.alt.file.EncryptedKeyring"
+ENCRYPTED = "keyrings.alt.file.EncryptedKeyring"  # needs pycryptodome, not installed here
+PROMPTING = "tests.harness.keyring_backend.PromptingKeyring"  # asks like EncryptedKeyring
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Cron:
@@ -25,6 +27,8 @@ class Cron:
     def __init__(self, home: Path, backend: str) -> None:
         self.home = home
         self.environment = {
+            # Only so that the test backend can be imported; eddymail itself is installed.
+            "PYTHONPATH": str(REPO_ROOT),
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(home),
             "LANG": "C.UTF-8",
@@ -74,14 +78,14 @@ def test_file_keyring_as_the_readme_says_works_under_cron(cron, dovecot, mail_us
 
 
 def test_a_keyring_that_prompts_is_refused_under_cron_not_asked(cron, dovecot, mail_user):
-    run = cron(ENCRYPTED)
+    run = cron(PROMPTING)
     added = run(*channel_options(dovecot, mail_user), "--password-stdin",
                 input=mail_user.password + "\n")
     assert added.returncode == 4, added.stderr
     assert "asks for its own password" in added.stderr
     assert "no terminal to type it in" in added.stderr
     assert "Passwords on a headless server" in added.stderr
-    for text in ("Traceback", "Unexpected", "Please set a password", "EOFError"):
+    for text in ("Traceback", "Unexpected", "Please enter password", "EOFError"):
         assert text not in added.stderr
     assert json.loads(run("channel", "list", "--json").stdout)["channels"] == []
     # The other advice, a password command, needs no keyring at all.
@@ -93,3 +97,13 @@ def test_a_keyring_that_prompts_is_refused_under_cron_not_asked(cron, dovecot, m
     assert added.returncode == 0, added.stderr
     fetched = run("-q", "fetch")
     assert (fetched.returncode, fetched.stderr) == (0, "")
+
+
+def test_the_old_advice_fails_clearly_not_with_an_internal_error(cron, dovecot, mail_user):
+    """The encrypted file keyring without its crypto package: exit 4 and what to do."""
+    run = cron(ENCRYPTED)
+    added = run(*channel_options(dovecot, mail_user), "--password-stdin",
+                input=mail_user.password + "\n")
+    assert added.returncode == 4, added.stderr
+    assert "keyring" in added.stderr.lower() and "--password-command" in added.stderr
+    assert "Traceback" not in added.stderr and "Unexpected" not in added.stderr
