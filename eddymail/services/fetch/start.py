@@ -53,31 +53,34 @@ def record_starting_point(name: str, *, timeout: float) -> StartingPoint:
     goes to the error log, and the first fetch records the starting point instead.
     """
     channel = find_channel(name)
-    password = ""
     try:
-        password = secrets.get_password(password_source(channel))
-        endpoint = incoming_endpoint(channel, timeout)
-        if channel.protocol == "imap":
-            with ImapClient(endpoint, password, provider_hints_of(channel)) as imap:
-                status = imap.select(channel.folder, readonly=True)
-                baseline = highest_uid(imap, status.uidnext)
-                initial = imap_initial(imap, baseline, first_import_of(channel))
-                record_imap(channel, status.uidvalidity, baseline, initial)
-                return StartingPoint(channel.name, True, len(initial), 0, baseline,
-                                     status.uidvalidity)
-        with Pop3Client(endpoint, password, provider_hints_of(channel)) as pop:
-            listing = pop.uidl()
-            pop.quit()
-        chosen = pop3_initial(listing, first_import_of(channel))
-        record_pop3(channel, listing, chosen)
-        return StartingPoint(channel.name, True, len(chosen), len(listing) - len(chosen))
+        with secrets.password_in_use(password_source(channel)) as password:
+            return _record(channel, password, timeout)
     except KeyringUnavailableError:
         raise  # the environment's problem, not the mailbox's: exit 4 as anywhere else
     except EddymailError as error:
         entry = errorlog.record_failure(channel=channel, operation="record starting point",
-                                        error=error, secrets=[password])
+                                        error=error, secrets=secrets.carried_by(error))
         return StartingPoint(channel.name, False, error=entry.message,
                              hint=entry.hint or None)
+
+
+def _record(channel: Channel, password: str, timeout: float) -> StartingPoint:
+    endpoint = incoming_endpoint(channel, timeout)
+    if channel.protocol == "imap":
+        with ImapClient(endpoint, password, provider_hints_of(channel)) as imap:
+            status = imap.select(channel.folder, readonly=True)
+            baseline = highest_uid(imap, status.uidnext)
+            initial = imap_initial(imap, baseline, first_import_of(channel))
+        record_imap(channel, status.uidvalidity, baseline, initial)
+        return StartingPoint(channel.name, True, len(initial), 0, baseline,
+                             status.uidvalidity)
+    with Pop3Client(endpoint, password, provider_hints_of(channel)) as pop:
+        listing = pop.uidl()
+        pop.quit()
+    chosen = pop3_initial(listing, first_import_of(channel))
+    record_pop3(channel, listing, chosen)
+    return StartingPoint(channel.name, True, len(chosen), len(listing) - len(chosen))
 
 
 def first_import_of(channel: Channel) -> FirstImport:
