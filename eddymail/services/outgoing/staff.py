@@ -82,7 +82,8 @@ class StaffRun:
         if key in self._logged:
             return
         self._logged.add(key)
-        log.warning("%s", message)
+        # The error log is where it is read; cron's stderr stays quiet (-v shows it).
+        log.info("%s", message)
         ErrorLogEntry.create(operation="staff notification", message=message, hint=hint)
 
 
