@@ -181,6 +181,9 @@ def test_no_command_receives_a_row(eddymail, support, tmp_path):
         ("write", ["department", "add", "Billing"], 0),
         ("write", ["department", "edit", "Billing", "--name", "Accounts"], 0),
         ("read", ["department", "list"], 0), ("read", ["department", "show", "Accounts"], 0),
+        ("write", ["agent", "add", "anna", "--name", "Anna Petrova"], 0),
+        ("write", ["agent", "edit", "anna", "--email", "anna@staff.example"], 0),
+        ("read", ["agent", "list"], 0), ("read", ["agent", "show", "anna"], 0),
         ("write", ["channel", "edit", "plain", "--display-name", "Plain Desk"], 0),
         ("read", ["channel", "list"], 0), ("read", ["channel", "show", "plain"], 0),
         ("read", ["channel", "test", "plain", "--no-send"], 3),
@@ -193,6 +196,9 @@ def test_no_command_receives_a_row(eddymail, support, tmp_path):
         ("write", ["ticket", "reply", "1", "-m", "On it."], None),
         ("write", ["ticket", "move", "1", "Accounts"], 0),
         ("write", ["ticket", "assign", "1", "me"], None),
+        ("write", ["ticket", "assign", "1", "anna"], 0),
+        ("read", ["ticket", "list", "--mine"], 0),
+        ("read", ["template", "preview", "staff_customer_reply", "--ticket", "1"], 0),
         ("write", ["ticket", "close", "1"], 0), ("write", ["ticket", "reopen", "1"], 0),
         ("read", ["user", "list"], 0), ("read", ["user", "show", "anna@customer.example"], 0),
         ("read", ["mail", "list"], 0), ("read", ["mail", "inspect", str(mail)], 0),
@@ -203,6 +209,7 @@ def test_no_command_receives_a_row(eddymail, support, tmp_path):
         ("write", ["settings", "set", "helpdesk-name", "Eddy"], 0),
         ("read", ["settings", "list"], 0), ("read", ["settings", "get", "helpdesk-name"], 0),
         ("write", ["channel", "remove", "plain", "--yes"], 0),
+        ("write", ["agent", "remove", "anna"], 0),
     ]
     for kind, args, code in steps:
         for json_mode in ([], ["--json"]) if kind == "read" else ([],):
