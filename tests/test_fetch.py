@@ -84,7 +84,9 @@ def test_marking_mail_unread_again_does_not_import_it_twice(eddymail, channel, d
     channel()
     uid = dovecot.deliver(mail_user, make_mail("once"))
     fetch(eddymail)
-    dovecot.set_flags(mail_user, [uid], set())
+    assert SEEN in flags_by_subject(dovecot, mail_user)["once"]
+    dovecot.set_flags(mail_user, [SEEN], [uid], add=False)
+    assert SEEN not in flags_by_subject(dovecot, mail_user)["once"]
     assert fetch(eddymail)["channels"][0]["fetched"] == 0
     assert len(eddymail.json("ticket", "list")["tickets"]) == 1
 
