@@ -60,6 +60,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "deadline": Key((int, float), 900, "Seconds one fetch run may take in all."),
         "batch_size": Key(int, 50, "Messages downloaded per IMAP FETCH command."),
         "max_message_bytes": Key(int, 50 * 1024 * 1024, "Larger messages are quarantined."),
+        "jobs": Key(int, 16, "Channels fetched at the same time (measured: bench/README.md)."),
+    },
+    "watch": {
+        "idle_seconds": Key((int, float), 1500, "Longest IMAP IDLE before it is re-issued "
+                            "(at most 1740: servers may drop a client idle for 30 minutes)."),
+        "poll_seconds": Key((int, float), 60, "How often POP3 and IDLE-less servers are asked."),
+        "reload_seconds": Key((int, float), 10, "How often the channel list is read again."),
+        "outbox_seconds": Key((int, float), 5, "How often the outbox is looked at."),
+        "backoff_seconds": Key((int, float), 2, "First wait before connecting again after a "
+                               "failure; it doubles with each further one."),
+        "backoff_max_seconds": Key((int, float), 300, "Longest wait before connecting again."),
     },
     "logging": {
         "level": Key(str, "warning", "debug, info, warning or error."),
@@ -185,10 +196,15 @@ def _check_ranges(values: dict[str, dict[str, Any]], where: str) -> None:
         ("fetch", "batch_size"),
         ("fetch", "max_message_bytes"),
         ("reply", "max_attachment_bytes"),
+        ("fetch", "jobs"),
+        *(("watch", key) for key in SCHEMA["watch"]),
     ]
     for section, name in positive:
         if values[section][name] <= 0:
             raise ConfigError(f"Key '{section}.{name}' {where} must be greater than zero.")
+    if values["watch"]["idle_seconds"] > 29 * 60:
+        raise ConfigError(f"Key 'watch.idle_seconds' {where} must be at most 1740 (29 minutes, "
+                          "RFC 2177).")
     level = values["logging"]["level"].lower()
     if level not in {"debug", "info", "warning", "error"}:
         raise ConfigError(

@@ -109,6 +109,32 @@ class CuttingProxy:
         with self._lock:
             self._open.discard(connection)
 
+    def cut_all(self) -> int:
+        """Close every open connection now (a server dropping its clients); how many."""
+        with self._lock:
+            open_connections = list(self._open)
+        for connection in open_connections:
+            connection.cut()
+        return len(open_connections)
+
+    def pause(self) -> None:
+        """A server going down: drop every connection and refuse new ones until
+        :meth:`resume` (the port is closed, so a connect is refused)."""
+        self._stopping.set()
+        self._acceptor.join(timeout=5)
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        self.cut_all()
+
+    def resume(self) -> None:
+        """The server is back, on the same port."""
+        self._listener = socket.create_server((self.host, self.port))
+        self._listener.settimeout(0.1)
+        self._stopping.clear()
+        self._acceptor = threading.Thread(target=self._accept_loop, name="proxy-accept",
+                                          daemon=True)
+        self._acceptor.start()
+
     def stop(self) -> None:
         """Stop accepting, close every open connection and wait for the threads."""
         self._stopping.set()

@@ -7,7 +7,7 @@ import json
 import filelock
 import pytest
 
-from eddymail.services.fetch.locking import lock_path
+from eddymail.services.fetch.locking import channel_lock_path
 from tests.mailfactory import make_mail, poison_mail
 
 SEEN = "\\Seen"
@@ -311,7 +311,7 @@ def test_summary_line_for_people(eddymail, channel, dovecot, mail_user):
 
 def test_overlapping_run_exits_75_silently_under_quiet(eddymail, channel, database_path):
     channel()
-    with filelock.FileLock(str(lock_path(f"sqlite:///{database_path}")), timeout=0):
+    with filelock.FileLock(str(channel_lock_path(f"sqlite:///{database_path}", 1)), timeout=0):
         quiet = eddymail("-q", "fetch", code=75)
         assert quiet.stdout == "" and quiet.stderr == ""
         loud = eddymail("fetch", code=75)

@@ -23,7 +23,7 @@ from typing import Any
 import filelock
 import pytest
 
-from eddymail.services.fetch.locking import lock_path
+from eddymail.services.fetch.locking import channel_lock_path
 from tests.faults import CliRun, CuttingProxy, append_messages, reaped, run_cli, start_cli
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.mailfactory import make_mail, poison_mail
@@ -253,7 +253,7 @@ def test_fetch_while_another_holds_the_lock_exits_75_and_takes_nothing(
     """A cron run that overlaps a running one stops at once: code 75, silent under ``-q``."""
     channel()
     dovecot.deliver(mail_user, make_mail("waiting for the running fetch"))
-    with filelock.FileLock(str(lock_path(f"sqlite:///{database_path}")), timeout=0):
+    with filelock.FileLock(str(channel_lock_path(f"sqlite:///{database_path}", 1)), timeout=0):
         quiet = run_cli("-q", "fetch")
         assert quiet.returncode == EXIT_LOCKED, quiet.describe()
         assert quiet.stdout == "" and quiet.stderr == ""

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import quote, urlparse
@@ -25,7 +26,6 @@ import pytest
 
 from eddymail.db import migrations, models
 from eddymail.db.connection import close_database, open_database
-from eddymail.errors import LockBusyError
 from tests.mailfactory import make_mail, poison_mail
 
 SEEN = "\\Seen"
@@ -486,37 +486,60 @@ def test_two_mails_from_one_new_sender_at_once(eddymail, two_pipes, monkeypatch)
     assert len(eddymail.json("ticket", "list")["tickets"]) == 2
 
 
-# --- the fetch lock ---------------------------------------------------------------------------
+# --- the channel locks -----------------------------------------------------------------------
 
 HOLD_LOCK = """
 import sys
 from eddymail.db.connection import open_database
-from eddymail.services.fetch.locking import fetch_lock
+from eddymail.services.fetch.locking import channel_lock
 open_database(sys.argv[1])
-with fetch_lock(sys.argv[1]):
-    print("held", flush=True)
+with channel_lock(1) as taken:
+    print("held" if taken else "busy", flush=True)
     sys.stdin.read()
 """
 
 
-def test_fetch_lock_is_exclusive_in_one_process(on_postgresql):
-    from eddymail.services.fetch.locking import fetch_lock
+def _try_in_thread(url: str, channel_id: int) -> bool:
+    """Whether another thread (so another connection) can take the channel's lock now."""
+    from eddymail.db.connection import database_proxy
+    from eddymail.services.fetch.locking import channel_lock
+
+    outcome: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            with channel_lock(channel_id) as taken:
+                outcome.append(taken)
+        finally:
+            database_proxy.obj.close()
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    thread.join(timeout=30)
+    return outcome == [True]
+
+
+def test_a_channel_lock_excludes_other_connections_only_for_its_channel(on_postgresql):
+    from eddymail.services.fetch.locking import channel_lock
 
     open_database(on_postgresql)
     try:
-        with fetch_lock(on_postgresql), pytest.raises(LockBusyError), fetch_lock(on_postgresql):
-            pass
-        with fetch_lock(on_postgresql):  # released: free again
-            pass
+        with channel_lock(1) as taken:
+            assert taken
+            assert not _try_in_thread(on_postgresql, 1)
+            assert _try_in_thread(on_postgresql, 2)  # another channel is free
+        assert _try_in_thread(on_postgresql, 1)  # released: free again
     finally:
         close_database()
 
 
 @pytest.mark.parametrize("machine", ["same machine", "another machine"])
-def test_fetch_lock_holds_against_another_process(eddymail, on_postgresql, tmp_path, machine):
-    from eddymail.services.fetch.locking import fetch_lock
-
-    eddymail("init")
+def test_a_channel_lock_holds_against_another_process(eddymail, on_postgresql, tmp_path,
+                                                      machine):
+    eddymail("department", "add", "Support")
+    eddymail("channel", "add", "busy", "--department", "Support", "--email", "b@example.test",
+             "--protocol", "imap", "--host", "127.0.0.1", "--port", "9", "--security", "none",
+             "--password-command", "echo x")
     environment = dict(os.environ)
     if machine == "another machine":
         # Its own data directory: no shared lock file, only the database can tell.
@@ -528,22 +551,22 @@ def test_fetch_lock_holds_against_another_process(eddymail, on_postgresql, tmp_p
         assert holder.stdout.readline() == b"held\n", holder.stderr.read()
         open_database(on_postgresql)
         try:
-            with pytest.raises(LockBusyError), fetch_lock(on_postgresql):
-                pass
+            assert not _try_in_thread(on_postgresql, 1)
         finally:
             close_database()
-        assert eddymail("fetch", code=75).exit_code == 75
+        # Its only channel is busy: the run does nothing and says so with 75.
+        assert "for every channel" in eddymail("fetch", code=75).stderr
         assert eddymail("-q", "fetch", code=75).stderr == ""
     finally:
-        holder.stdin.close()
+        holder.kill()  # like kill -9: the session ends, and the lock with it
         holder.wait(timeout=30)
+        holder.stdin.close()
         holder.stdout.close()
         holder.stderr.close()
-    assert holder.returncode == 0
     open_database(on_postgresql)
     try:
-        with fetch_lock(on_postgresql):  # the holder is gone, and so is its lock
-            pass
+        # The server ends the dead client's session when its socket closes: the lock goes.
+        assert any(_try_in_thread(on_postgresql, 1) or time.sleep(0.05) for _ in range(200))
     finally:
         close_database()
 

@@ -11,6 +11,7 @@ cli.lazy_commands.update({
     "agent": "eddymail.cli.agents:agent_group",
     "channel": "eddymail.cli.channels:channel_group",
     "fetch": "eddymail.cli.fetch:fetch_command",
+    "watch": "eddymail.cli.watch:watch_command",
     "ingest": "eddymail.cli.ingest:ingest_command",
     "ticket": "eddymail.cli.tickets:ticket_group",
     "template": "eddymail.cli.templates:template_group",

@@ -7,10 +7,9 @@ import time
 import click
 
 from eddymail.cli.app import json_option, state, with_database
-from eddymail.errors import PartialFailure
+from eddymail.errors import LockBusyError, PartialFailure
 from eddymail.services.channels.drafts import parse_initial
 from eddymail.services.fetch import run as fetching
-from eddymail.services.fetch.locking import fetch_lock
 from eddymail.services.fetch.run import ChannelFetchReport
 from eddymail.services.outgoing import digests, outbox
 
@@ -23,16 +22,20 @@ from eddymail.services.outgoing import digests, outbox
 @click.option("--no-notify", is_flag=True, help="Import without sending any notification.")
 @click.option("--dry-run", is_flag=True, help="Connect and report what would be taken; "
               "change nothing.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Channels fetched at the same time (default: [fetch] jobs).")
 @json_option
 @with_database
 def fetch_command(names: tuple[str, ...], initial: str | None, no_notify: bool,
-                  dry_run: bool) -> None:
+                  dry_run: bool, jobs: int | None) -> None:
     """Pull new mail from the channels' mailboxes into tickets (run it from cron).
 
     Each message is stored before the server is told anything (marked read, moved or
     deleted), so an interrupted run never loses mail and a repeated one never doubles it.
+    Channels are fetched several at a time (--jobs); a channel another run (cron, watch,
+    another host) is fetching right now is skipped with a notice.
     Exit codes: 0 ok, 3 some channels failed (see eddymail log), 4 configuration,
-    database or keyring problem, 75 another fetch is still running.
+    database or keyring problem, 75 every channel was busy in another run.
 
     \b
     Examples:
@@ -45,25 +48,21 @@ def fetch_command(names: tuple[str, ...], initial: str | None, no_notify: bool,
     config = app.runtime.config
     if initial is not None:
         parse_initial(initial)  # a typo is a usage error before anything is fetched
-    settings = fetching.FetchSettings(
-        timeout=float(config.get("network", "timeout")),
-        deadline=float(config.get("fetch", "deadline")),
-        batch_size=int(config.get("fetch", "batch_size")),
-        max_message_bytes=int(config.get("fetch", "max_message_bytes")),
-        initial=initial,
-        notify=not no_notify,
-        dry_run=dry_run,
-    )
+    settings = fetching.FetchSettings.from_config(
+        config, initial=initial, notify=not no_notify, dry_run=dry_run, jobs=jobs)
     channels = fetching.channels_to_fetch(names)
     ends = time.monotonic() + settings.deadline  # fetching and sending share one deadline
-    with fetch_lock(config.database_url):
-        with out.progress("Fetching") as progress:
-            reports = fetching.fetch_channels(channels, settings, progress)
-        # Agents' digests that are due join the outbox, which rides along: replies and
-        # notifications that could not be sent before (and those this run queued) go out
-        # now, each at its back-off time.
-        summed = [] if dry_run else digests.send_due_digests()
-        sent = [] if dry_run else outbox.send_due(timeout=settings.timeout, deadline=ends)
+    with out.progress("Fetching") as progress:
+        reports = fetching.fetch_channels(channels, settings, progress)
+    # Agents' digests that are due join the outbox, which rides along: replies and
+    # notifications that could not be sent before (and those this run queued) go out now,
+    # each at its back-off time. Each mail is claimed first, so runs on several hosts never
+    # send one twice.
+    summed = [] if dry_run else digests.send_due_digests()
+    sent = [] if dry_run else outbox.send_due(timeout=settings.timeout, deadline=ends)
+    if reports and all(report.busy for report in reports):
+        raise LockBusyError(
+            "Another eddymail fetch is running for every channel; this run stops here.")
     out.emit({"channels": reports, "digests": summed, "outbox": sent},
              lambda: _render(reports, sent, dry_run))
     failed = [report for report in reports if not report.ok]
@@ -84,6 +83,9 @@ def _render(reports: list[ChannelFetchReport], sent: list[outbox.SendResult],
         out.line("No channel with an incoming server to fetch from.")
     for report in reports:
         if not report.ok:
+            continue
+        if report.busy:
+            out.line(f"{report.name}: skipped, another eddymail run is fetching it now")
             continue
         if dry_run:
             first = " (first connection)" if report.first_connection else ""

@@ -35,27 +35,6 @@ database_proxy = _DatabaseProxy()
 SQLITE_SCHEMES = {"sqlite", ""}
 POSTGRESQL_SCHEMES = {"postgres", "postgresql"}
 
-# "eddw": the write lock every eddymail transaction on PostgreSQL takes when it begins.
-_POSTGRES_WRITE_LOCK_KEY = 0x6564_6477
-
-
-class _PostgresqlDatabase(peewee.PostgresqlDatabase):
-    """PostgreSQL with SQLite's write discipline: one write transaction at a time.
-
-    The services are written for SQLite, where ``BEGIN IMMEDIATE`` takes the write lock when
-    a transaction begins, so a read-then-insert (a user by address, raw bytes by SHA-256)
-    never races another process. Under PostgreSQL's READ COMMITTED both processes would
-    read "absent" and one insert would fail on the unique index (two MTA pipes delivering
-    one mail to two mailboxes, two mails from one new customer). A transaction-scoped
-    advisory lock taken at BEGIN gives every eddymail process, on every machine, the same
-    guarantee; reads outside a transaction are not held up.
-    """
-
-    def begin(self, isolation_level=None):
-        super().begin(isolation_level)
-        self.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_POSTGRES_WRITE_LOCK_KEY,))
-
-
 class _SqliteDatabase(peewee.SqliteDatabase):
     """SQLite, with a rollback that does not hide the error that caused it."""
 
@@ -131,9 +110,10 @@ def open_database(url: str, *, busy_timeout: float = 15.0,
         elif urlparse(url).scheme in POSTGRESQL_SCHEMES:
             # A password with @ : / # % must be percent-encoded in a URL: decode it.
             settings = db_url.parse(url, unquote_password=True, unquote_user=True)
-            # Waiting for the write lock gives up like SQLite's busy timeout does.
+            # Waiting for a lock (a row, a thread being ingested elsewhere) gives up like
+            # SQLite's busy timeout does.
             settings.setdefault("options", f"-c lock_timeout={int(busy_timeout * 1000)}")
-            database = _PostgresqlDatabase(**settings)
+            database = peewee.PostgresqlDatabase(**settings)
         else:
             database = db_url.connect(url, unquote_password=True, unquote_user=True)
     except (ValueError, RuntimeError) as error:

@@ -43,10 +43,10 @@ class Scenario:
     def expected_points(self) -> set[str]:
         """The step names every k must get to see."""
         if self.protocol == "pop3":
-            return {"pop3 connected", "pop3 downloaded", "pop3 committed", "pop3 dele sent",
-                    "pop3 quit"}
-        points = {"imap connected", "imap downloaded", "imap stored", "imap committed",
-                  "imap server told", "imap flagged"}
+            return {"pop3 connected", "pop3 downloaded", "ingest stored", "pop3 committed",
+                    "pop3 dele sent", "pop3 quit"}
+        points = {"imap connected", "imap downloaded", "ingest stored", "imap stored",
+                  "imap committed", "imap server told", "imap flagged"}
         if self.after_fetch == "delete":
             points.add("imap deleted flag set")
         if self.notify:

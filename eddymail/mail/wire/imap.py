@@ -28,6 +28,7 @@ from eddymail.mail.wire.diagnose import (
     starttls_unavailable,
 )
 from eddymail.mail.wire.endpoint import NO_HINTS, Endpoint, ProviderHints, Watchdog
+from eddymail.mail.wire.idle import idle_until_announced
 from eddymail.mail.wire.imapconnection import DEFAULT_MAX_LITERAL, ImapConnection
 from eddymail.mail.wire.imapwire import (
     compress_uids,
@@ -341,6 +342,23 @@ class ImapClient:
             )
             headers.update(fetched_bodies(data, wanted, section=rb"BODY\[HEADER\]"))
         return headers
+
+    def idle(self, seconds: float, stop: Callable[[], bool] = lambda: False) -> bool:
+        """Wait in IMAP IDLE (RFC 2177) for news of the selected folder, at most ``seconds``.
+
+        True when the server announced mail (EXISTS or RECENT); False when the time was up
+        or ``stop()`` became true (asked about once a second). Announcements the server made
+        before the wait (during earlier commands) are dropped: the caller has just looked.
+        Requires the IDLE capability.
+        """
+        imap = self._connection
+        for kind in ("EXISTS", "RECENT"):
+            imap.response(kind)  # takes (and so forgets) what earlier commands brought
+        try:
+            return idle_until_announced(imap, seconds, stop)
+        except _FAILURES as exc:
+            self._broken = True  # the session is in an unknown state: no LOGOUT
+            raise self._error(exc, "imap idle") from exc
 
     # -- changes (only after the mail is stored) -------------------------------------------
 

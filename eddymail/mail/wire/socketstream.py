@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import select
 import socket
 import ssl
 from collections.abc import Callable
@@ -86,6 +87,33 @@ class SocketStream:
     def read(self, size: int) -> bytes:
         """Exactly ``size`` bytes, or fewer when the stream ends first."""
         return self._file.read(size)
+
+    def wait_readable(self, seconds: float) -> bool:
+        """Whether a read would find data within ``seconds`` (at once if some is buffered).
+
+        For IMAP IDLE, which waits for the server as long as it likes. A read with a short
+        timeout would leave the buffered reader unusable ("cannot read from timed out
+        object"); instead the reader is asked, with the socket briefly non-blocking, for
+        what it has or can have at once, and only then is the socket waited for.
+        """
+        sock = self.sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        timeout = sock.gettimeout()
+        sock.setblocking(False)
+        try:
+            # Buffered bytes come back without touching the socket; with none, one
+            # non-blocking read: data, or b"" for "nothing yet" and for the end of the
+            # stream alike (select below tells them apart: an ended stream is readable).
+            available = self._file.peek(1)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            available = b""  # nothing yet (TLS: only part of a record so far)
+        finally:
+            sock.settimeout(timeout)
+        if available:
+            return True
+        readable, _, _ = select.select([sock], [], [], max(seconds, 0.0))
+        return bool(readable)
 
     def sendall(self, data: ReadableBuffer) -> None:
         """Send all of ``data``."""

@@ -6,9 +6,11 @@ from collections.abc import Callable, Iterable
 from typing import cast
 
 from eddymail.crashpoints import crash_point
+from eddymail.db import keylocks
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, ChannelCursor, Department, LedgerEntry, utcnow
 from eddymail.errors import MailServerError
+from eddymail.mail.wire.endpoint import Endpoint
 from eddymail.mail.wire.imap import ImapClient
 from eddymail.services import errorlog
 from eddymail.services.channels.endpoints import provider_hints_of
@@ -32,44 +34,58 @@ BATCH_BYTES = 16 * 1024 * 1024
 
 
 def fetch_imap(channel: Channel, password: str, settings: FetchSettings,
-                report: ChannelFetchReport, deadline: Deadline,
-                progress: Progress | None) -> None:
+               report: ChannelFetchReport, deadline: Deadline,
+               progress: Progress | None) -> None:
+    """Fetch one IMAP channel over a session of its own."""
     endpoint = deadline.endpoint(channel, settings.timeout)
+    with open_session(channel, password, settings, endpoint) as client:
+        fetch_imap_session(client, channel, settings, report, deadline, progress)
+
+
+def open_session(channel: Channel, password: str, settings: FetchSettings,
+                 endpoint: Endpoint) -> ImapClient:
+    """A logged-in IMAP session for fetching ``channel`` (``watch`` keeps one open)."""
+    return ImapClient(endpoint, password, provider_hints_of(channel),
+                      max_literal=response_limit(settings))
+
+
+def fetch_imap_session(client: ImapClient, channel: Channel, settings: FetchSettings,
+                       report: ChannelFetchReport, deadline: Deadline,
+                       progress: Progress | None) -> None:
+    """One fetch pass over an open session: select the folder, take what is new."""
     department = Department.get_by_id(channel.department_id)
     options = IngestOptions.for_run(notify=settings.notify,
                                     max_message_bytes=settings.max_message_bytes)
-    with ImapClient(endpoint, password, provider_hints_of(channel),
-                    max_literal=response_limit(settings)) as client:
-        status = client.select(channel.folder, readonly=settings.dry_run)
-        cursor = ChannelCursor.get_or_none(
-            (ChannelCursor.channel == channel) & (ChannelCursor.folder == channel.folder))
-        report.first_connection = channel.connected_at is None
-        if cursor is None:
-            report.first_connection = True
-            baseline = start.highest_uid(client, status.uidnext)
-            initial = start.imap_initial(client, baseline,
-                                         first_import(channel, settings.initial))
-            if settings.dry_run:
-                report.would_fetch = len(initial)
-                return
-            cursor = start.record_imap(channel, status.uidvalidity, baseline, initial)
-            crash_point("imap connected")
-        elif settings.initial and report.first_connection:
-            report.notices.append("--initial not used: the first import was chosen when the "
-                                  "channel was added")
-        if cursor.uidvalidity != status.uidvalidity:
-            cursor = _uidvalidity_changed(client, channel, cursor, status.uidvalidity)
-        uidvalidity = status.uidvalidity
-
-        _finish_server_actions(client, channel, uidvalidity)
-        todo, pending = _imap_todo(client, channel, cursor)
+    status = client.select(channel.folder, readonly=settings.dry_run)
+    cursor = ChannelCursor.get_or_none(
+        (ChannelCursor.channel == channel) & (ChannelCursor.folder == channel.folder))
+    report.first_connection = channel.connected_at is None
+    if cursor is None:
+        report.first_connection = True
+        baseline = start.highest_uid(client, status.uidnext)
+        initial = start.imap_initial(client, baseline,
+                                     first_import(channel, settings.initial))
         if settings.dry_run:
-            report.would_fetch = len(todo)
+            report.would_fetch = len(initial)
             return
-        if channel.connected_at is None:
-            mark_connected(channel)
-        _take_imap(client, channel, department, todo, pending, uidvalidity, settings, options,
-                   report, deadline, progress)
+        cursor = start.record_imap(channel, status.uidvalidity, baseline, initial)
+        crash_point("imap connected")
+    elif settings.initial and report.first_connection:
+        report.notices.append("--initial not used: the first import was chosen when the "
+                              "channel was added")
+    if cursor.uidvalidity != status.uidvalidity:
+        cursor = _uidvalidity_changed(client, channel, cursor, status.uidvalidity)
+    uidvalidity = status.uidvalidity
+
+    _finish_server_actions(client, channel, uidvalidity)
+    todo, pending = _imap_todo(client, channel, cursor)
+    if settings.dry_run:
+        report.would_fetch = len(todo)
+        return
+    if channel.connected_at is None:
+        mark_connected(channel)
+    _take_imap(client, channel, department, todo, pending, uidvalidity, settings, options,
+               report, deadline, progress)
 
 
 def _uidvalidity_changed(client: ImapClient, channel: Channel, cursor: ChannelCursor,
@@ -190,22 +206,34 @@ def _store_batch(messages: list[tuple[int, bytes]], channel: Channel, department
                  ) -> tuple[list[int], list[ingestion.IngestResult]]:
     """Ingest one downloaded batch in one transaction; the UIDs taken and their results.
 
-    One commit per batch (each message is a savepoint inside it): a commit is the dearest
-    statement of all, and the server still hears nothing before it.
+    One commit per batch: a commit is the dearest statement of all, and the server still
+    hears nothing before it. On PostgreSQL the batch runs again from the start when the
+    engine failed it to break a deadlock with another host's batch.
     """
-    taken: list[int] = []
-    counted: list[ingestion.IngestResult] = []
-    with database_proxy.atomic():
-        for uid, raw in messages:
-            crash_point("imap downloaded")
-            counted.append(ingestion.ingest_raw(
-                raw, channel=channel, department=department,
-                source=Source("imap", channel.folder, uidvalidity, uid),
-                options=first_options if uid in pending else options,
-            ))
-            crash_point("imap stored")
-            taken.append(uid)
-            stored()
+
+    # Parsed before the transaction: SQLite's one writer (other channels of this run, other
+    # runs) waits only for the statements, never for the parsing.
+    prepared = [(uid, ingestion.prepare(raw, first_options if uid in pending else options))
+                for uid, raw in messages]
+
+    def transaction() -> tuple[list[int], list[ingestion.IngestResult]]:
+        taken: list[int] = []
+        counted: list[ingestion.IngestResult] = []
+        with database_proxy.atomic():
+            for uid, message in prepared:
+                crash_point("imap downloaded")
+                counted.append(ingestion.ingest_raw(
+                    message, channel=channel, department=department,
+                    source=Source("imap", channel.folder, uidvalidity, uid),
+                    options=first_options if uid in pending else options,
+                ))
+                crash_point("imap stored")
+                taken.append(uid)
+        return taken, counted
+
+    taken, counted = keylocks.retrying(transaction)
+    for _ in taken:
+        stored()
     crash_point("imap committed")
     return taken, counted
 

@@ -1,8 +1,12 @@
-"""One fetch at a time per database: an overlapping cron run exits at once (code 75).
+"""One fetch per channel at a time: a run skips the channels another run is fetching.
 
-SQLite: an OS file lock next to the database file, released by the kernel even when the
-process is killed. PostgreSQL: a session advisory lock, which also covers fetches started
-on other machines against the same database.
+A lock per channel, never one for the whole database, so an overlapping cron run, a
+``watch`` and several hosts share the work instead of waiting for each other.
+
+SQLite: an OS file lock per channel next to the database file, released by the kernel even
+when the process is killed. PostgreSQL: a session advisory lock per channel, taken on the
+connection of the thread that fetches; it covers every host using the database and dies
+with its session (a killed process, a lost connection), so no lease is ever left behind.
 """
 
 from __future__ import annotations
@@ -17,52 +21,64 @@ import peewee
 
 from eddymail.config import default_data_dir
 from eddymail.db.connection import database_proxy, sqlite_path
-from eddymail.errors import LockBusyError
 
-_ADVISORY_KEY = 0x6564_6466  # "eddf"
+# "eddf": the first half of every channel's advisory lock key; the channel id is the second.
+_ADVISORY_CLASS = 0x6564_6466
 
 
-def lock_path(database_url: str) -> Path:
-    """The lock file for fetches into this database."""
+def lock_directory(database_url: str) -> Path:
+    """The directory of the channel lock files for this database."""
     path = sqlite_path(database_url)
     if path is not None and str(path) != ":memory:":
-        return Path(f"{path.expanduser()}.fetch.lock")
+        return Path(f"{path.expanduser()}.locks")
     digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
-    return default_data_dir() / f"fetch-{digest}.lock"
+    return default_data_dir() / f"locks-{digest}"
+
+
+def channel_lock_path(database_url: str, channel_id: int) -> Path:
+    """The lock file of one channel (SQLite)."""
+    return lock_directory(database_url) / f"channel-{channel_id}.lock"
 
 
 @contextlib.contextmanager
-def fetch_lock(database_url: str) -> Iterator[None]:
-    """Hold the fetch lock for this database, or raise ``LockBusyError`` at once."""
-    path = lock_path(database_url)
+def channel_lock(channel_id: int) -> Iterator[bool]:
+    """Try to take the lock of one channel of the open database; yields whether it was taken.
+
+    Call it in the thread that fetches: on PostgreSQL the lock belongs to that thread's
+    connection. Never waits: a busy channel is another run's work right now.
+    """
+    database = database_proxy.obj
+    if not isinstance(database, peewee.SqliteDatabase):
+        with _advisory_lock(database, channel_id) as taken:
+            yield taken
+        return
+    path = channel_lock_path(f"sqlite:///{database.database}", channel_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(str(path), timeout=0)
+    # A new object per attempt (and not thread-local), so two threads of this process
+    # exclude each other exactly like two processes do.
+    lock = filelock.FileLock(str(path), timeout=0, thread_local=False)
     try:
         lock.acquire()
     except filelock.Timeout:
-        raise LockBusyError(
-            "Another eddymail fetch is running for this database; this run stops here."
-        ) from None
+        yield False
+        return
     try:
-        with _advisory_lock():
-            yield
+        yield True
     finally:
         lock.release()
 
 
 @contextlib.contextmanager
-def _advisory_lock() -> Iterator[None]:
-    database = database_proxy.obj
-    if database is None or isinstance(database, peewee.SqliteDatabase):
-        yield
+def _advisory_lock(database: peewee.Database, channel_id: int) -> Iterator[bool]:
+    cursor = database.execute_sql("SELECT pg_try_advisory_lock(%s, %s)",
+                                  (_ADVISORY_CLASS, channel_id))
+    if not cursor.fetchone()[0]:
+        yield False
         return
-    got = database.execute_sql("SELECT pg_try_advisory_lock(%s)", (_ADVISORY_KEY,)).fetchone()[0]
-    if not got:
-        raise LockBusyError(
-            "Another eddymail fetch is running against this database (on this or another "
-            "machine); this run stops here."
-        )
     try:
-        yield
+        yield True
     finally:
-        database.execute_sql("SELECT pg_advisory_unlock(%s)", (_ADVISORY_KEY,))
+        # A broken connection took the lock with it: nothing left to release then.
+        with contextlib.suppress(peewee.DatabaseError, peewee.InterfaceError):
+            database.execute_sql("SELECT pg_advisory_unlock(%s, %s)",
+                                 (_ADVISORY_CLASS, channel_id))

@@ -19,17 +19,26 @@ limit), garbles its answers or never ends them costs only its channel. The datab
 different: when it is locked past the busy timeout, full or read-only, no channel can be
 fetched, so the run stops with a ``DatabaseError`` (exit 4); the server was told nothing
 about mail that was not committed.
+
+Channels are fetched ``jobs`` at a time, each in a thread with its own mail connection and
+its own database connection; transactions stay short (one batch of downloaded mail), so
+SQLite's single writer is never held while a server is waited for. A channel is fetched
+under its own lock (``locking.channel_lock``): one another run (cron, ``watch``, another
+host) is fetching right now is skipped with a notice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any, TypeVar
 
 import peewee
 
 from eddymail import secrets
-from eddymail.db.connection import database_error
+from eddymail.db.connection import database_error, database_proxy
 from eddymail.db.models import Channel
 from eddymail.errors import (
     DatabaseError,
@@ -40,6 +49,7 @@ from eddymail.errors import (
 from eddymail.services import errorlog
 from eddymail.services.channels.registry import find_channel, password_source
 from eddymail.services.fetch.imap import fetch_imap
+from eddymail.services.fetch.locking import channel_lock
 from eddymail.services.fetch.pop3 import fetch_pop3
 from eddymail.services.fetch.state import (
     ChannelFetchReport,
@@ -51,6 +61,7 @@ from eddymail.services.fetch.state import (
 __all__ = ["ChannelFetchReport", "FetchSettings", "channels_to_fetch", "fetch_channels"]
 
 log = logging.getLogger("eddymail.fetch")
+T = TypeVar("T")
 
 
 def channels_to_fetch(names: Iterable[str]) -> list[str]:
@@ -67,35 +78,28 @@ def channels_to_fetch(names: Iterable[str]) -> list[str]:
 def fetch_channels(
     names: list[str], settings: FetchSettings, progress: Progress | None = None
 ) -> list[ChannelFetchReport]:
-    """Fetch the channels called ``names`` in turn; a failure of one is logged and the
-    others go on.
+    """Fetch the channels called ``names``, ``settings.jobs`` at a time; reports in the
+    order given.
 
-    Raises ``DatabaseError`` when the database itself fails (locked past the busy timeout,
-    full, read-only): that is no channel's fault and every channel would meet it.
+    Each channel has its own connection, lock and error handling: a failure of one is
+    logged and the others go on, and a channel another run is fetching right now is
+    skipped (``busy``). Raises ``DatabaseError`` when the database itself fails (locked
+    past the busy timeout, full, read-only): that is no channel's fault and every channel
+    would meet it; the channels not started yet are then not started at all.
     """
     channels = [find_channel(name) for name in names]
     deadline = Deadline(settings.deadline)
-    reports = []
+    stop = threading.Event()  # set by the first fatal error: start no further channel
     try:
-        for channel in channels:
-            report = ChannelFetchReport(channel.name)
-            reports.append(report)
-            if channel.protocol == "none":
-                report.ok, report.error = False, "the channel has no incoming server"
-                continue
-            try:
-                deadline.check()
-                fetcher = fetch_imap if channel.protocol == "imap" else fetch_pop3
-                with secrets.password_in_use(password_source(channel)) as password:
-                    fetcher(channel, password, settings, report, deadline, progress)
-            except (KeyringUnavailableError, DatabaseError, peewee.OperationalError):
-                raise  # not this channel's fault: exit 4 for the whole run
-            except (peewee.IntegrityError, peewee.DataError) as error:
-                # Something in this channel's mail the schema refuses: its failure alone. (A
-                # ProgrammingError is a bug and goes to the CLI's "unexpected" boundary.)
-                _failed(report, channel, database_error(error), secrets.carried_by(error))
-            except EddymailError as error:
-                _failed(report, channel, error, secrets.carried_by(error))
+        if settings.jobs <= 1 or len(channels) <= 1 or _single_connection():
+            return [_fetch_channel(channel, settings, deadline, progress, stop)
+                    for channel in channels]
+        with ThreadPoolExecutor(max_workers=settings.jobs,
+                                thread_name_prefix="eddymail-fetch") as pool:
+            futures = [pool.submit(_in_own_connection, _fetch_channel, channel, settings,
+                                   deadline, progress, stop) for channel in channels]
+            wait(futures)
+        return [future.result() for future in futures]  # the first fatal error, if any
     except peewee.OperationalError as error:
         problem = database_error(error)
         raise DatabaseError(
@@ -103,7 +107,62 @@ def fetch_channels(
             hint="nothing is lost: mail is marked read, moved or deleted on the server only "
             "after it is stored, so the next run takes what this one could not",
         ) from None
-    return reports
+
+
+def _fetch_channel(channel: Channel, settings: FetchSettings, deadline: Deadline,
+                   progress: Progress | None, stop: threading.Event) -> ChannelFetchReport:
+    """One channel under its lock; its failures end up in its report."""
+    report = ChannelFetchReport(channel.name)
+    if channel.protocol == "none":
+        report.ok, report.error = False, "the channel has no incoming server"
+        return report
+    if stop.is_set():
+        report.ok, report.error = False, "not fetched: the run stopped on a database error"
+        return report
+    try:
+        with channel_lock(channel.id) as taken:
+            if not taken:
+                report.busy = True
+                report.notices.append("skipped: another eddymail run is fetching it now")
+                log.info("fetch of %s skipped: another run is fetching it", channel.name)
+                return report
+            _fetch_locked(channel, settings, report, deadline, progress)
+    except BaseException:
+        stop.set()
+        raise
+    return report
+
+
+def _fetch_locked(channel: Channel, settings: FetchSettings, report: ChannelFetchReport,
+                  deadline: Deadline, progress: Progress | None) -> None:
+    try:
+        deadline.check()
+        fetcher = fetch_imap if channel.protocol == "imap" else fetch_pop3
+        with secrets.password_in_use(password_source(channel)) as password:
+            fetcher(channel, password, settings, report, deadline, progress)
+    except (KeyringUnavailableError, DatabaseError, peewee.OperationalError):
+        raise  # not this channel's fault: exit 4 for the whole run
+    except (peewee.IntegrityError, peewee.DataError) as error:
+        # Something in this channel's mail the schema refuses: its failure alone. (A
+        # ProgrammingError is a bug and goes to the CLI's "unexpected" boundary.)
+        _failed(report, channel, database_error(error), secrets.carried_by(error))
+    except EddymailError as error:
+        _failed(report, channel, error, secrets.carried_by(error))
+
+
+def _single_connection() -> bool:
+    """An in-memory SQLite database exists only in its one connection: no threads then."""
+    database = database_proxy.obj
+    return isinstance(database, peewee.SqliteDatabase) and database.database == ":memory:"
+
+
+def _in_own_connection(call: Callable[..., T], *args: Any) -> T:
+    """Run ``call`` in a pool thread, then close the database connection peewee opened for
+    this thread (each thread has its own; SQLite's single writer sees short transactions)."""
+    try:
+        return call(*args)
+    finally:
+        database_proxy.obj.close()
 
 
 def _failed(report: ChannelFetchReport, channel: Channel, error: EddymailError,

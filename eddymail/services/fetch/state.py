@@ -10,7 +10,9 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from eddymail.config import Config
 from eddymail.db.models import Channel, utcnow
 from eddymail.errors import MailServerError
 from eddymail.mail.wire.endpoint import Endpoint
@@ -36,6 +38,7 @@ class ChannelFetchReport:
     quarantined: int = 0
     would_fetch: int | None = None  # --dry-run only
     first_connection: bool = False
+    busy: bool = False  # another run was fetching this channel: skipped, not failed
     notices: list[str] = field(default_factory=list)
     error: str | None = None
     hint: str | None = None
@@ -64,17 +67,40 @@ class FetchSettings:
     initial: str | None = None
     notify: bool = True
     dry_run: bool = False
+    jobs: int = 1  # channels fetched at the same time
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: Any) -> FetchSettings:
+        """The settings the configuration gives, with this run's options over them."""
+        values: dict[str, Any] = {
+            "timeout": float(config.get("network", "timeout")),
+            "deadline": float(config.get("fetch", "deadline")),
+            "batch_size": int(config.get("fetch", "batch_size")),
+            "max_message_bytes": int(config.get("fetch", "max_message_bytes")),
+            "jobs": int(config.get("fetch", "jobs")),
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
 
 
 class Deadline:
-    """The overall time budget of a run, so a slow server never holds cron forever."""
+    """The overall time budget of a run, so a slow server never holds cron forever.
+
+    ``stop()`` ends it early (``watch`` on SIGTERM): the batch in hand is finished and
+    committed, nothing after it is started.
+    """
 
     def __init__(self, seconds: float) -> None:
         self.ends = time.monotonic() + seconds
+        self.stopped = False
+
+    def stop(self) -> None:
+        """Make the time up now (the fetch stops at its next check)."""
+        self.stopped = True
 
     def remaining(self) -> float:
         """Seconds left (never negative)."""
-        return max(0.0, self.ends - time.monotonic())
+        return 0.0 if self.stopped else max(0.0, self.ends - time.monotonic())
 
     def endpoint(self, channel: Channel, timeout: float) -> Endpoint:
         """The channel's incoming server, each step bounded by ``timeout`` and the session

@@ -9,13 +9,13 @@ its bytes and the run goes on.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from eddymail.db import fastsql
+from eddymail.crashpoints import crash_point
+from eddymail.db import fastsql, keylocks
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import (
     Attachment,
@@ -113,40 +113,100 @@ class IngestResult:
     notices: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A message parsed (or found unparseable) before any transaction is opened."""
+
+    raw: bytes
+    sha256: str
+    parsed: ParsedMessage | None
+    error: str | None
+
+
+def prepare(raw: bytes, options: IngestOptions) -> Prepared:
+    """Parse ``raw``: the slow part, done before the write transaction so that no lock is
+    held meanwhile (a fetch batch parses all its messages first, then stores them)."""
+    try:
+        return Prepared(raw, hashlib.sha256(raw).hexdigest(),
+                        parse_message(raw, options.limits), None)
+    except MessageParseError as problem:
+        return Prepared(raw, hashlib.sha256(raw).hexdigest(), None, problem.message)
+
+
 def ingest_raw(
-    raw: bytes,
+    raw: bytes | Prepared,
     *,
     channel: Channel | None,
     department: Department,
     source: Source,
     options: IngestOptions,
 ) -> IngestResult:
-    """Turn one raw message into a ticket, a follow-up, a record or a quarantine entry."""
-    sha256 = hashlib.sha256(raw).hexdigest()
-    # Parsing is the slow part: done before the write transaction so no lock is held meanwhile.
-    try:
-        parsed: ParsedMessage | None = parse_message(raw, options.limits)
-        error = None
-    except MessageParseError as problem:
-        parsed, error = None, problem.message
-    with _transaction():
-        entry = _ledger_entry(channel, source, sha256)
-        if entry is not None and entry.status != PENDING:
-            return _seen_before(entry)
-        stored_raw, fresh = _store_raw(raw, sha256)
-        if parsed is None:
-            return _quarantine(channel, source, entry, stored_raw, sha256, len(raw), error or "")
-        duplicate = _duplicate_of(parsed, channel, stored_raw, fresh)
-        if duplicate is not None:
-            _record(channel, source, entry, sha256=sha256, size=len(raw),
-                    message_id=parsed.message_id, status=DUPLICATE, raw=stored_raw,
-                    ticket_message=duplicate)
-            return IngestResult(DUPLICATE, duplicate.ticket_id, duplicate.id, duplicate.subject)
-        result, message = _store(parsed, raw, channel, department, stored_raw, options)
+    """Turn one raw (or prepared) message into a ticket, a follow-up, a record or a
+    quarantine entry.
+
+    Joins the caller's transaction (a fetch batch) or runs in its own, again if PostgreSQL
+    broke a deadlock with another host by failing it.
+    """
+    prepared = raw if isinstance(raw, Prepared) else prepare(raw, options)
+
+    def store() -> IngestResult:
+        return _ingest_parsed(prepared, channel=channel, department=department,
+                              source=source, options=options)
+
+    if database_proxy.in_transaction():
+        # Not a savepoint per message inside the batch's transaction: a database error
+        # aborts the whole batch anyway, so it would only cost two statements each.
+        return store()
+
+    def own_transaction() -> IngestResult:
+        with database_proxy.atomic():
+            return store()
+
+    return keylocks.retrying(own_transaction)
+
+
+def _ingest_parsed(prepared: Prepared, *, channel: Channel | None, department: Department,
+                   source: Source, options: IngestOptions) -> IngestResult:
+    """The transactional part of ``ingest_raw``: everything the message changes."""
+    raw, sha256, parsed, error = prepared.raw, prepared.sha256, prepared.parsed, prepared.error
+    # Writers on other hosts about the same bytes or the same thread wait here until this
+    # transaction ends, and then see its ticket (one ticket per thread, one copy per mail).
+    keylocks.hold(_lock_names(sha256, parsed))
+    entry = _ledger_entry(channel, source, sha256)
+    if entry is not None and entry.status != PENDING:
+        return _seen_before(entry)
+    stored_raw, fresh = _store_raw(raw, sha256)
+    if parsed is None:
+        return _quarantine(channel, source, entry, stored_raw, sha256, len(raw), error or "")
+    duplicate = _duplicate_of(parsed, channel, stored_raw, fresh)
+    if duplicate is not None:
         _record(channel, source, entry, sha256=sha256, size=len(raw),
-                message_id=parsed.message_id, status="imported", raw=stored_raw,
-                ticket_message=message)
+                message_id=parsed.message_id, status=DUPLICATE, raw=stored_raw,
+                ticket_message=duplicate)
+        return IngestResult(DUPLICATE, duplicate.ticket_id, duplicate.id, duplicate.subject)
+    result, message = _store(parsed, raw, channel, department, stored_raw, options)
+    _record(channel, source, entry, sha256=sha256, size=len(raw),
+            message_id=parsed.message_id, status="imported", raw=stored_raw,
+            ticket_message=message)
+    crash_point("ingest stored")
     return result
+
+
+# A thread key per Message-ID a message names; a long References chain adds only its root
+# and its most recent entries (where another message of the thread is to be found).
+_THREAD_KEYS_PER_MESSAGE = 12
+
+
+def _lock_names(sha256: str, parsed: ParsedMessage | None) -> list[str]:
+    """What this message's transaction must not race on: its bytes and its thread."""
+    names = [f"raw:{sha256}"]
+    if parsed is not None:
+        references = list(parsed.references)
+        if len(references) > _THREAD_KEYS_PER_MESSAGE:
+            references = references[:1] + references[-(_THREAD_KEYS_PER_MESSAGE - 1):]
+        ids = [parsed.message_id, *parsed.in_reply_to, *references]
+        names.extend(f"thread:{message_id}" for message_id in ids if message_id)
+    return names
 
 
 def reprocess(raw: bytes, *, entry: LedgerEntry, channel: Channel | None,
@@ -191,17 +251,6 @@ def quarantine_oversized(
 
 
 # --- steps ---------------------------------------------------------------------------------
-
-
-def _transaction() -> contextlib.AbstractContextManager:
-    """One transaction for the message: its own, or the one a fetch opened for its batch.
-
-    Not a savepoint inside the batch's transaction: a database error aborts the whole batch
-    anyway, so a savepoint per message would only cost two statements each.
-    """
-    if database_proxy.in_transaction():
-        return contextlib.nullcontext()
-    return database_proxy.atomic()
 
 
 def _ledger_entry(channel: Channel | None, source: Source, sha256: str) -> LedgerEntry | None:

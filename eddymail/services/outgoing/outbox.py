@@ -12,15 +12,16 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
-from typing import cast
+
+import peewee
 
 from eddymail import secrets
 from eddymail.crashpoints import crash_point
+from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, Message, OutboxItem, Ticket, utcnow
 from eddymail.errors import EddymailError, MailServerError, ValidationError
 from eddymail.mail.message.compose import (
@@ -122,37 +123,65 @@ def send_due(*, timeout: float = 30.0, ids: list[int] | None = None,
              include_failed: bool = False, deadline: float | None = None) -> list[SendResult]:
     """Send queued rows whose time has come (or the rows ``ids``, whatever their back-off).
 
-    Each row is claimed first (queued → sending) so two processes never send the same row;
-    it becomes sent only once the server accepted it. A crash in between hands the row back
+    Each row is claimed first (queued → sending, see ``claim_next``) so two processes, on
+    one host or several, never send the same row and share the queue between them; it
+    becomes sent only once the server accepted it. A crash in between hands the row back
     after ``STALE_CLAIM``: mail may then go out twice, but is never lost. ``deadline`` (a
     ``time.monotonic()`` value) ends the round; a channel whose server failed is not tried
     again in the same round, so one dead server costs one timeout, not one per row.
     """
-    now = utcnow()
     OutboxItem.update(status=QUEUED).where(
-        (OutboxItem.status == SENDING) & (OutboxItem.next_attempt_at < now - STALE_CLAIM)
+        (OutboxItem.status == SENDING) & (OutboxItem.next_attempt_at < utcnow() - STALE_CLAIM)
     ).execute()
-    query = OutboxItem.select(OutboxItem.id, OutboxItem.channel).order_by(OutboxItem.id)
+    results = []
+    unreachable: set[int | None] = set()
+    tried: set[int] = set()
+    while deadline is None or time.monotonic() < deadline:
+        item_id = claim_next(ids=ids, include_failed=include_failed,
+                             skip_channels=unreachable, skip_ids=tried)
+        if item_id is None:
+            break
+        tried.add(item_id)
+        result = _send_claimed(item_id, timeout=timeout, deadline=deadline)
+        results.append(result)
+        if not result.sent:
+            unreachable.add(OutboxItem.get_by_id(item_id).channel_id)
+    return results
+
+
+def claim_next(*, ids: list[int] | None = None, include_failed: bool = False,
+               skip_channels: set[int | None] | frozenset[int | None] = frozenset(),
+               skip_ids: set[int] | frozenset[int] = frozenset()) -> int | None:
+    """Claim the oldest sendable row for this process (queued → sending); its id, or None.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` in a short transaction, so
+    concurrent senders on several hosts each take a different row without waiting for
+    each other. SQLite: the transaction itself holds the single write lock.
+    """
+    now = utcnow()
+    query = OutboxItem.select(OutboxItem.id).order_by(OutboxItem.id).limit(1)
     if ids:
         statuses = [QUEUED, FAILED] if include_failed else [QUEUED]
         query = query.where(OutboxItem.id.in_(ids) & OutboxItem.status.in_(statuses))
     else:
         query = query.where((OutboxItem.status == QUEUED) & (OutboxItem.next_attempt_at <= now))
-    results = []
-    unreachable: set[int | None] = set()
-    # peewee's stubs type .tuples() rows as models, hence the cast
-    rows = cast(Iterable[tuple[int, int | None]], query.tuples())
-    for item_id, channel_id in rows:
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        if channel_id in unreachable:
-            continue
-        result = send_one(item_id, timeout=timeout, deadline=deadline)
-        if result is not None:
-            results.append(result)
-            if not result.sent:
-                unreachable.add(channel_id)
-    return results
+    if skip_ids:
+        query = query.where(OutboxItem.id.not_in(list(skip_ids)))
+    channels = [channel for channel in skip_channels if channel is not None]
+    if channels:
+        query = query.where(OutboxItem.channel.is_null() | OutboxItem.channel.not_in(channels))
+    if None in skip_channels:
+        query = query.where(OutboxItem.channel.is_null(False))
+    database = database_proxy.obj
+    if not isinstance(database, peewee.SqliteDatabase):
+        query = query.for_update(skip_locked=True)
+    with database_proxy.atomic():
+        row = query.tuples().first()
+        if row is None:
+            return None
+        OutboxItem.update(status=SENDING, next_attempt_at=now).where(
+            OutboxItem.id == row[0]).execute()
+    return int(row[0])
 
 
 def send_one(item_id: int, *, timeout: float = 30.0,
@@ -163,6 +192,11 @@ def send_one(item_id: int, *, timeout: float = 30.0,
     ).execute()
     if not claimed:
         return None
+    return _send_claimed(item_id, timeout=timeout, deadline=deadline)
+
+
+def _send_claimed(item_id: int, *, timeout: float, deadline: float | None) -> SendResult:
+    """Send a row this process claimed; mark it sent, or failed with its back-off."""
     item = OutboxItem.get_by_id(item_id)
     channel = Channel.get_or_none(Channel.id == item.channel_id) if item.channel_id else None
     try:

@@ -9,7 +9,7 @@ from datetime import datetime
 import peewee
 
 from eddymail.db import fastsql
-from eddymail.db.models import Ticket, TicketParticipant, User
+from eddymail.db.models import Ticket, TicketParticipant, User, utcnow
 from eddymail.errors import NotFoundError
 
 
@@ -64,7 +64,13 @@ def get_or_create_user(email: str, name: str, *, registered_by: str = "email"
             user.name = name
             user.save()
         return user, False
-    return fastsql.create(User, email=key, name=name, registered_by=registered_by), True
+    # Another host may be registering the same new address this very moment (two mails from
+    # one new customer): the insert then waits for its commit and adds nothing.
+    inserted = User.insert(email=key, name=name, created_at=utcnow(),
+                           registered_by=registered_by).on_conflict_ignore().execute()
+    user = fastsql.first(User, email=key)
+    assert user is not None  # inserted now, or by the other host
+    return user, bool(inserted)
 
 
 def list_users(*, search: str | None = None, limit: int = 100) -> list[UserInfo]:
