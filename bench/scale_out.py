@@ -193,7 +193,8 @@ def workers(server: DovecotServer, users: list[MailUser], port: int, scratch: Pa
     print(f"\n== worker processes on one PostgreSQL, {len(users)} channels, "
           f"{options.new} new in each ==")
     directory = Path(tempfile.mkdtemp(prefix="eddymail-bench-postgres-"))
-    postgres = start_postgres(directory)
+    # Each worker holds up to `jobs` connections while it fetches (16 by default).
+    postgres = start_postgres(directory, max_connections=200)
     try:
         print(f"load: {uptime()}")
         for jobs in (DEFAULT_JOBS, "1"):

@@ -184,6 +184,7 @@ def start_postgres(
     *,
     bin_dir: Path | None = None,
     startup_timeout: float = 30.0,
+    max_connections: int = 50,
 ) -> PostgresServer:
     """``initdb`` into ``directory`` and start PostgreSQL there; return once it accepts logins.
 
@@ -275,7 +276,7 @@ def start_postgres(
                     # Many short-lived test databases; don't let the checkpointer or
                     # autovacuum compete with the tests.
                     "-c", "autovacuum=off",
-                    "-c", "max_connections=50",
+                    "-c", f"max_connections={max_connections}",
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,

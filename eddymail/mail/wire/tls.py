@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 
 from eddymail.errors import MailServerError
@@ -31,10 +32,45 @@ def make_ssl_context(
     with ``tls=True`` rather than a usage error: the path usually comes from a stored channel,
     and a channel with a broken CA path must fail alone without stopping the others.
 
-    ``on_handshake`` is called with every socket the context wraps, just before its TLS
-    handshake starts (also when a library such as smtplib does the wrapping): a
-    :class:`~eddymail.mail.wire.endpoint.Watchdog` given it can cut a handshake that never ends.
+    ``on_handshake`` is called with every socket the context wraps in this thread, just
+    before its TLS handshake starts (also when a library such as smtplib does the
+    wrapping), until the thread makes its next context: a
+    :class:`~eddymail.mail.wire.endpoint.Watchdog` given it can cut a handshake that never
+    ends. Each session makes its context right before it connects, in the thread that
+    connects.
+
+    Contexts are kept and shared (per ``ca_file`` and its modification time): loading the
+    system trust store costs more CPU than the rest of a fetch of an idle mailbox, and a run
+    connects to hundreds of them. A context is never changed after it is made.
     """
+    _handshakes.report = on_handshake
+    key = _cache_key(ca_file)
+    with _contexts_lock:
+        context = _contexts.get(key)
+    if context is None:
+        context = _new_context(ca_file)
+        with _contexts_lock:
+            _contexts[key] = context
+    return context
+
+
+_contexts: dict[tuple[str, int, int] | None, ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+_handshakes = threading.local()
+
+
+def _cache_key(ca_file: str | None) -> tuple[str, int, int] | None:
+    if not ca_file:
+        return None
+    path = os.path.expanduser(ca_file)
+    try:
+        status = os.stat(path)
+    except OSError:
+        return (path, -1, -1)  # made (and refused) each time: see _new_context
+    return (path, status.st_mtime_ns, status.st_size)
+
+
+def _new_context(ca_file: str | None) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     # Explicit even though they are the defaults: this is the promise of this module.
     context.check_hostname = True
@@ -54,23 +90,19 @@ def make_ssl_context(
                 hint=CA_FILE_HINT,
                 tls=True,
             ) from exc
-    if on_handshake is not None:
-        context.sslsocket_class = _reporting_socket_class(on_handshake)
+    context.sslsocket_class = _ReportingSSLSocket
     return context
 
 
-def _reporting_socket_class(
-    on_handshake: Callable[[socket.socket], None],
-) -> type[ssl.SSLSocket]:
+class _ReportingSSLSocket(ssl.SSLSocket):
     # SSLContext.sslsocket_class is the documented way to have wrap_socket() return a
     # subclass. The wrapped socket takes over the descriptor before the handshake, so it is
     # the one a watchdog must be able to shut down while the handshake runs.
-    class ReportingSSLSocket(ssl.SSLSocket):
-        def do_handshake(self, block: bool = False) -> None:
-            on_handshake(self)
-            super().do_handshake(block)
-
-    return ReportingSSLSocket
+    def do_handshake(self, block: bool = False) -> None:
+        report = getattr(_handshakes, "report", None)
+        if report is not None:
+            report(self)
+        super().do_handshake(block)
 
 
 def _describe(exc: BaseException) -> str:
