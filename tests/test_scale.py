@@ -133,14 +133,12 @@ def assert_no_lock_left(desk: Helpdesk) -> None:
         assert held == [(0,)], held
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 60) -> bool:
-    """Poll ``condition`` until it holds (or give up after ``timeout`` seconds)."""
-    ends = time.monotonic() + timeout
-    while time.monotonic() < ends:
-        if condition():
-            return True
+def wait_for(condition: Callable[[], bool], hang_guard: float = 300) -> None:
+    """Poll ``condition`` until it holds. Only a hang guard gives up (after minutes): the
+    test then fails on the state it finds, never on how long anything took."""
+    ends = time.monotonic() + hang_guard
+    while not condition() and time.monotonic() < ends:
         time.sleep(0.01)
-    return condition()
 
 
 @contextlib.contextmanager
@@ -174,12 +172,13 @@ def test_many_channels_at_once_with_mail_arriving_meanwhile_take_each_message_on
     with paused_at("imap committed", tmp_path) as (env, reached, release):
         process = start_cli("-q", "fetch", "--jobs", "4", "--initial", "all", env=env)
         with reaped(process):
-            assert wait_for(lambda: reached() or process.poll() is not None)
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            wait_for(lambda: reached() or process.poll() is not None)
+            assert reached(), process.stderr.read() if process.stderr else ""
             for user in desk.users:  # arrives while the run is in the middle
                 append_messages(dovecot, user, [raw for _, raw in later[user.login]])
             release()
-            assert process.wait(timeout=120) == 0
+            code = process.wait(timeout=600)  # a hang guard: TimeoutExpired, not a verdict
+            assert code == 0
     again = run_cli("--json", "fetch", "--jobs", "4")
     assert again.returncode == 0, again.describe()
     reports = json.loads(again.stdout)["channels"]
@@ -250,7 +249,7 @@ def test_concurrent_workers_killed_at_random_lose_and_double_nothing(
                 victim.kill()
                 kills += 1
             for process in processes:
-                code = process.wait(timeout=120)
+                code = process.wait(timeout=600)
                 # 75: every channel was busy with the other workers; -9: the victim.
                 assert code in (0, 75, -9), process.stderr.read() if process.stderr else ""
         finally:
@@ -264,7 +263,7 @@ def test_concurrent_workers_killed_at_random_lose_and_double_nothing(
                for report in json.loads(final.stdout)["channels"])
     assert_each_once(desk, expected)
     assert_all_seen(dovecot, desk)
-    assert wait_for(lambda: _no_lock_left(desk), timeout=30)
+    wait_for(lambda: _no_lock_left(desk))  # a killed session ends as its socket closes
     assert_no_lock_left(desk)
 
 
@@ -308,14 +307,14 @@ def race_two_workers(desk: Helpdesk, directory: Path) -> None:
     with paused_at("ingest stored", directory) as (env, reached, release):
         worker_a = start_cli("-q", "fetch", "box0", env=env)
         with reaped(worker_a):
-            assert wait_for(lambda: reached() or worker_a.poll() is not None)
-            assert worker_a.poll() is None
+            wait_for(lambda: reached() or worker_a.poll() is not None)
+            assert reached()
             worker_b = start_cli("-q", "fetch", "box1")
             with reaped(worker_b):
-                assert wait_for(lambda: worker_b.poll() is not None or waiting_on_a_lock())
+                wait_for(lambda: worker_b.poll() is not None or waiting_on_a_lock())
                 release()
-                assert worker_a.wait(timeout=60) == 0
-                assert worker_b.wait(timeout=60) == 0
+                codes = [worker.wait(timeout=600) for worker in (worker_a, worker_b)]
+                assert codes == [0, 0]
 
 
 def test_two_workers_racing_on_one_thread_make_one_ticket(two_hosts, dovecot, tmp_path):

@@ -27,6 +27,7 @@ from tests.harness.dovecot import DovecotServer, MailUser
 from tests.mailfactory import make_mail
 
 SEEN = "\\Seen"
+HANG_GUARD = 300.0  # seconds before a stuck watch is killed (the test then fails on that)
 
 
 class WatchProcess:
@@ -49,18 +50,24 @@ class WatchProcess:
     def count(self, text: str) -> int:
         return sum(text in line for line in list(self.lines))
 
-    def wait_for(self, text: str, count: int = 1, timeout: float = 60) -> None:
-        """Until ``count`` lines contain ``text``; fails if the process ends first."""
-        ends = time.monotonic() + timeout
-        while self.count(text) < count:
-            if self.process.poll() is not None or time.monotonic() > ends:
+    def wait_for(self, text: str, count: int = 1) -> None:
+        """Until ``count`` lines contain ``text``; fails if the process ends first. A hang
+        guard kills a watch still waiting after minutes, which then fails the same way."""
+        self.until(lambda: self.count(text) >= count, f"{count}x {text!r} in the watch log")
+
+    def until(self, condition: Callable[[], bool], what: str) -> None:
+        """Poll ``condition`` while the watch runs; fail (with its log) if it ends first."""
+        guard = time.monotonic() + HANG_GUARD
+        while not condition():
+            if self.process.poll() is not None:
                 self._reader.join(timeout=5)
-                pytest.fail(f"no {count}x {text!r} in the watch log (exit "
-                            f"{self.process.poll()}):\n" + "\n".join(self.lines))
+                pytest.fail(f"no {what} (exit {self.process.poll()}):\n" + self.log())
+            if time.monotonic() > guard:
+                self.process.kill()  # hung: its exit fails the test above
             time.sleep(0.01)
 
-    def wait(self, timeout: float = 60) -> int:
-        code = self.process.wait(timeout=timeout)
+    def wait(self) -> int:
+        code = self.process.wait(timeout=HANG_GUARD)
         self._reader.join(timeout=5)
         return code
 
@@ -207,10 +214,7 @@ def test_sigterm_in_the_middle_of_a_message_loses_nothing(eddymail, dovecot, add
     reached = tmp_path / "imap-downloaded.reached"
     watch = watches(config, env={PAUSE_ENV: "imap downloaded", PAUSE_DIR_ENV: str(tmp_path)})
     try:
-        ends = time.monotonic() + 60
-        while not reached.exists():
-            assert watch.process.poll() is None and time.monotonic() < ends, watch.log()
-            time.sleep(0.01)
+        watch.until(reached.exists, "stop at the message in hand")
         watch.process.send_signal(signal.SIGTERM)
         watch.wait_for("stopping")
     finally:
