@@ -26,11 +26,11 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-import keyring
-import keyring.errors
-
 from eddymail.errors import KeyringUnavailableError, SecretError
 
+# keyring is imported inside the functions that use it: with its backends and their
+# dependencies it costs more than the rest of a mail server's ``ingest`` run, which never
+# needs a password.
 KEYRING_SERVICE = "eddymail"
 # Seconds a password command may take; read at every call, so tests and embedders can
 # lower it. A command that asks a hardware token may need a while, one that hangs must not
@@ -80,6 +80,8 @@ class PasswordSource:
 
 def store_password(channel_name: str, password: str) -> None:
     """Put a channel's password into the keyring. Raises ``SecretError``."""
+    import keyring
+
     if not password:
         raise SecretError("The password is empty; nothing was stored.", hint=None)
     with _keyring_errors():
@@ -88,6 +90,8 @@ def store_password(channel_name: str, password: str) -> None:
 
 def delete_password(channel_name: str) -> bool:
     """Remove a channel's keyring entry; False when there was none or no keyring exists."""
+    import keyring.errors
+
     try:
         keyring.delete_password(KEYRING_SERVICE, channel_name)
     except (keyring.errors.PasswordDeleteError, keyring.errors.NoKeyringError, ImportError):
@@ -99,6 +103,8 @@ def delete_password(channel_name: str) -> bool:
 
 def rename_password(old_name: str, new_name: str) -> None:
     """Move a keyring entry when a channel is renamed (no-op when there is none)."""
+    import keyring
+
     with _keyring_errors():
         secret = keyring.get_password(KEYRING_SERVICE, old_name)
     if secret is not None:
@@ -108,6 +114,8 @@ def rename_password(old_name: str, new_name: str) -> None:
 
 def has_keyring_password(channel_name: str) -> bool:
     """Whether the keyring holds a password for the channel (False without a keyring)."""
+    import keyring.errors
+
     try:
         with _keyring_errors():
             return keyring.get_password(KEYRING_SERVICE, channel_name) is not None
@@ -128,6 +136,8 @@ def password_in_use(source: PasswordSource) -> Iterator[str]:
 def _read_password(source: PasswordSource) -> str:
     if source.command:
         return run_password_command(source.channel_name, source.command)
+    import keyring
+
     with _keyring_errors():
         secret = keyring.get_password(KEYRING_SERVICE, source.channel_name)
     if secret is None:
@@ -296,6 +306,8 @@ class ScrubbingFormatter(logging.Formatter):
 
 def keyring_backend_name() -> str:
     """The class name of the keyring backend in use (for diagnostics)."""
+    import keyring
+
     return type(keyring.get_keyring()).__name__
 
 
@@ -305,6 +317,8 @@ def insecure_keyring_backends() -> list[str]:
     keyring picks such a backend silently when nothing better exists (``keyrings.alt``
     installed, no desktop session: exactly cron's situation).
     """
+    import keyring
+
     backend = keyring.get_keyring()
     found = []
     for item in [backend, *getattr(backend, "backends", [])]:
@@ -317,6 +331,8 @@ def insecure_keyring_backends() -> list[str]:
 
 def keyring_is_insecure() -> bool:
     """Whether the keyring backend stores secrets readable on disk."""
+    import keyring.errors
+
     try:
         return bool(insecure_keyring_backends())
     except (keyring.errors.KeyringError, RuntimeError, ImportError):
@@ -324,6 +340,8 @@ def keyring_is_insecure() -> bool:
 
 
 def _backend_label() -> str:
+    import keyring.errors
+
     try:
         return f"backend {keyring_backend_name()}"
     except (keyring.errors.KeyringError, RuntimeError, ImportError):
@@ -371,6 +389,8 @@ def _no_prompt_without_terminal() -> Iterator[None]:
 @contextlib.contextmanager
 def _keyring_errors() -> Iterator[None]:
     """Turn every keyring failure into ``SecretError`` with the fix for headless hosts."""
+    import keyring.errors
+
     try:
         with _no_prompt_without_terminal():
             yield

@@ -43,3 +43,37 @@ def test_python_dash_m_works():
 
 def test_unknown_command_is_a_usage_error(eddymail):
     assert eddymail("frobnicate", code=2).exit_code == 2
+
+
+def test_help_lists_commands_by_their_own_summaries():
+    # `eddymail --help` lists the lazy commands from their summaries without importing them;
+    # a summary that drifted from the command's docstring would show a stale line.
+    lazy = {name for name in cli.lazy_commands if name not in cli.commands}
+    assert set(cli.lazy_summaries) == set(cli.lazy_commands)
+    context = click.Context(cli)
+    for name in lazy:
+        command = cli.get_command(context, name)
+        stand_in = click.Command(name, help=cli.lazy_summaries[name])
+        for limit in (20, 45, 90, 500):
+            assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit), name
+
+
+def test_help_lists_every_command_and_imports_none(tmp_path):
+    # In a fresh interpreter: the list is complete and no command module was loaded for it.
+    script = (
+        "import sys\n"
+        "from eddymail.cli import cli\n"
+        "try:\n"
+        "    cli(['--help'], prog_name='eddymail')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('eddymail.cli.') and\n"
+        "                m not in ('eddymail.cli.app', 'eddymail.cli.output'))\n"
+        "print('LOADED', loaded)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                               timeout=120, check=True)
+    assert "LOADED []" in completed.stdout
+    listed = completed.stdout.split("Commands:")[1]
+    for name in cli.lazy_commands:
+        assert f"\n  {name} " in listed, name

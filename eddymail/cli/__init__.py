@@ -22,9 +22,28 @@ cli.lazy_commands.update({
     "log": "eddymail.cli.log:log_command",
 })
 
+# The first paragraph of each command's help, so `eddymail --help` lists the commands without
+# importing them all (tests/test_help.py keeps these equal to the commands' own help).
+cli.lazy_summaries.update({
+    "init": "Create the database, or upgrade it to this version's schema.",
+    "db": "The database schema: which migrations it has, and upgrading it.",
+    "department": "Departments: teams (Support, Accounting) that own tickets.",
+    "channel": "Channels: mailboxes attached to departments.",
+    "fetch": "Pull new mail from the channels' mailboxes into tickets (run it from cron).",
+    "ingest": "Turn raw messages into tickets: .eml files, mbox files, Maildirs, or stdin.",
+    "ticket": "Tickets: list, read and answer customer requests.",
+    "template": "Notification templates: the texts eddymail mails to customers.",
+    "user": "Customers: people eddymail registered from their mail.",
+    "mail": "Raw messages: inspect a file, list what was taken, retry the quarantine.",
+    "outbox": "Outgoing mail waiting to be sent (replies, notifications, test letters).",
+    "settings": "Team-wide settings stored in the database.",
+    "log": "Show the error log: failed mail-server operations, newest first.",
+})
+
 
 def main() -> None:
     """Console-script entry point."""
+    cli.one_database_per_process = True
     cli(prog_name="eddymail")
 
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-import logging
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -21,31 +18,37 @@ from eddymail import __version__
 from eddymail.cli.output import Output
 from eddymail.errors import EXIT_FAILED, EddymailError, LockBusyError
 from eddymail.safetext import for_terminal
-from eddymail.secrets import carried_by, scrub
-from eddymail.services import runtime
-from eddymail.services.runtime import Runtime
 
+# Everything else is imported where it is used, so that `eddymail --version`, `--help` and a
+# mail server piping one message into `ingest` load only what they need (issue 14).
 if TYPE_CHECKING:
     from eddymail.services.agents import Actor
+    from eddymail.services.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@dataclass
 class AppState:
     """What the root command hands every subcommand."""
 
-    config_path: str | None
-    output: Output
-    verbose: int = 0
-    acting_as: str | None = None  # --as
-    _runtime: Runtime | None = field(default=None, repr=False)
+    # A plain class, not a dataclass: the dataclasses module (and the inspect module it
+    # loads) would be most of what `eddymail --version` imports.
+    def __init__(self, config_path: str | None, output: Output, verbose: int = 0,
+                 acting_as: str | None = None) -> None:
+        self.config_path = config_path
+        self.output = output
+        self.verbose = verbose
+        self.acting_as = acting_as  # --as
+        self._runtime: Runtime | None = None
 
     @property
     def runtime(self) -> Runtime:
         """The configuration, loaded on first use (so ``--help`` works with a broken file)."""
         if self._runtime is None:
+            # Imported on first use, like the commands: --version and --help read no config.
+            from eddymail.services import runtime
+
             self._runtime = runtime.start(self.config_path, self.verbose)
         return self._runtime
 
@@ -69,13 +72,16 @@ class LazyGroup(click.Group):
     """A group whose subcommands named in ``lazy_commands`` are imported only when used.
 
     ("name" -> "module:attribute"). Cron's ``fetch`` or a quick ``ticket list`` should not
-    pay at start-up for importing every other command's dependencies.
+    pay at start-up for importing every other command's dependencies. ``lazy_summaries``
+    ("name" -> the first paragraph of the command's help) lets ``--help`` list the commands
+    without importing them all.
     """
 
     def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None,
-                 **kwargs: Any) -> None:
+                 lazy_summaries: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy_commands = dict(lazy_commands or {})
+        self.lazy_summaries = dict(lazy_summaries or {})
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy_commands})
@@ -87,12 +93,44 @@ class LazyGroup(click.Group):
             self.add_command(getattr(module, attribute), name)
         return super().get_command(ctx, name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The "Commands" section of ``--help``, as click writes it, importing only the
+        commands that have no summary here."""
+        listed = []
+        for name in self.list_commands(ctx):
+            command = self._summary_of(name) or self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                listed.append((name, command))
+        if listed:
+            limit = formatter.width - 6 - max(len(name) for name, _ in listed)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, command.get_short_help_str(limit))
+                                    for name, command in listed])
+
+    def _summary_of(self, name: str) -> click.Command | None:
+        """A stand-in carrying the summary of a command not imported yet (click shortens
+        it for the list exactly as it would the command's own help)."""
+        if name in self.commands or name not in self.lazy_summaries:
+            return None
+        return click.Command(name, help=self.lazy_summaries[name])
+
 
 class EddymailGroup(LazyGroup):
-    """The root group: its invocation is the error boundary for every command below it."""
+    """The root group: its invocation is the error boundary for every command below it.
+
+    ``one_database_per_process`` is set by ``main()``, the console script: such a process
+    opens only the database its configuration names, so the database library can be
+    imported for that engine alone before the command is (``eddymail.db.drivers``).
+    """
+
+    one_database_per_process = False
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            if self.one_database_per_process:
+                from eddymail.services import runtime
+
+                runtime.prepare_database_library(ctx.params.get("config_path"))
             return super().invoke(ctx)
         except EddymailError as error:
             output = _output_of(ctx)
@@ -114,6 +152,11 @@ class EddymailGroup(LazyGroup):
             _output_of(ctx).error("Interrupted.")
             ctx.exit(130)
         except Exception as error:
+            import logging
+            import traceback
+
+            from eddymail.secrets import carried_by, scrub
+
             output = _output_of(ctx)
             logging.getLogger("eddymail").debug("unexpected error", exc_info=True)
             # A library's message may quote its arguments, a password among them: the one

@@ -7,25 +7,27 @@ Rules kept here so no command can get them wrong:
 - Every string is shown through ``safetext.for_terminal`` and as ``rich.text.Text``, never
   as markup, so text from an email or a server cannot drive the terminal or rich.
 - Colour follows the terminal: rich turns it off for pipes and honours ``NO_COLOR``.
+
+rich is imported only when something is drawn for a person: a message line to a pipe (cron,
+a mail server running ``ingest``) is written as the same plain text rich would write there,
+so those runs do not pay for importing rich.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, TextIO
 
 from eddymail.safetext import for_json, for_terminal
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 
 def to_jsonable(value: Any) -> Any:
@@ -34,6 +36,8 @@ def to_jsonable(value: Any) -> Any:
     A field named with a trailing underscore (``from_``, a Python keyword) gets its JSON
     name without it (``from``).
     """
+    import dataclasses
+
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name.removesuffix("_"): to_jsonable(getattr(value, f.name))
@@ -57,6 +61,8 @@ def iso_utc(moment: datetime) -> str:
 
 def cell(value: Any) -> Text:
     """A value as a safe one-line table cell."""
+    from rich.text import Text
+
     if value is None:
         return Text("")
     if isinstance(value, bool):
@@ -125,6 +131,9 @@ class Output:
         if not rows:
             self.line(empty, style="dim")
             return
+        from rich import box
+        from rich.table import Table
+
         table = Table(
             title=for_terminal(title, multiline=False) if title else None,
             header_style="bold",
@@ -150,6 +159,9 @@ class Output:
 
     def fields(self, pairs: Iterable[tuple[str, Any]], *, title: str | None = None) -> None:
         """A two-column "name: value" view for ``show`` commands."""
+        from rich.table import Table
+        from rich.text import Text
+
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
         grid.add_column(overflow="fold")
@@ -161,13 +173,13 @@ class Output:
 
     def text(self, body: str, *, style: str | None = None) -> None:
         """A block of (untrusted, multi-line) text, shown safely."""
-        self.stdout.print(Text(for_terminal(body), style=style or ""))
+        self._say(False, (for_terminal(body), style or ""))
 
     def line(self, message: str, *, style: str | None = None) -> None:
         """One line of result text on stdout (silent under ``-q`` and ``--json``)."""
         if self.quiet or self.json_mode:
             return
-        self.stdout.print(Text(for_terminal(message), style=style or ""))
+        self._say(False, (for_terminal(message), style or ""))
 
     def success(self, message: str) -> None:
         """A confirmation ("Department Support added.")."""
@@ -176,12 +188,12 @@ class Output:
     def info(self, message: str) -> None:
         """Advice for the person at the terminal; stderr, silent under ``-q``."""
         if not self.quiet:
-            self.stderr.print(Text(for_terminal(message), style="cyan"))
+            self._say(True, (for_terminal(message), "cyan"))
 
     def warning(self, message: str) -> None:
         """Something that worked but needs attention; stderr, silent under ``-q``."""
         if not self.quiet:
-            self.stderr.print(Text("Warning: " + for_terminal(message), style="yellow"))
+            self._say(True, ("Warning: " + for_terminal(message), "yellow"))
 
     @contextlib.contextmanager
     def progress(self, description: str) -> Iterator[Callable[[str, int, int], None]]:
@@ -189,9 +201,19 @@ class Output:
 
         Yields ``update(label, done, total)``.
         """
-        if self.quiet or self.json_mode or not self.stderr.is_terminal:
+        on_terminal = (self._stderr.is_terminal if self._stderr is not None
+                       else _shows_styles(sys.stderr))
+        if self.quiet or self.json_mode or not on_terminal:
             yield lambda label, done, total: None
             return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         # markup=False: TextColumn parses its text as rich markup by default, so a label
         # like "[/]" would raise MarkupError and "[link=...]" would make a hyperlink.
         with Progress(
@@ -208,17 +230,37 @@ class Output:
 
     def error(self, message: str, hint: str | None = None) -> None:
         """A failure: one line on stderr (plus the hint), always shown."""
-        text = Text("Error: ", style="bold red")
-        text.append(for_terminal(message, multiline=False))
+        pieces = [("Error: ", "bold red"), (for_terminal(message, multiline=False), "")]
         if hint:
-            text.append("\nHint: ", style="bold")
-            text.append(for_terminal(hint, multiline=False))
-        self.stderr.print(text)
+            pieces += [("\nHint: ", "bold"), (for_terminal(hint, multiline=False), "")]
+        self._say(True, *pieces)
 
     def traceback(self, text: str) -> None:
         """A traceback for ``-v``: on stderr, always shown, escaped like any untrusted text
         (an exception's message may quote a header, a file name or a server answer)."""
-        self.stderr.print(Text(for_terminal(text), style="dim"))
+        self._say(True, (for_terminal(text), "dim"))
+
+    def _say(self, to_stderr: bool, *pieces: tuple[str, str]) -> None:
+        """Print (text, style) pieces as one message, already made safe by the caller.
+
+        To a pipe or a file, rich writes exactly the text and a newline (no colours, no
+        wrapping under ``soft_wrap``); that is written here directly, so cron runs and mail
+        server deliveries need not import rich. Tabs (rich expands them to its own tab
+        stops) and consoles made earlier (or by a test) still go through rich.
+        """
+        console = self._stderr if to_stderr else self._stdout
+        stream = sys.stderr if to_stderr else sys.stdout
+        plain = "".join(text for text, _ in pieces)
+        if console is None and "\t" not in plain and not _shows_styles(stream):
+            stream.write(plain + "\n")
+            stream.flush()
+            return
+        from rich.text import Text
+
+        text = Text()
+        for piece, style in pieces:
+            text.append(piece, style=style or None)
+        (self.stderr if to_stderr else self.stdout).print(text)
 
 
 def _fit(naturals: list[int], available: int) -> list[int]:
@@ -232,7 +274,23 @@ def _fit(naturals: list[int], available: int) -> list[int]:
     return [min(width, cap) for width in naturals]
 
 
-def _console(stream) -> Console:
+def _shows_styles(stream: TextIO) -> bool:
+    """Whether rich would treat ``stream`` as a terminal (``Console.is_terminal``)."""
+    compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "1"
+    force_color = os.environ.get("FORCE_COLOR")
+    if force_color is not None:
+        return force_color != ""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed (rich answers False too)
+        return False
+
+
+def _console(stream: TextIO) -> Console:
+    from rich.console import Console
+
     # markup/emoji/highlight off: nothing we print is ever parsed as rich markup.
     # soft_wrap: a message is one line however long, so cron mail and grep see it whole.
     return Console(file=stream, markup=False, emoji=False, highlight=False, soft_wrap=True)

@@ -17,7 +17,6 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlparse
 
 import peewee
-from playhouse import db_url
 
 from eddymail.errors import DatabaseError
 
@@ -108,6 +107,8 @@ def open_database(url: str, *, busy_timeout: float = 15.0,
                 },
             )
         elif urlparse(url).scheme in POSTGRESQL_SCHEMES:
+            from playhouse import db_url  # (with its pools and extensions: not for SQLite)
+
             # A password with @ : / # % must be percent-encoded in a URL: decode it.
             settings = db_url.parse(url, unquote_password=True, unquote_user=True)
             # Waiting for a lock (a row, a thread being ingested elsewhere) gives up like
@@ -115,6 +116,8 @@ def open_database(url: str, *, busy_timeout: float = 15.0,
             settings.setdefault("options", f"-c lock_timeout={int(busy_timeout * 1000)}")
             database = peewee.PostgresqlDatabase(**settings)
         else:
+            from playhouse import db_url
+
             database = db_url.connect(url, unquote_password=True, unquote_user=True)
     except (ValueError, RuntimeError) as error:
         raise DatabaseError(f"Cannot use database URL {redact_url(url)}: {error}.") from None

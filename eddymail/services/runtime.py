@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-
-import peewee
+from typing import TYPE_CHECKING
 
 from eddymail import secrets
 from eddymail.config import Config, load_config
-from eddymail.db import connection as db
 from eddymail.errors import ConfigError
 from eddymail.safetext import for_terminal
+
+if TYPE_CHECKING:
+    import peewee
 
 log = logging.getLogger("eddymail")
 
@@ -37,6 +38,9 @@ class Runtime:
         ``eddymail.db.migrations``. Raises ``DatabaseError``.
         """
         if self._database is None:
+            # Imported here: --version, --help and config errors need no database driver.
+            from eddymail.db import connection as db
+
             self._database = db.open_database(
                 self.config.database_url,
                 busy_timeout=float(self.config.get("database", "busy_timeout")),
@@ -47,13 +51,32 @@ class Runtime:
     def close(self) -> None:
         """Close the database if it was opened."""
         if self._database is not None:
+            from eddymail.db import connection as db
+
             db.close_database()
             self._database = None
 
     @property
     def database_location(self) -> str:
         """The database URL with any password hidden."""
+        from eddymail.db import connection as db
+
         return db.redact_url(self.config.database_url)
+
+
+def prepare_database_library(config_path: str | os.PathLike[str] | None) -> None:
+    """Import the database library for the one database a command-line run will open.
+
+    Called by the CLI before it imports the command (see ``eddymail.db.drivers``). A
+    configuration that cannot be read is left for the command to report.
+    """
+    try:
+        config = load_config(config_path)
+    except ConfigError:
+        return
+    from eddymail.db import drivers
+
+    drivers.import_peewee_for(config.database_url)
 
 
 def start(config_path: str | os.PathLike[str] | None, verbose: int = 0) -> Runtime:

@@ -9,6 +9,9 @@ the stored text of a template (or ``default_source``) and the values to put in i
     '[#1042] Request received: March invoice has not arrived'
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from eddymail.templates.defaults import (
     LANGUAGES,
     TEMPLATE_NAMES,
@@ -18,14 +21,32 @@ from eddymail.templates.defaults import (
     sample_context,
     spec,
 )
-from eddymail.templates.engine import (
-    MAX_SOURCE_CHARS,
-    MAX_SUBJECT_CHARS,
-    RenderedTemplate,
-    render,
-    validate,
-)
-from eddymail.templates.sandbox import MAX_TEXT_CHARS
+
+if TYPE_CHECKING:
+    from eddymail.templates.engine import (
+        MAX_SOURCE_CHARS,
+        MAX_SUBJECT_CHARS,
+        RenderedTemplate,
+        render,
+        validate,
+    )
+    from eddymail.templates.sandbox import MAX_TEXT_CHARS
+
+# Jinja is imported only when a template is checked or rendered: listing templates, or a run
+# that sends no notification, does not pay for it.
+_LAZY = {
+    "MAX_SOURCE_CHARS": "engine", "MAX_SUBJECT_CHARS": "engine", "RenderedTemplate": "engine",
+    "render": "engine", "validate": "engine", "MAX_TEXT_CHARS": "sandbox",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # import_module, not "from eddymail.templates import ...": that would ask this very
+    # function for the submodule and recurse.
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+
 
 __all__ = [
     "LANGUAGES",

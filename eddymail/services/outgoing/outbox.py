@@ -30,7 +30,6 @@ from eddymail.mail.message.compose import (
     envelope_recipients,
     make_message_id,
 )
-from eddymail.mail.wire.smtp import SmtpClient
 from eddymail.services import errorlog
 from eddymail.services.channels.endpoints import provider_hints_of, smtp_endpoint
 
@@ -197,6 +196,9 @@ def send_one(item_id: int, *, timeout: float = 30.0,
 
 def _send_claimed(item_id: int, *, timeout: float, deadline: float | None) -> SendResult:
     """Send a row this process claimed; mark it sent, or failed with its back-off."""
+    # Imported here: queueing a notification (every new ticket) needs no SMTP client.
+    from eddymail.mail.wire.smtp import SmtpClient
+
     item = OutboxItem.get_by_id(item_id)
     channel = Channel.get_or_none(Channel.id == item.channel_id) if item.channel_id else None
     try:

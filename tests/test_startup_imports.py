@@ -1,0 +1,103 @@
+"""What a command imports: the per-message and per-minute commands leave the heavy libraries out.
+
+A mail server may start ``eddymail ingest`` for every message and cron starts ``fetch`` every
+minute, so start-up cost is paid again and again (issue 14). Each case runs the real CLI in a
+fresh interpreter and reads ``sys.modules`` when it exits; the figures themselves are measured
+by bench/startup.py, never here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Loaded only by the commands that need them: the keyring (passwords), Jinja (notification
+# templates), rich's console (tables and colours for a person at a terminal), lxml and the
+# HTML converter (HTML mail), the PostgreSQL driver (a PostgreSQL database).
+HTML_CONVERTER = ("lxml", "inscriptis", "eddymail.mail.message.htmltext")
+HEAVY = ("keyring", "jinja2", "rich.console", "psycopg2", *HTML_CONVERTER)
+
+# Runs the console-script entry point and writes the loaded modules when the process exits.
+_DRIVER = """\
+import atexit, json, sys
+report = sys.argv.pop(1)
+atexit.register(lambda: open(report, "w").write(json.dumps(sorted(sys.modules))))
+sys.argv[0] = "eddymail"
+from eddymail.cli import main
+main()
+"""
+
+PLAIN_TEXT = (
+    b"From: Olga Petrova <olga@customer.example>\r\n"
+    b"To: help@example.com\r\n"
+    b"Subject: The printer is jammed\r\n"
+    b"Message-ID: <startup-imports@customer.example>\r\n"
+    b"Date: Fri, 27 Nov 2026 09:00:00 +0000\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"\r\n"
+    b"Hello, the printer on the second floor is jammed again.\r\n"
+)
+
+
+def loaded_modules(tmp_path: Path, *args: str, stdin: bytes = b"", code: int = 0) -> set[str]:
+    """Modules loaded by ``eddymail ARGS`` run in a fresh interpreter (the test's environment)."""
+    report = tmp_path / f"modules-{len(list(tmp_path.glob('modules-*')))}.json"
+    completed = subprocess.run([sys.executable, "-c", _DRIVER, str(report), *args],
+                               input=stdin, capture_output=True, env=os.environ.copy(),
+                               timeout=120, check=False)
+    assert completed.returncode == code, completed.stderr.decode(errors="replace")
+    return set(json.loads(report.read_text()))
+
+
+def heavy_in(modules: set[str], heavy_modules: tuple[str, ...] = HEAVY) -> list[str]:
+    """The heavy modules (or any of their submodules) among ``modules``."""
+    return sorted(name for name in modules if any(
+        name == heavy or name.startswith(heavy + ".") for heavy in heavy_modules))
+
+
+@pytest.mark.parametrize("args", [("--version",), ("--help",)])
+def test_version_and_help_load_no_heavy_module(tmp_path, args):
+    modules = loaded_modules(tmp_path, *args)
+    assert heavy_in(modules) == []
+    assert "peewee" not in modules  # nor the database layer, nor any command
+
+
+@pytest.mark.parametrize("mode", [("-q",), ("--json",), ()])
+def test_ingest_of_plain_text_loads_no_heavy_module(eddymail, support, tmp_path, mode):
+    support("mailbox", "--email", "help@example.com", "--protocol", "none", password=None)
+    modules = loaded_modules(tmp_path, *mode, "ingest", "--channel", "mailbox", stdin=PLAIN_TEXT)
+    # (The parser still loads the HTML converter with itself: next step of issue 14.)
+    assert heavy_in(modules, tuple(set(HEAVY) - set(HTML_CONVERTER))) == []
+    # It did ingest: the ticket is there (the same bytes again are a duplicate).
+    tickets = eddymail.json("ticket", "list")["tickets"]
+    assert [ticket["subject"] for ticket in tickets] == ["The printer is jammed"]
+
+
+def test_the_check_sees_a_heavy_module(eddymail, support, tmp_path):
+    # Guard against a check that passes because it reads nothing: an HTML message needs the
+    # converter, and a table for a person needs rich.
+    support("mailbox", "--email", "help@example.com", "--protocol", "none", password=None)
+    html = PLAIN_TEXT.replace(b"text/plain", b"text/html").replace(
+        b"Hello,", b"<p>Hello,</p>")
+    assert "inscriptis" in loaded_modules(tmp_path, "-q", "ingest", "--channel", "mailbox",
+                                          stdin=html)
+    assert "rich.console" in loaded_modules(tmp_path, "department", "list")
+    assert heavy_in({"jinja2.sandbox", "jinja2x", "lxml"}) == ["jinja2.sandbox", "lxml"]
+
+
+def test_a_postgresql_run_gets_its_driver(eddymail, postgres_url, monkeypatch, tmp_path):
+    # The console script imports peewee for the configured engine only (eddymail.db.drivers):
+    # with PostgreSQL configured, psycopg2 is there and the whole run works.
+    monkeypatch.setenv("EDDYMAIL_DATABASE_URL", postgres_url)
+    eddymail("init")
+    eddymail("channel", "add", "mailbox", "--department", "Support", "--email",
+             "help@example.com", "--protocol", "none")
+    modules = loaded_modules(tmp_path, "-q", "ingest", "--channel", "mailbox", stdin=PLAIN_TEXT)
+    assert "psycopg2" in modules
+    assert [ticket["subject"] for ticket in eddymail.json("ticket", "list")["tickets"]] == [
+        "The printer is jammed"]
