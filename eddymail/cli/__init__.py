@@ -32,12 +32,13 @@ cli.lazy_summaries.update({
     "fetch": "Pull new mail from the channels' mailboxes into tickets (run it from cron).",
     "ingest": "Turn raw messages into tickets: .eml files, mbox files, Maildirs, or stdin.",
     "ticket": "Tickets: list, read and answer customer requests.",
-    "template": "Notification templates: the texts eddymail mails to customers.",
+    "template": "Notification templates: the texts eddymail mails to customers and to agents.",
     "user": "Customers: people eddymail registered from their mail.",
     "mail": "Raw messages: inspect a file, list what was taken, retry the quarantine.",
     "outbox": "Outgoing mail waiting to be sent (replies, notifications, test letters).",
     "settings": "Team-wide settings stored in the database.",
     "log": "Show the error log: failed mail-server operations, newest first.",
+    "agent": "Agents: the people who answer tickets, get assigned and are notified.",
 })
 
 
