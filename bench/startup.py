@@ -116,14 +116,17 @@ class Workspace:
         password = self.directory / "smtp.password"
         password.write_text("secret\n")
         self.run("init")  # makes the Support department too
-        self.run("channel", "add", "plain", "--department", "Support",
+        # A department with no channel to send from: its new customers get no letter.
+        self.run("department", "add", "Quiet")
+        self.run("channel", "add", "plain", "--department", "Quiet",
                  "--email", "help@example.test", "--protocol", "none")
-        # Notifications are queued in the outbox, not sent: the SMTP server need not exist.
+        # Support sends from "desk". Notifications are queued in the outbox, not sent: the
+        # SMTP server need not exist.
         self.run("channel", "add", "desk", "--department", "Support",
                  "--email", "desk@example.test", "--protocol", "none",
                  "--smtp-host", "127.0.0.1", "--smtp-port", "2525", "--smtp-security", "none",
                  "--password-command", f"cat {shlex.quote(str(password))}")
-        self.run("settings", "set", "system-channel", "desk")
+        self.run("department", "edit", "Support", "--outgoing-channel", "desk")
 
 
 def cases() -> list[Case]:
@@ -288,7 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_table(baseline, chosen, series)
         listed = json.loads(workspace.run("--json", "ticket", "list", "--status", "all",
                                           "--limit", "1000"))
-        print(f"(ingest made {len(listed['tickets'])} tickets; {load_average()} at the end)")
+        queued = json.loads(workspace.run("--json", "outbox", "list"))
+        print(f"(ingest made {len(listed['tickets'])} tickets and queued "
+              f"{len(queued['outbox'])} notifications; {load_average()} at the end)")
         if options.imap:
             idle_fetch(workspace, options.runs)
         if options.imports:
