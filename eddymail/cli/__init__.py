@@ -39,6 +39,8 @@ cli.lazy_summaries.update({
     "settings": "Team-wide settings stored in the database.",
     "log": "Show the error log: failed mail-server operations, newest first.",
     "agent": "Agents: the people who answer tickets, get assigned and are notified.",
+    "watch": ("Turn new mail into tickets within seconds, until stopped "
+              "(a service, not a cron job)."),
 })
 
 
