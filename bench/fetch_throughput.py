@@ -3,6 +3,7 @@
 Run from the repository root (Dovecot must be installed; it needs root, like the tests)::
 
     .venv/bin/python bench/fetch_throughput.py [--messages N] [--rounds R] [--profile]
+    .venv/bin/python bench/fetch_throughput.py --parse-only   # (c) alone: no Dovecot, no root
 
 It starts a private Dovecot (``tests.harness``), seeds N messages into one user's Maildir
 (5 KB of text each, every tenth with a 200 KB attachment) and prints:
@@ -13,6 +14,10 @@ It starts a private Dovecot (``tests.harness``), seeds N messages into one user'
   as cron would run it (a child process, start-up included);
 * their rates in messages per second and the ratio (target: b >= 0.5 x a); (a) and (b)
   take turns ``--rounds`` times (default 3) and the medians are compared;
+* (c) parsing alone: ``parse_message`` over the same N messages (with CRLF line ends, as
+  IMAP delivers them) in this process, taking turns with ``email.message_from_bytes
+  (policy=default)`` over the same bytes; wall and CPU time per message (CPU time is the
+  steadier figure on a shared machine), medians of ``--rounds`` turns;
 * the wall time of ``eddymail -q fetch`` when nothing is new, with 3 channels (median of 5);
 * the peak RSS of fetching one message with a 50 MB attachment, next to that of fetching
   one small message, in the same run.
@@ -53,6 +58,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # A script's sys.path starts at bench/, so the harness in tests/ needs the root added.
 sys.path.insert(0, str(REPO_ROOT))
 
+from eddymail.mail.message.parse import parse_message  # noqa: E402
 from tests.harness.certs import make_pki  # noqa: E402
 from tests.harness.dovecot import DovecotServer, MailUser, start_dovecot  # noqa: E402
 
@@ -291,9 +297,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3,
                         help="turns of (a) then (b); medians are compared (default 3)")
     parser.add_argument("--seed", type=int, default=1, help="random seed for the message text")
+    parser.add_argument("--parse-only", action="store_true",
+                        help="only (c), parsing in this process: needs no Dovecot")
     options = parser.parse_args(argv)
     count = options.messages
     rng = random.Random(options.seed)
+    if options.parse_only:
+        messages = [make_message(n, rng, ATTACHMENT_BYTES if n % 10 == 9 else 0)
+                    for n in range(count)]
+        print(f"parsing only, {count} messages (5 KB text; every 10th with a 200 KB "
+              f"attachment); Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+        parse_only(messages, options.rounds)
+        return 0
 
     scratch = Path(tempfile.mkdtemp(prefix="eddymail-bench-"))
     # Dovecot's mail processes run as 'nobody' and must reach the homes: a /tmp dir of its own.
@@ -343,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"    ratio eddymail / bare loop: {ratio:.2f} ({verdict} the target of "
               f"{TARGET_RATIO}); turn by turn: {each}")
         print(f"    seconds per turn, (a)/(b): {times}")
+        parse_only(messages, options.rounds)
 
         idle_fetch(server, scratch)
         peak_memory(server, scratch, rng)
@@ -370,6 +386,31 @@ def eddymail_fetch(server: DovecotServer, mailbox: MailUser, directory: Path,
         raise RuntimeError(f"eddymail made {tickets} tickets of {count} messages")
     shutil.rmtree(directory)  # 100 MB of database per turn; the next turn starts afresh
     return fetch
+
+
+def parse_only(messages: Sequence[bytes], rounds: int) -> None:
+    """(c): ``parse_message`` alone over ``messages``, against the stdlib's default parse."""
+    delivered = [raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for raw in messages]
+    timings: dict[str, list[tuple[float, float]]] = {"eddymail": [], "stdlib": []}
+    for _ in range(rounds):
+        for name in timings:
+            wall, cpu = time.perf_counter(), time.process_time()
+            for raw in delivered:
+                if name == "eddymail":
+                    parse_message(raw)
+                else:
+                    email.message_from_bytes(raw, policy=email.policy.default)
+            timings[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    per_message = {name: (statistics.median(w for w, _ in turns) / len(delivered),
+                          statistics.median(c for _, c in turns) / len(delivered))
+                   for name, turns in timings.items()}
+    for name, label in (("eddymail", "parse_message"), ("stdlib", "email default policy")):
+        wall, cpu = per_message[name]
+        print(f"(c) {label + ':':22} {wall * 1e6:7.0f} us/message wall, {cpu * 1e6:7.0f} us CPU, "
+              f"{1 / cpu:7.0f} messages/s of CPU  (median of {rounds})")
+    ratio = per_message["stdlib"][1] / per_message["eddymail"][1]
+    print(f"    parse_message takes {1 / ratio:.2f} x the CPU time of the bare loop's "
+          f"email.message_from_bytes")
 
 
 def idle_fetch(server: DovecotServer, scratch: Path, runs: int = 5) -> None:

@@ -27,7 +27,6 @@ from eddymail.mail.message.subjects import (
     reply_subject,
     strip_reply_prefixes,
     strip_ticket_tags,
-    tagged_subject,
 )
 
 # An RFC 2047 encoded word hiding CR LF and a Bcc header: Python < 3.11.10 writes it out
@@ -223,7 +222,7 @@ def test_strip_ticket_tags_custom_format_leaves_other_formats() -> None:
     assert strip_ticket_tags("[Ticket #9] [#9] Printer", "[Ticket #{id}]") == "[#9] Printer"
 
 
-# --- reply_subject / tagged_subject ---------------------------------------------------------
+# --- reply_subject ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -264,16 +263,9 @@ def test_reply_subject_is_stable_when_replying_to_a_reply(original: str) -> None
     assert len(re.findall(r"(?i)\bre\s*:", first)) == 1
 
 
-def test_tagged_subject_has_one_tag_and_no_reply_prefix() -> None:
-    assert tagged_subject("Printer on fire", 123) == "[#123] Printer on fire"
-    assert tagged_subject("Re: [#123] Printer", 123) == "[#123] Printer"
-    assert tagged_subject("", 123) == "[#123] (no subject)"
-    assert tagged_subject("Printer", 9, "[Ticket #{id}]") == "[Ticket #9] Printer"
-
-
 def test_rendered_tags_are_found_again() -> None:
     for tag_format in (DEFAULT_TAG_FORMAT, "[Ticket #{id}]", "(#{id})", "{id}", "Ticket {id}:"):
-        assert find_ticket_tags(tagged_subject("Printer", 31, tag_format), tag_format) == [31]
+        assert find_ticket_tags(reply_subject("Printer", 31, tag_format), tag_format) == [31]
 
 
 @pytest.mark.parametrize("ticket_id", [-1, True, "12"])

@@ -9,18 +9,20 @@ from pathlib import Path
 import pytest
 
 from eddymail.errors import MessageParseError
-from eddymail.mail.message import mimetree
+from eddymail.mail.message import body
 from eddymail.mail.message.charsets import decode_body, detect_and_decode, lookup_charset
 from eddymail.mail.message.filenames import safe_filename
 from eddymail.mail.message.headervalues import decode_header, extract_ids, parse_parameters
 from eddymail.mail.message.htmltext import html_to_text
+from eddymail.mail.message.mimesplit import split
 from eddymail.mail.message.parse import (
     Address,
     ParsedMessage,
     ParseLimits,
-    message_id_candidates,
     parse_message,
 )
+from eddymail.mail.message.parselimits import Deadline
+from eddymail.mail.message.parttree import build_tree
 
 DATA = Path(__file__).parent / "data" / "mail"
 SAMPLES = Path(__file__).parents[1] / "eddymail" / "samples"
@@ -70,7 +72,6 @@ def test_plain_message_headers_and_body() -> None:
     assert parsed.attachments == []
     assert (parsed.auto_reply, parsed.bounce, parsed.mailing_list) == (False, False, False)
     assert parsed.automatic_reasons == []
-    assert parsed.suppress_auto_reply is False
     assert parsed.defects == []
 
 
@@ -196,11 +197,6 @@ def test_message_ids_are_extracted_and_capped() -> None:
     assert len(parsed.references) == 50
     assert parsed.references[0] == "ref-30@example.org"
     assert parsed.references[-1] == "ref-79@example.org"
-    assert message_id_candidates(parsed)[:3] == [
-        "parent@example.org",
-        "other@example.org",
-        "ref-79@example.org",
-    ]
     assert extract_ids(b"<a@b>\r\n <c @\r\n d> <a@b> <>", 10) == ["a@b", "c@d"]
 
 
@@ -552,8 +548,39 @@ def test_bundled_welcome_sample() -> None:
     assert parsed.sender_valid is True
     assert parsed.has_html is True
     assert parsed.body_text.startswith("Hi there,\n\nthe big printer next to the kitchen")
-    assert parsed.suppress_auto_reply is False
+    assert parsed.automatic_reasons == []
     assert parsed.defects == []
+
+
+def test_one_walk_builds_the_decoded_part_tree() -> None:
+    defects: list[str] = []
+    raw = load_bytes("forwarded_attachment.eml")
+    root = build_tree(split(raw, Deadline(60)), ParseLimits(), Deadline(60), defects, b"\r\n")
+    assert root.mime.content_type == "multipart/mixed"
+    assert root.headers.first("message-id") == b"<fwd-2@example.com>"
+    text, forwarded = root.children
+    assert (text.mime.content_type, text.charset, text.data) == ("text/plain", "utf-8", b"")
+    assert (forwarded.mime.disposition, forwarded.mime.filename) == ("attachment", "original.eml")
+    assert forwarded.enclosed is not None
+    assert forwarded.enclosed.text("subject") == "Проблема с VPN"
+    (inner,) = forwarded.children
+    assert inner.headers is not forwarded.headers and inner.mime.content_type == "text/plain"
+    assert inner.data == "VPN не подключается с утра.\r\n".encode()
+    assert forwarded.data.startswith(b"From: Petr Ivanov <petr@example.ru>\r\nTo: it@")
+    assert defects == []
+
+
+def test_raw_8bit_names_are_read_with_the_charset_of_a_later_text_part() -> None:
+    # Guessing alone reads these four ISO-8859-2 bytes as Cyrillic.
+    name = "Łódź".encode("iso8859_2")
+    raw = (b"From: a@example.org\r\nSubject: " + name + b"\r\n"
+           b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+           b'--b\r\nContent-Type: application/pdf; name="' + name + b'.pdf"\r\n\r\nx\r\n'
+           b"--b\r\nContent-Type: text/plain; charset=iso-8859-2\r\n\r\n" + name + b"\r\n"
+           b"--b--\r\n")
+    parsed = parse_message(raw)
+    assert (parsed.subject, parsed.body_text) == ("Łódź", "Łódź")
+    assert parsed.attachments[0].filename == "Łódź.pdf"
 
 
 # --- classification -------------------------------------------------------------------------
@@ -571,7 +598,6 @@ def test_bounce_with_original_message() -> None:
         "multipart/report",
     ]
     assert parsed.bounce_original_message_id == "reply-77.ticket-41@helpdesk.example.com"
-    assert message_id_candidates(parsed)[0] == "reply-77.ticket-41@helpdesk.example.com"
     assert parsed.body_text.startswith("This is the mail system at host mx.example.com.")
     assert [(item.filename, item.content_type) for item in parsed.attachments] == [
         ("delivery-status.txt", "message/delivery-status"),
@@ -623,7 +649,6 @@ def test_loop_signals_without_flags_still_suppress_auto_replies() -> None:
     parsed = parse_message(message("Return-Path: <>\nX-Loop: helpdesk@example.com"))
     assert (parsed.auto_reply, parsed.bounce, parsed.mailing_list) == (False, False, False)
     assert parsed.automatic_reasons == ["x-loop", "null sender"]
-    assert parsed.suppress_auto_reply is True
 
 
 def test_read_receipt_is_automatic_not_a_bounce() -> None:
@@ -722,7 +747,7 @@ def test_unexpected_errors_become_parse_errors(monkeypatch: pytest.MonkeyPatch) 
     def broken(_html: str) -> str:
         raise RuntimeError("converter bug")
 
-    monkeypatch.setattr(mimetree, "html_to_text", broken)
+    monkeypatch.setattr(body, "html_to_text", broken)
     with pytest.raises(MessageParseError, match=r"RuntimeError: converter bug"):
         parse_message(load_bytes("html_only.eml"))
 

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from eddymail.mail.message.authresults import FAIL, NONE, PASS, verify_sender
+from eddymail.mail.message.authresults import FAIL, NONE, PASS
+from eddymail.mail.message.authresults import verify_sender as verify_results
+from eddymail.mail.message.parse import parse_message
 from tests.mailfactory import make_mail
 
 AUTHSERV = "mx.example.test"
@@ -87,6 +89,11 @@ def letters(smtp_server) -> list[email.message.EmailMessage]:
     """The received mail, parsed."""
     return [email.message_from_bytes(m.data, policy=default_policy)
             for m in smtp_server.received]
+
+
+def verify_sender(raw: bytes, authserv_id: str, from_domain: str) -> str:
+    """The verdict on a raw message, read as ingest reads it: from the parsed headers."""
+    return verify_results(parse_message(raw).authentication_results, authserv_id, from_domain)
 
 
 def authenticated(raw: bytes, results: str, authserv_id: str = AUTHSERV) -> bytes:
@@ -392,6 +399,27 @@ def test_a_forged_passing_header_below_the_real_failing_one_changes_nothing(eddy
     (message,) = eddymail.json("ticket", "show", "1")["ticket"]["messages"]
     assert message["auth_status"] == "fail"
     assert eddymail.json("user", "list")["users"] == []
+
+
+# --- mail that asks for no automatic answer ---------------------------------------------
+
+LOOP_SIGNALS = {
+    "x-loop": b"X-Loop: help@example.test\r\n",
+    "x-auto-response-suppress": b"X-Auto-Response-Suppress: All\r\n",
+    "null sender": b"Return-Path: <>\r\n",
+}
+
+
+@pytest.mark.parametrize("signal", LOOP_SIGNALS.values(), ids=LOOP_SIGNALS.keys())
+def test_mail_asking_for_no_automatic_answer_gets_a_ticket_and_no_mail(eddymail, desk, inbox,
+                                                                       signal):
+    # None of these marks a message as an auto-reply, a bounce or list mail; each still says
+    # "do not answer me automatically", and eddymail must not (RFC 3834, mail loops).
+    quiet = signal + make_mail("Printer", sender="Bob <bob@other.example>")
+    plain = make_mail("Printer too", sender="Carl <carl@other.example>")
+    assert [o["status"] for o in inbox(quiet, plain)] == ["new_ticket", "new_ticket"]
+    queued = eddymail.json("outbox", "list", "--all")["outbox"]
+    assert queued and {tuple(item["recipients"]) for item in queued} == {("carl@other.example",)}
 
 
 # --- floods -------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ identity), so it is read token by token: quoted strings and comments are never s
 from __future__ import annotations
 
 import re
-from email.parser import BytesHeaderParser
-from email.policy import compat32
+from collections.abc import Sequence
+
+from eddymail.mail.message.parttree import Headers
 
 PASS, FAIL, NONE = "pass", "fail", "none"
 
@@ -34,23 +35,28 @@ _PROPERTY = re.compile(
 MAX_HEADERS = 50  # the trusted one is near the top; a thousand forged ones cost nothing
 
 
-def authentication_results(raw: bytes) -> list[str]:
-    """The ``Authentication-Results`` header values of a raw message, topmost first."""
-    header_block = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    headers = BytesHeaderParser(policy=compat32).parsebytes(header_block)
-    return [str(value) for value in (headers.get_all("Authentication-Results") or [])][
-        :MAX_HEADERS]
+def authentication_results(headers: Headers) -> list[str]:
+    """A message's ``Authentication-Results`` header values, topmost first.
+
+    8-bit bytes (they can only be in text the sender chose) become U+FFFD.
+    """
+    return [value.decode("ascii", "replace") for value in
+            headers.all("authentication-results")[:MAX_HEADERS]]
 
 
-def verify_sender(raw: bytes, authserv_id: str, from_domain: str) -> str:
-    """``pass``, ``fail`` or ``none`` for the From domain, by the trusted header only."""
+def verify_sender(results: Sequence[str], authserv_id: str, from_domain: str) -> str:
+    """``pass``, ``fail`` or ``none`` for the From domain, by the trusted header only.
+
+    ``results`` are the message's Authentication-Results values, topmost first
+    (``ParsedMessage.authentication_results``).
+    """
     trusted = authserv_id.strip().lower()
     if not trusted or not from_domain:
         return NONE
-    for value in authentication_results(raw):
-        server, results = _parse(value)
+    for value in results[:MAX_HEADERS]:
+        server, checks = _parse(value)
         if server == trusted:
-            return _verdict(results, from_domain.lower())
+            return _verdict(checks, from_domain.lower())
     return NONE
 
 

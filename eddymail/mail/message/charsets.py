@@ -4,11 +4,10 @@ Mail lies about its charset. A label may be missing, unknown to Python (``x-foo`
 (``unicode_escape`` would interpret backslashes) or simply wrong: Russian mail written in
 windows-1251 or koi8-r but labelled ``us-ascii`` or ``utf-8`` is routine. The rules here:
 a known label is trusted when the bytes decode under it; otherwise UTF-8 is tried, then a
-small Cyrillic detector (charset-normalizer is unreliable on short Russian text and mistakes
-it for Big5), then charset-normalizer, and UTF-8 with replacement characters when all else
-fails. Two lies get special treatment: text that is UTF-8 but for a few broken sequences (a
-truncated body, a header cut inside a character) stays UTF-8 with U+FFFD for the broken
-bytes, and plain ASCII under a label that would garble it (UTF-16, EBCDIC) is read as ASCII.
+guess (``charsetguess``), and UTF-8 with replacement characters when all else fails. Two
+lies get special treatment: text that is UTF-8 but for a few broken sequences (a truncated
+body, a header cut inside a character) stays UTF-8 with U+FFFD for the broken bytes, and
+plain ASCII under a label that would garble it (UTF-16, EBCDIC) is read as ASCII.
 Nothing here raises on bad input.
 """
 
@@ -16,11 +15,14 @@ from __future__ import annotations
 
 import codecs
 import functools
-import math
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import charset_normalizer
+from eddymail.mail.message.charsetguess import DETECTION_SAMPLE, guess_charset
+
+# The charset a message's body declares, or a function that finds it (called only when a
+# header really holds raw 8-bit bytes that are not UTF-8, which most mail never does).
+Hint = str | None | Callable[[], str | None]
 
 # Labels seen in real mail that Python does not know, or knows as a narrower charset than the
 # one senders actually use (WHATWG does the same: a latin-1 label means windows-1252).
@@ -43,31 +45,6 @@ _FORBIDDEN_CODECS = {
     "unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined", "charmap", "mbcs",
     "oem", "cp65001",
 }  # fmt: skip
-_SINGLE_BYTE_CYRILLIC = ("cp1251", "koi8_r")
-_CYRILLIC_FAMILY = {
-    "cp1251", "koi8_r", "koi8_u", "mac_cyrillic", "cp866", "cp1125", "iso8859_5", "ptcp154",
-    "kz1048", "cp855",
-}  # fmt: skip
-# When charset-normalizer finds several charsets equally plausible, pick the one our users
-# are likely to send; its own tie-break prefers e.g. cp1250 for French ("crème" -> "crčme").
-_PREFERRED = ("utf_8", "cp1252", "cp1251", "koi8_r", "gb18030", "cp932", "euc_jp", "cp949",
-              "big5", "iso8859_2", "cp1250")  # fmt: skip
-# Russian (plus Ukrainian) letter frequencies in percent; scores how plausible a decoding is.
-_LETTER_FREQUENCY = {
-    "о": 10.97, "е": 8.45, "а": 8.01, "и": 7.35, "н": 6.70, "т": 6.26, "с": 5.47, "р": 4.73,
-    "в": 4.54, "л": 4.40, "к": 3.49, "м": 3.21, "д": 2.98, "п": 2.81, "у": 2.62, "я": 2.01,
-    "ы": 1.90, "ь": 1.74, "г": 1.70, "з": 1.65, "б": 1.59, "ч": 1.44, "й": 1.21, "х": 0.97,
-    "ж": 0.94, "ш": 0.73, "ю": 0.64, "ц": 0.48, "щ": 0.36, "э": 0.32, "ф": 0.26, "ъ": 0.04,
-    "ё": 0.04, "і": 1.0, "ї": 0.3, "є": 0.3, "ґ": 0.05,
-}  # fmt: skip
-_LOG_FREQUENCY = {letter: math.log(share) for letter, share in _LETTER_FREQUENCY.items()}
-_DETECTION_SAMPLE = 64 * 1024
-_BELOW_0X80 = bytes(range(0x80))
-_NOT_LETTER = bytes(byte for byte in range(0xC0) if byte not in (0xA3, 0xA8, 0xB3, 0xB8))
-# Letters are 0xC0-0xFF in both charsets, plus Ё/ё (0xA8/0xB8 in cp1251, 0xB3/0xA3 in koi8-r).
-# A run of them not touching an ASCII letter is a whole word; in Latin text accented letters
-# sit inside ASCII words ("M\xfcnchen").
-_WHOLE_WORD = re.compile(rb"(?<![A-Za-z])[\xc0-\xff\xa3\xa8\xb3\xb8]+(?![A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -95,9 +72,25 @@ def lookup_charset(label: str | None) -> str | None:
         info = codecs.lookup(name)
     except (LookupError, ValueError):
         return None
-    if not getattr(info, "_is_text_encoding", True) or info.name in _FORBIDDEN_CODECS:
+    if info.name in _FORBIDDEN_CODECS or not _is_text_encoding(info.name):
         return None
     return info.name
+
+
+@functools.lru_cache(maxsize=256)
+def _is_text_encoding(codec: str) -> bool:
+    """False for bytes-to-bytes or str-to-str codecs (base64, zlib, rot13).
+
+    ``bytes.decode`` refuses them with a LookupError ("not a text encoding"): the public face
+    of the flag ``codecs.CodecInfo`` keeps privately. (Empty input would skip the check.)
+    """
+    try:
+        b"x".decode(codec)
+    except LookupError:
+        return False
+    except (UnicodeDecodeError, ValueError):
+        pass  # a text encoding that does not take a lone "x"
+    return True
 
 
 def is_unknown_label(label: str | None) -> bool:
@@ -120,7 +113,7 @@ def decode_body(data: bytes, declared: str | None, what: str = "body") -> Decode
     if bom is not None:
         return bom
     codec = lookup_charset(declared)
-    if codec is not None:
+    if codec is not None and declared is not None:
         try:
             if codec == "ascii" and not data.isascii():
                 raise UnicodeDecodeError(codec, data, 0, 1, "8-bit bytes")
@@ -185,7 +178,12 @@ def mime_name(codec: str) -> str:
     return name
 
 
-def decode_header_bytes(data: bytes, hint: str | None = None) -> str:
+def resolve_hint(hint: Hint) -> str | None:
+    """The charset label a ``Hint`` stands for (calling it when it is a function)."""
+    return hint() if callable(hint) else hint
+
+
+def decode_header_bytes(data: bytes, hint: Hint = None) -> str:
     """Decode raw 8-bit bytes found in a header (not RFC 2047 encoded), never raising.
 
     ``hint`` is the charset the message's body declared: senders that put raw 8-bit text in
@@ -202,7 +200,7 @@ def decode_header_bytes(data: bytes, hint: str | None = None) -> str:
     repaired = _mostly_utf8(data, labelled=False)
     if repaired is not None:
         return repaired
-    codec = lookup_charset(hint)
+    codec = lookup_charset(resolve_hint(hint))
     if codec is not None and codec not in ("ascii", "utf-8"):
         try:
             return data.decode(codec)
@@ -212,7 +210,7 @@ def decode_header_bytes(data: bytes, hint: str | None = None) -> str:
     return data.decode(charset or "utf-8", "replace")
 
 
-def decode_declared(data: bytes, label: str | None, hint: str | None = None) -> str:
+def decode_declared(data: bytes, label: str | None, hint: Hint = None) -> str:
     """Decode bytes labelled ``label`` (an RFC 2047/2231 charset), never raising.
 
     An unknown label gives U+FFFD for its 8-bit bytes; a label meaning "unknown" (Python's
@@ -236,30 +234,6 @@ def decode_declared(data: bytes, label: str | None, hint: str | None = None) -> 
             # A lying label on a header word: same repair as for bodies.
             return decode_header_bytes(data, hint)
         return data.decode(codec, "replace")
-
-
-def guess_charset(data: bytes) -> str | None:
-    """Guess the charset of 8-bit bytes that are not UTF-8; None when nothing is plausible."""
-    sample = data[:_DETECTION_SAMPLE]
-    cyrillic = _guess_single_byte_cyrillic(sample)
-    if cyrillic is not None:
-        return cyrillic
-    try:
-        matches = charset_normalizer.from_bytes(sample)
-    except Exception:  # the detector is third-party code fed hostile bytes
-        return None
-    best = matches.best()
-    if best is None:
-        return None
-    ties = [m for m in matches if m.chaos <= best.chaos + 0.01]
-    chosen = best.encoding
-    for preferred in _PREFERRED:
-        if any(preferred == m.encoding or preferred in m.could_be_from_charset for m in ties):
-            chosen = preferred
-            break
-    if chosen in _CYRILLIC_FAMILY:
-        return _best_cyrillic(sample)
-    return chosen
 
 
 def _ascii_mislabelled(data: bytes, codec: str) -> bool:
@@ -296,8 +270,8 @@ def _mostly_utf8(data: bytes, *, labelled: bool) -> str | None:
     sequences, so "at least as many valid sequences as broken ones" (twice as many without
     a UTF-8 label) tells the two apart. Judged on a sample, applied to all.
     """
-    sample = data[:_DETECTION_SAMPLE].decode("utf-8", "replace")
-    replaced = sample.count("\ufffd") - data[:_DETECTION_SAMPLE].count(b"\xef\xbf\xbd")
+    sample = data[:DETECTION_SAMPLE].decode("utf-8", "replace")
+    replaced = sample.count("\ufffd") - data[:DETECTION_SAMPLE].count(b"\xef\xbf\xbd")
     valid = len(sample) - len(sample.encode("ascii", "ignore")) - sample.count("\ufffd")
     if valid == 0 or valid < (1 if labelled else 2) * replaced:
         return None
@@ -334,51 +308,3 @@ def _decode_bom(data: bytes) -> DecodedText | None:
             except UnicodeDecodeError:
                 return None
     return None
-
-
-def _guess_single_byte_cyrillic(sample: bytes) -> str | None:
-    """cp1251 or koi8-r when the 8-bit bytes look like words of a Cyrillic single-byte text.
-
-    In both charsets the letters are bytes 0xC0-0xFF and whole words are made of them; Latin
-    text has accented letters inside ASCII words, CJK text many bytes below 0xC0.
-    """
-    high = len(sample.translate(None, _BELOW_0X80))
-    letters = len(sample.translate(None, _NOT_LETTER))
-    if high == 0 or letters < 0.85 * high:
-        return None
-    in_words = sum(len(word) for word in _WHOLE_WORD.findall(sample))
-    if in_words < 0.6 * letters:
-        return None
-    charset = _best_cyrillic(sample)
-    text = sample.decode(charset, "replace")
-    return charset if _case_anomalies(text) <= 0.2 * max(1, _letter_count(text)) else None
-
-
-def _best_cyrillic(sample: bytes) -> str:
-    return max(
-        _SINGLE_BYTE_CYRILLIC, key=lambda charset: _plausibility(sample.decode(charset, "replace"))
-    )
-
-
-def _plausibility(text: str) -> float:
-    """Mean log letter frequency minus a penalty for "wORD" case patterns of a wrong charset."""
-    letters = _letter_count(text)
-    if not letters:
-        return -math.inf
-    total = sum(_LOG_FREQUENCY.get(char.lower(), -6.0) for char in text if char.isalpha())
-    return (total - 4.0 * _case_anomalies(text)) / letters
-
-
-def _letter_count(text: str) -> int:
-    return sum(1 for char in text if char.isalpha())
-
-
-def _case_anomalies(text: str) -> int:
-    """How often an upper-case letter follows a lower-case one inside a word."""
-    anomalies = 0
-    previous_lower = False
-    for char in text:
-        if char.isupper() and previous_lower:
-            anomalies += 1
-        previous_lower = char.islower()
-    return anomalies

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.message import Message
 
-from eddymail.mail.message.headervalues import decode_header, raw_header
+from eddymail.mail.message.headervalues import decode_header
+from eddymail.mail.message.parttree import Headers
 
 # Headers some mailers add to their auto-replies instead of (or besides) Auto-Submitted.
 _AUTO_REPLY_HEADERS = (
@@ -37,14 +37,14 @@ class Classification:
 
 
 def classify(
-    message: Message,
+    headers: Headers,
     *,
     content_type: str,
     report_type: str,
     sender_local_parts: list[str],
     delivery_status: bool,
 ) -> Classification:
-    """Look at the top-level headers and the structure the MIME walk found.
+    """Look at the message's header fields and the structure its part tree has.
 
     ``sender_local_parts`` are the local parts of the valid From addresses (lower-cased);
     ``delivery_status`` tells whether a message/delivery-status part exists anywhere.
@@ -52,16 +52,16 @@ def classify(
     reasons: list[str] = []
     auto_reply = bounce = mailing_list = False
 
-    auto_submitted = _token(message, "auto-submitted")
+    auto_submitted = _token(headers, "auto-submitted")
     if auto_submitted and auto_submitted not in _NEGATIVE:
         reasons.append(f"auto-submitted: {auto_submitted}")
         auto_reply = True
     for name in _AUTO_REPLY_HEADERS:
-        value = _token(message, name)
+        value = _token(headers, name)
         if value is not None and value not in _NEGATIVE:
             reasons.append(name)
             auto_reply = True
-    precedence = _token(message, "precedence")
+    precedence = _token(headers, "precedence")
     if precedence == "auto_reply":
         reasons.append("precedence: auto_reply")
         auto_reply = True
@@ -69,18 +69,18 @@ def classify(
         reasons.append(f"precedence: {precedence}")
         mailing_list = True
     for name in _LIST_HEADERS:
-        if raw_header(message, name) is not None:
+        if name in headers:
             reasons.append(name)
             mailing_list = True
     for name in ("x-auto-response-suppress", "x-loop"):
-        if raw_header(message, name) is not None:
+        if name in headers:
             reasons.append(name)
 
-    return_path = raw_header(message, "return-path")
+    return_path = headers.first("return-path")
     null_sender = return_path is not None and decode_header(return_path).strip("<> ") == ""
     if null_sender:
         reasons.append("null sender")
-    from_text = decode_header(raw_header(message, "from") or b"").lower()
+    from_text = decode_header(headers.first("from") or b"").lower()
     daemon = "mailer-daemon" in sender_local_parts or (
         not sender_local_parts and "mailer-daemon" in from_text
     )
@@ -89,7 +89,7 @@ def classify(
     postmaster = "postmaster" in sender_local_parts
     if postmaster:
         reasons.append("postmaster")
-    failed_recipients = raw_header(message, "x-failed-recipients") is not None
+    failed_recipients = "x-failed-recipients" in headers
     if failed_recipients:
         reasons.append("x-failed-recipients")
 
@@ -106,9 +106,9 @@ def classify(
     return Classification(auto_reply, bounce, mailing_list, reasons)
 
 
-def _token(message: Message, name: str) -> str | None:
+def _token(headers: Headers, name: str) -> str | None:
     """A header's value, lower-cased, without comments and parameters; None when absent."""
-    raw = raw_header(message, name)
+    raw = headers.first(name)
     if raw is None:
         return None
     value = _COMMENT.sub("", decode_header(raw)).split(";", 1)[0]

@@ -1,16 +1,13 @@
 """Compose outgoing mail: strict addresses, injection-proof headers, RFC 5322 bytes for SMTP.
 
-Headers that carry text from people (subject, display name, extra header values) are encoded
-and folded here instead of by the ``email`` package. Python before 3.11.10 (CVE-2024-6923)
-decodes RFC 2047 encoded words found in a value it is given and writes the decoded CR/LF back
-out raw, so a subject such as ``=?utf-8?q?=0D=0ABcc:_x@y?=`` would add a header. It also
-RFC 2047-encodes long References/In-Reply-To values, which breaks threading. The MIME body and
-attachment parameters stay with the ``email`` package, which handles them correctly.
+The message headers are written by ``headerlines`` (encoded and folded by eddymail, never
+re-read by the ``email`` package, see there why) and put in front of the MIME entity: the
+body and attachments, which the ``email`` package builds correctly through its public
+``EmailMessage`` API.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 import unicodedata
@@ -23,16 +20,17 @@ from email.utils import format_datetime
 from typing import Any
 
 from eddymail.errors import ValidationError
+from eddymail.mail.message.headerlines import (
+    address_list,
+    folded,
+    mailbox,
+    sanitize_header_value,
+    unstructured,
+)
 
 # CRLF line endings; cte_type 7bit makes set_content pick quoted-printable or base64 instead
 # of 8bit, so the message survives any relay, with or without 8BITMIME.
 _POLICY = email_policy.SMTP.clone(cte_type="7bit")
-
-# RFC 2047 wants lines holding encoded words to stay within 76 characters.
-_LINE_LIMIT = 76
-# 45 bytes -> 60 base64 characters; with "=?utf-8?b?" and "?=" a word is 72 <= 75 characters.
-_ENCODED_WORD_BYTES = 45
-_ENCODED_WORD_OVERHEAD = len("=?utf-8?b??=")
 
 # A message id longer than this is garbage (or an attack); it could not fit a 998-octet line.
 _MAX_MESSAGE_ID_LENGTH = 900
@@ -50,8 +48,6 @@ _MESSAGE_ID = re.compile(r"[!-;=?-~]+")  # printable ASCII without "<" and ">"
 _FIELD_NAME = re.compile(r"[!-9;-~]{1,76}")  # RFC 5322 ftext; 76 keeps "Name:" on one line
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 _SURROGATES = re.compile("[\ud800-\udfff]")
-# Bidi overrides let "invoice\u202egpj.exe" display as "invoiceexe.jpg".
-_BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _MAX_FILENAME_LENGTH = 200
 
 # Headers build_message writes itself; letting extra_headers set them would duplicate them
@@ -144,27 +140,6 @@ class OutgoingMail:
         store("extra_headers", _validated_extra_headers(self.extra_headers))
         if self.auto_submitted not in ("auto-replied", "auto-generated"):
             raise ValidationError(f"Auto-Submitted cannot be {self.auto_submitted!r}.")
-
-
-def sanitize_header_value(value: str) -> str:
-    """Make text safe for one header line: no CR, LF, NUL or other control characters.
-
-    Controls and Unicode line/paragraph separators become spaces, runs of spaces collapse to
-    one, the ends are trimmed, lone surrogates become U+FFFD, and bidi embeddings, overrides
-    and isolates are dropped (a customer's U+202E must not reverse our "Re:" subject in the
-    next reader's inbox). Other characters (non-breaking spaces, Cyrillic, emoji) are kept.
-    """
-    cleaned = "".join(_clean_character(character) for character in _BIDI_CONTROLS.sub("", value))
-    return " ".join(part for part in cleaned.split(" ") if part)
-
-
-def _clean_character(character: str) -> str:
-    category = unicodedata.category(character)
-    if category in ("Cc", "Zl", "Zp"):
-        return " "
-    if category == "Cs":
-        return "\ufffd"
-    return character
 
 
 def validate_address(address: str) -> str:
@@ -293,104 +268,6 @@ def _safe_media_type(content_type: str) -> str:
     return media_type
 
 
-class _FoldedHeader(str):
-    """A header value this module encoded and folded itself.
-
-    ``EmailPolicy.header_store_parse`` keeps a value whose ``name`` matches the header name
-    as it is, and ``EmailPolicy.fold`` calls its ``fold`` method, so the email package never
-    re-parses (and re-decodes) the text.
-    """
-
-    name: str
-    lines: tuple[str, ...]
-
-    def __new__(cls, name: str, atoms: Sequence[str]) -> _FoldedHeader:
-        instance = super().__new__(cls, " ".join(atoms))
-        instance.name = name
-        instance.lines = tuple(_fold(name, atoms))
-        return instance
-
-    def fold(self, *, policy: email_policy.Policy) -> str:
-        """The header as it goes on the wire, ending with the policy's line separator."""
-        return policy.linesep.join(self.lines) + policy.linesep
-
-
-def _fold(name: str, atoms: Sequence[str]) -> list[str]:
-    """Pack atoms into lines; a fold replaces the single space between two atoms."""
-    lines: list[str] = []
-    line = f"{name}:"
-    for atom in atoms:
-        # The first atom always stays on the "Name:" line: a header whose value starts on a
-        # continuation line is legal, but parsers then keep the leading space of unstructured
-        # values, and naive header greps miss a Message-ID on a line of its own.
-        if len(line) + 1 + len(atom) > _LINE_LIMIT and line != f"{name}:":
-            lines.append(line)
-            line = ""
-        line += " " + atom
-    lines.append(line)
-    return lines
-
-
-def _encoded_words(text: str, first_line_used: int) -> list[str]:
-    """RFC 2047 ``B`` words of UTF-8, never splitting a character across two words.
-
-    A word ends after a space where one fits: RFC 2047 decoders drop the whitespace between
-    encoded words, but some (Python's own display-name parser among them) keep it, and a
-    split after a space then costs them at most a doubled space instead of a broken word.
-    """
-    room = (_LINE_LIMIT - first_line_used - 1 - _ENCODED_WORD_OVERHEAD) // 4 * 3
-    # The first word shares the line with "Name:"; after a very long name it holds at least
-    # one character (4 bytes) and overruns 76 a little, far below the 998 limit.
-    budget = min(max(room, 4), _ENCODED_WORD_BYTES)
-    words: list[str] = []
-    chunk = ""
-    for character in text:
-        if chunk and len((chunk + character).encode("utf-8")) > budget:
-            cut = chunk.rfind(" ") + 1
-            rest = chunk[cut:] + character
-            if cut == 0 or len(rest.encode("utf-8")) > _ENCODED_WORD_BYTES:
-                cut = len(chunk)
-            words.append(_encoded_word(chunk[:cut].encode("utf-8")))
-            chunk = chunk[cut:]
-            budget = _ENCODED_WORD_BYTES
-        chunk += character
-    if chunk:
-        words.append(_encoded_word(chunk.encode("utf-8")))
-    return words
-
-
-def _encoded_word(data: bytes) -> str:
-    return f"=?utf-8?b?{base64.b64encode(data).decode('ascii')}?="
-
-
-def _needs_encoding(text: str) -> bool:
-    # "=?" in plain text would be decoded by the receiver as the start of an encoded word.
-    return not (text.isascii() and text.isprintable()) or "=?" in text
-
-
-def _unstructured(name: str, text: str) -> _FoldedHeader:
-    text = sanitize_header_value(text)
-    words = text.split(" ") if text else []
-    if _needs_encoding(text) or any(len(word) > _LINE_LIMIT - 2 for word in words):
-        words = _encoded_words(text, len(name) + 1) if text else []
-    return _FoldedHeader(name, words)
-
-
-def _mailbox(name: str, display_name: str, address: str) -> _FoldedHeader:
-    angle_address = f"<{address}>"
-    if not display_name:
-        return _FoldedHeader(name, [address])
-    quoted = '"' + display_name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if not _needs_encoding(display_name) and len(quoted) <= _LINE_LIMIT - len(name) - 2:
-        return _FoldedHeader(name, [quoted, angle_address])
-    return _FoldedHeader(name, [*_encoded_words(display_name, len(name) + 1), angle_address])
-
-
-def _address_header(name: str, addresses: Sequence[str]) -> _FoldedHeader:
-    atoms = [address + "," for address in addresses[:-1]] + list(addresses[-1:])
-    return _FoldedHeader(name, atoms)
-
-
 def _references(mail: OutgoingMail) -> list[str]:
     references = list(mail.references)
     # RFC 5322 3.6.4: References ends with the parent's Message-ID; clients that thread on
@@ -418,35 +295,37 @@ def build_message(mail: OutgoingMail, *, message_id: str, date: datetime | None 
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
 
-    message = EmailMessage(policy=_POLICY)
-    message["From"] = _mailbox("From", mail.from_name, mail.from_address)
+    lines = mailbox("From", mail.from_name, mail.from_address)
     if mail.to:
-        message["To"] = _address_header("To", mail.to)
+        lines += address_list("To", mail.to)
     if mail.cc:
-        message["Cc"] = _address_header("Cc", mail.cc)
-    message["Subject"] = _unstructured("Subject", mail.subject)
-    message["Date"] = _FoldedHeader("Date", [format_datetime(when)])
-    message["Message-ID"] = _FoldedHeader("Message-ID", [f"<{clean_id}>"])
+        lines += address_list("Cc", mail.cc)
+    lines += unstructured("Subject", mail.subject)
+    lines += folded("Date", [format_datetime(when)])
+    lines += folded("Message-ID", [f"<{clean_id}>"])
     if mail.in_reply_to:
-        message["In-Reply-To"] = _FoldedHeader("In-Reply-To", [f"<{mail.in_reply_to}>"])
+        lines += folded("In-Reply-To", [f"<{mail.in_reply_to}>"])
     references = _references(mail)
     if references:
-        message["References"] = _FoldedHeader("References", [f"<{ref}>" for ref in references])
+        lines += folded("References", [f"<{ref}>" for ref in references])
     if mail.automatic:
-        message["Auto-Submitted"] = _FoldedHeader("Auto-Submitted", [mail.auto_submitted])
+        lines += folded("Auto-Submitted", [mail.auto_submitted])
         # Keeps Exchange/Outlook from answering with out-of-office and read receipts.
-        message["X-Auto-Response-Suppress"] = _FoldedHeader("X-Auto-Response-Suppress", ["All"])
+        lines += folded("X-Auto-Response-Suppress", ["All"])
     for name, value in mail.extra_headers.items():
-        message[name] = _unstructured(name, value)
+        lines += unstructured(name, value)
 
-    message.set_content(mail.body_text, subtype="plain", charset="utf-8")
+    # The MIME entity alone: its own header (MIME-Version, Content-*) follows ours.
+    entity = EmailMessage(policy=_POLICY)
+    entity.set_content(mail.body_text, subtype="plain", charset="utf-8")
     if mail.body_html is not None:
-        message.add_alternative(mail.body_html, subtype="html", charset="utf-8")
+        entity.add_alternative(mail.body_html, subtype="html", charset="utf-8")
     for attachment in mail.attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
-        message.add_attachment(
-            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
-        )
+        entity.add_attachment(attachment.data, maintype=maintype, subtype=subtype,
+                              filename=attachment.filename)
         # Older Outlook versions look for the name on Content-Type, not Content-Disposition.
-        message.get_payload()[-1].set_param("name", attachment.filename)
-    return message.as_bytes(policy=_POLICY)
+        *_, added = entity.iter_parts()
+        added.set_param("name", attachment.filename)
+    head = "".join(line + "\r\n" for line in lines).encode("ascii")
+    return head + entity.as_bytes(policy=_POLICY)

@@ -11,11 +11,10 @@ from __future__ import annotations
 import binascii
 import re
 from datetime import UTC, datetime
-from email.message import Message
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote_to_bytes
 
-from eddymail.mail.message.charsets import decode_declared, decode_header_bytes
+from eddymail.mail.message.charsets import Hint, decode_declared, decode_header_bytes
 
 MAX_ID_LENGTH = 250
 _ENCODED_WORD = re.compile(rb"=\?([^?\s]{1,75})\?([bBqQ])\?([^?\s]*)\?=")
@@ -34,11 +33,6 @@ _QUOTED_PAIR = re.compile(rb'\\([\\"])')
 _CONTINUATION = re.compile(r"^(.+?)\*(\d{1,4})?(\*)?$")
 _ANGLE_ID = re.compile(r"<([^<>]{0,2000})>")
 _ID_WHITESPACE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
-
-
-def header_bytes(value: str) -> bytes:
-    """The raw bytes of a header value as the compat32 parser stored it (surrogateescape)."""
-    return value.encode("utf-8", "surrogateescape")
 
 
 def unfold(raw: bytes) -> bytes:
@@ -64,43 +58,44 @@ def replace_unstorable(text: str) -> str:
     return _UNSTORABLE.sub("\ufffd", text)
 
 
-def decode_words(raw: bytes, hint: str | None = None) -> str:
+def decode_words(raw: bytes, hint: Hint = None) -> str:
     """Decode RFC 2047 encoded words and raw 8-bit text in a header value.
 
     Adjacent encoded words in the same charset are joined as bytes before decoding, because
     mailers split long subjects between the bytes of one multibyte character. Whitespace
     between encoded words is dropped (RFC 2047 6.2). Unknown charsets give U+FFFD.
     """
-    pieces: list[list] = []  # [charset label or None for plain text, bytes]
+    # (charset label, or None for text outside encoded words; its bytes)
+    pieces: list[tuple[str | None, bytearray]] = []
     position = 0
     previous_was_word = False
     for match in _ENCODED_WORD.finditer(raw):
         between = raw[position : match.start()]
         position = match.end()
         if between and not (previous_was_word and not between.strip(b" \t\r\n")):
-            pieces.append([None, between])
+            pieces.append((None, bytearray(between)))
         decoded = _decode_word(match.group(2), match.group(3))
         if decoded is None:
-            pieces.append([None, match.group(0)])
+            pieces.append((None, bytearray(match.group(0))))
             previous_was_word = False
             continue
         label = match.group(1).split(b"*", 1)[0].decode("ascii", "replace").lower()
         if previous_was_word and pieces[-1][0] == label:
-            pieces[-1][1] += decoded
+            pieces[-1][1].extend(decoded)
         else:
-            pieces.append([label, decoded])
+            pieces.append((label, bytearray(decoded)))
         previous_was_word = True
     if position < len(raw):
-        pieces.append([None, raw[position:]])
-    return "".join(_decode_piece(label, data, hint) for label, data in pieces)
+        pieces.append((None, bytearray(raw[position:])))
+    return "".join(_decode_piece(label, bytes(data), hint) for label, data in pieces)
 
 
-def decode_header(raw: bytes, hint: str | None = None) -> str:
+def decode_header(raw: bytes, hint: Hint = None) -> str:
     """A display value (subject, name): unfolded, decoded, one line (see ``clean_text``)."""
     return clean_text(decode_words(unfold(raw), hint))
 
 
-def parse_parameters(raw: bytes, hint: str | None = None) -> tuple[str, dict[str, str]]:
+def parse_parameters(raw: bytes, hint: Hint = None) -> tuple[str, dict[str, str]]:
     """Split ``type/subtype; name=value; ...`` into the lower-cased value and its parameters.
 
     Parameter names are lower-cased; values are unquoted and decoded (RFC 2231 charset and
@@ -198,13 +193,13 @@ def _decode_word(encoding: bytes, text: bytes) -> bytes | None:
         return None
 
 
-def _decode_piece(label: str | None, data: bytes, hint: str | None) -> str:
+def _decode_piece(label: str | None, data: bytes, hint: Hint) -> str:
     if label is None:
         return decode_header_bytes(data, hint)
     return decode_declared(data, label, hint)
 
 
-def _join_rfc2231(parts: list[tuple[int, bool, bytes]], hint: str | None) -> str:
+def _join_rfc2231(parts: list[tuple[int, bool, bytes]], hint: Hint) -> str:
     """Reassemble ``name*0*=utf-8''%D0%9F; name*1*=%D1%80`` into one decoded value."""
     parts.sort(key=lambda part: part[0])
     charset: str | None = None
@@ -221,22 +216,3 @@ def _join_rfc2231(parts: list[tuple[int, bool, bytes]], hint: str | None) -> str
     if charset is None:
         return decode_words(bytes(data), hint)
     return decode_declared(bytes(data), charset, hint)
-
-
-def raw_header(message: Message, name: str) -> bytes | None:
-    """The first header called ``name`` exactly as received (folded), or None."""
-    name = name.lower()
-    for key, value in message.raw_items():
-        if key.lower() == name:
-            return header_bytes(value) if isinstance(value, str) else header_bytes(str(value))
-    return None
-
-
-def raw_headers(message: Message, name: str) -> list[bytes]:
-    """Every header called ``name``, in order, exactly as received."""
-    name = name.lower()
-    return [
-        header_bytes(value if isinstance(value, str) else str(value))
-        for key, value in message.raw_items()
-        if key.lower() == name
-    ]

@@ -237,15 +237,17 @@ class _HidingRules:
 
     def match(self, element: lxml.html.HtmlElement) -> bool:
         """True when a hiding rule selects ``element``."""
-        if not self.by_key:
-            return False
+        element_tag = element.tag
+        if not self.by_key or not isinstance(element_tag, str):
+            return False  # (comments and processing instructions have no tag name)
         classes = frozenset((element.get("class") or "").split())
         ident = element.get("id")
-        keys = [("tag", element.tag), *(("class", name) for name in classes)]
+        keys: list[tuple[str, str | None]] = [
+            ("tag", element_tag), *(("class", name) for name in classes)]
         if ident:
             keys.append(("id", ident))
         return any(
-            (tag is None or tag == element.tag)
+            (tag is None or tag == element_tag)
             and selector_classes <= classes
             and (selector_id is None or selector_id == ident)
             for key in keys

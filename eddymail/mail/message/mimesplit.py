@@ -1,36 +1,39 @@
-"""A fast MIME splitter that builds exactly the tree ``email.feedparser`` builds, or declines.
+"""Cutting a message into ``RawPart``s: a fast splitter, and the feed parser for odd mail.
 
 The standard library's feed parser reads a message line by line in Python: each of the
 2,700 lines of a 200 KB base64 attachment goes through a deque, a stack of end-of-part
 matchers and a regular expression, and every boundary compiles a new regular expression.
 That was the largest single cost of taking mail in. For mail whose structure is regular,
 which is nearly all of it, the same tree can be built by looking for delimiter lines with
-``str.find`` and slicing.
+``bytes.find`` and slicing.
 
 ``split_message`` does that and returns ``None`` at the first thing it is not sure to treat
 exactly as the feed parser would: a bare CR line end, a header line the feed parser would
 flag (a defect), a multipart without a usable boundary or close delimiter, repeated
-delimiter lines, message/delivery-status, nesting deeper than any real mail. The caller then
-runs the feed parser, so broken and hostile mail still gets its proven handling and its
-defects. ``tests/test_mimesplit.py`` holds the two to the same result.
+delimiter lines, message/delivery-status, nesting deeper than any real mail. ``split`` then
+runs the feed parser (``stdlib_email``), so broken and hostile mail still gets its proven
+handling and its defects. What a Content-Type means (the type, the boundary) is asked of the
+standard library in both cases. ``tests/test_mimesplit.py`` holds the two to the same result.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from email import policy as email_policy
-from email.message import Message
 
-_POLICY = email_policy.compat32
+from eddymail.mail.message import stdlib_email
+from eddymail.mail.message.parselimits import Deadline, has_bare_cr
+from eddymail.mail.message.rawparts import RawPart
+
 # A header line the feed parser accepts without a defect: a name of printable characters
 # other than ":" (no space, so never a "From " envelope line), then ":".
-_HEADER_LINE = re.compile(r"[\041-\071\073-\176]+:")
-_PLAIN_TRANSFER = ("7bit", "8bit", "binary")
+_HEADER_LINE = re.compile(rb"[\041-\071\073-\176]+:")
+_PLAIN_TRANSFER = (b"7bit", b"8bit", b"binary")
 # Beyond what real mail has, the feed parser takes over: it checks the parse deadline
 # between chunks, where this splitter's loops over lines and delimiters would not.
 _MAX_DEPTH = 40  # precheck() refuses more than 30 levels anyway
-_MAX_HEADER_CHARS = 1024 * 1024  # the header block of one part
+_MAX_HEADER_BYTES = 1024 * 1024  # the header block of one part
 _MAX_SEPARATORS = 4096  # "--boundary" strings in one multipart (precheck allows 1000 parts)
 
 
@@ -45,146 +48,161 @@ class _Delimiter:
     close: bool  # "--boundary--"
 
 
-def split_message(raw: bytes) -> Message | None:
-    """The compat32 ``Message`` tree ``BytesFeedParser`` would build from ``raw``, or ``None``.
+def split(raw: bytes, deadline: Deadline) -> RawPart:
+    """The ``RawPart`` tree of ``raw``: this splitter's when it is sure, else the feed parser's."""
+    part = split_message(raw)
+    if part is not None:
+        return part
+    return stdlib_email.feed_parse(raw, deadline)
 
-    ``None`` means "use the feed parser": the input is not one this splitter is sure about.
-    """
-    text = raw.decode("ascii", "surrogateescape")
-    if "\r" in text and text.count("\r") != text.count("\r\n"):
+
+def split_message(raw: bytes) -> RawPart | None:
+    """The tree ``BytesFeedParser`` would build from ``raw``, or ``None`` to use it instead."""
+    if has_bare_cr(raw):
         return None  # the feed parser also ends lines at a bare CR
     try:
-        message, _last = _parse(text, 0, len(text), None, 0)
+        return _parse(raw, 0, len(raw), "text/plain", 0, before_delimiter=False)
     except _Decline:
         return None
-    return message
 
 
-def _parse(text: str, start: int, end: int, parent: Message | None,
-           depth: int) -> tuple[Message, Message]:
-    """Parse ``text[start:end]`` as one message; return it and the feed parser's "last" part.
+def _parse(data: bytes, start: int, end: int, default_type: str, depth: int, *,
+           before_delimiter: bool) -> RawPart:
+    """Parse ``data[start:end]`` as one entity.
 
-    The feed parser strips the line break in front of a delimiter from the payload (or
-    epilogue) of the part it created last, which may sit deep inside the part just ended;
-    returning that part lets the caller do the same.
+    ``before_delimiter``: a delimiter line follows, and the line break in front of it belongs
+    to the delimiter (RFC 2046). The feed parser takes it from whatever it created last: the
+    payload of the last leaf or the epilogue of the last multipart, however deep.
     """
     if depth > _MAX_DEPTH:
         raise _Decline
-    message = Message(policy=_POLICY)
-    if parent is not None and parent.get_content_type() == "multipart/digest":
-        message.set_default_type("message/rfc822")
-    body = _read_headers(text, start, end, message)
-    if message.get_content_type() == "message/delivery-status":
+    fields, body = _read_headers(data, start, end)
+    content_type, boundary = stdlib_email.content_type_and_boundary(
+        _first(fields, "content-type"), default_type)
+    if content_type == "message/delivery-status":
         raise _Decline
-    maintype = message.get_content_maintype()
+    maintype = content_type.partition("/")[0]
     if maintype == "message":
-        inner, last = _parse(text, body, end, message, depth + 1)
-        message.attach(inner)
-        return message, last
+        inner = _parse(data, body, end, "text/plain", depth + 1,
+                       before_delimiter=before_delimiter)
+        return RawPart(fields, (inner,), default_type=default_type)
     if maintype == "multipart":
-        _split_multipart(text, body, end, message, depth)
-        return message, message
-    message.set_payload(text[body:end])
-    return message, message
+        return _split_multipart(data, body, end, fields, content_type, boundary, default_type,
+                                depth, before_delimiter=before_delimiter)
+    payload = data[body:end]
+    if before_delimiter:
+        payload = _without_line_end(payload)
+    return RawPart(fields, payload, default_type=default_type)
 
 
-def _read_headers(text: str, start: int, end: int, message: Message) -> int:
-    """Set the header fields found at ``start``; return where the body starts."""
-    field: list[str] = []
+def _read_headers(data: bytes, start: int, end: int) -> tuple[tuple[tuple[str, bytes], ...], int]:
+    """The header fields found at ``start`` and where the body starts."""
+    fields: list[tuple[str, bytes]] = []
+    lines: list[bytes] = []
     position = start
     while position < end:
-        newline = text.find("\n", position, end)
+        newline = data.find(b"\n", position, end)
         if newline < 0:
             raise _Decline  # the headers run to the end of the input
-        line = text[position:newline + 1]
+        line = data[position:newline + 1]
         position = newline + 1
-        if position - start > _MAX_HEADER_CHARS:
+        if position - start > _MAX_HEADER_BYTES:
             raise _Decline
-        if line == "\n" or line == "\r\n":
+        if line == b"\n" or line == b"\r\n":
             break
-        if line[0] in " \t":
-            if not field:
+        if line.startswith((b" ", b"\t")):
+            if not lines:
                 raise _Decline  # a continuation line with no field to continue
-            field.append(line)
+            lines.append(line)
         elif _HEADER_LINE.match(line):
-            if field:
-                message.set_raw(*_POLICY.header_source_parse(field))
-            field = [line]
+            if lines:
+                fields.append(_field(lines))
+            lines = [line]
         else:
             raise _Decline  # the feed parser would end the headers here, with a defect
     else:
         raise _Decline  # no blank line before the end of the part
-    if field:
-        message.set_raw(*_POLICY.header_source_parse(field))
-    return position
+    if lines:
+        fields.append(_field(lines))
+    return tuple(fields), position
 
 
-def _split_multipart(text: str, start: int, end: int, message: Message, depth: int) -> None:
-    """Cut ``text[start:end]`` at the delimiter lines and parse each part."""
-    boundary = message.get_boundary()
-    if not boundary or "\n" in boundary or "\r" in boundary:
-        raise _Decline  # a delimiter would have to span lines
-    encoding = str(message.get("content-transfer-encoding", "8bit")).lower()
-    if encoding not in _PLAIN_TRANSFER:
+def _field(lines: list[bytes]) -> tuple[str, bytes]:
+    """One field as compat32's documented ``header_source_parse`` makes it: the name up to
+    ":", the value without leading blanks, its lines joined, without the final line end."""
+    name, _, value = lines[0].partition(b":")
+    value = value.lstrip(b" \t") + b"".join(lines[1:])
+    return name.decode("ascii"), value.rstrip(b"\r\n")
+
+
+def _first(fields: tuple[tuple[str, bytes], ...], name: str) -> bytes | None:
+    for field_name, value in fields:
+        if field_name.lower() == name:
+            return value
+    return None
+
+
+def _split_multipart(data: bytes, start: int, end: int, fields: tuple[tuple[str, bytes], ...],
+                     content_type: str, boundary: str | None, default_type: str, depth: int, *,
+                     before_delimiter: bool) -> RawPart:
+    """Cut ``data[start:end]`` at the delimiter lines and parse each part."""
+    if not boundary or not boundary.isascii() or "\n" in boundary or "\r" in boundary:
+        # (A boundary with other characters never matches: the feed parser reads the bytes
+        # as ASCII with surrogate escapes, and get_boundary() has none.)
         raise _Decline
-    separator = "--" + boundary
-    if text.count(separator, start, end) > _MAX_SEPARATORS:
+    encoding = _first(fields, "content-transfer-encoding")
+    if encoding is not None and encoding.lower() not in _PLAIN_TRANSFER:
         raise _Decline
-    delimiters = _delimiters(text, start, end, separator)
+    separator = b"--" + boundary.encode("ascii")
+    if data.count(separator, start, end) > _MAX_SEPARATORS:
+        raise _Decline
+    delimiters = _delimiters(data, start, end, separator)
     first = next(delimiters, None)
     if first is None or first.close:
         raise _Decline
-    if first.start > start:
-        message.preamble = _without_line_end(text[start:first.start])
+    preamble = _without_line_end(data[start:first.start]) if first.start > start else None
+    child_type = "message/rfc822" if content_type == "multipart/digest" else "text/plain"
+    children: list[RawPart] = []
     part_start = first.end
     for delimiter in delimiters:
         if delimiter.start == part_start:
             raise _Decline  # repeated delimiter lines; the parser skips them its own way
-        part, last = _parse(text, part_start, delimiter.start, message, depth + 1)
-        message.attach(part)
-        _give_line_end_to_delimiter(last)
+        children.append(_parse(data, part_start, delimiter.start, child_type, depth + 1,
+                               before_delimiter=True))
         if delimiter.close:
-            message.epilogue = text[delimiter.end:end]
-            return
+            epilogue: bytes | None = data[delimiter.end:end]
+            if before_delimiter:
+                epilogue = _without_line_end(epilogue) if epilogue else None
+            return RawPart(fields, tuple(children), boundary=separator[2:], preamble=preamble,
+                           epilogue=epilogue, default_type=default_type)
         part_start = delimiter.end
     raise _Decline  # no close delimiter
 
 
-def _delimiters(text: str, start: int, end: int, separator: str):
-    """Delimiter lines of ``separator`` in ``text[start:end]``, as the feed parser matches
+def _delimiters(data: bytes, start: int, end: int, separator: bytes) -> Iterator[_Delimiter]:
+    """Delimiter lines of ``separator`` in ``data[start:end]``, as the feed parser matches
     them: at the start of a line, optionally "--", then only blanks up to the line end."""
     position = start
     while True:
-        found = text.find(separator, position, end)
+        found = data.find(separator, position, end)
         if found < 0:
             return
         position = found + 1
-        if found != start and text[found - 1] != "\n":
+        if found != start and data[found - 1] != 0x0A:
             continue
-        newline = text.find("\n", found, end)
+        newline = data.find(b"\n", found, end)
         line_end = end if newline < 0 else newline + 1
-        rest = text[found + len(separator):line_end]
-        close = rest.startswith("--")
+        rest = data[found + len(separator):line_end]
+        close = rest.startswith(b"--")
         if close:
             rest = rest[2:]
-        if rest.lstrip(" \t") not in ("", "\n", "\r\n"):
+        if rest.lstrip(b" \t") not in (b"", b"\n", b"\r\n"):
             continue
         yield _Delimiter(found, line_end, close)
         position = line_end
 
 
-def _give_line_end_to_delimiter(last: Message) -> None:
-    """RFC 2046: the line break before a delimiter belongs to the delimiter."""
-    if last.get_content_maintype() == "multipart":
-        if last.epilogue == "":
-            last.epilogue = None
-        elif last.epilogue is not None:
-            last.epilogue = _without_line_end(last.epilogue)
-    elif isinstance(last._payload, str):
-        last._payload = _without_line_end(last._payload)
-
-
-def _without_line_end(value: str) -> str:
-    if value.endswith("\r\n"):
+def _without_line_end(value: bytes) -> bytes:
+    if value.endswith(b"\r\n"):
         return value[:-2]
-    return value[:-1] if value.endswith("\n") else value
+    return value[:-1] if value.endswith(b"\n") else value

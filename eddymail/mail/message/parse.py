@@ -1,13 +1,21 @@
 """Raw message bytes in, a safe structured ``ParsedMessage`` out.
 
-Every message is hostile input. ``parse_message`` first refuses, cheaply, anything over
-``ParseLimits`` (size, header block, one header field, part count, nesting, parameter
-count), then lets the ``email`` package split the bytes with the lenient ``compat32`` policy
-and does all decoding itself: ``policy.default`` raises on some garbage headers and decodes
-values in ways that changed between patch releases. Headers are decoded by ``headervalues`` and
-``addresslist``, bodies by ``charsets`` (declared charset, checked; detection when it is
-missing or lying), HTML by ``htmltext``, the MIME tree is walked by ``mimetree`` and the
-loop-protection signals come from ``classify``. The raw bytes are never modified.
+Every message is hostile input. ``parse_message`` runs one pipeline:
+
+1. ``parselimits.precheck`` refuses, cheaply, anything over ``ParseLimits`` (size, header
+   block, one header field, part count, nesting, parameter count);
+2. ``mimesplit.split`` cuts the bytes into parts (its own fast splitter, or the standard
+   library's lenient feed parser for odd mail), decoding nothing;
+3. ``parttree.build_tree`` walks that once into a decoded ``Part`` tree, enforcing the
+   limits and the deadline as it goes;
+4. everything else reads the tree only: ``body`` picks the body text (charsets checked,
+   HTML converted) and the attachments, ``classify`` the loop-protection signals,
+   ``authresults`` the provider's verdicts, and this module the addresses, ids and date
+   (with ``headervalues`` and ``addresslist``).
+
+The ``email`` package's ``policy.default`` is not used: it raises on some garbage headers
+and decodes values in ways that changed between patch releases. The raw bytes are never
+modified.
 """
 
 from __future__ import annotations
@@ -15,25 +23,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import Message
 from typing import Any
 
 from eddymail.errors import MessageParseError
 from eddymail.mail.message.addresslist import parse_address_list
+from eddymail.mail.message.authresults import authentication_results
+from eddymail.mail.message.body import BodyReader
 from eddymail.mail.message.charsets import decode_header_bytes
 from eddymail.mail.message.classify import classify
 from eddymail.mail.message.filenames import clean_original, safe_filename
-from eddymail.mail.message.headervalues import (
-    decode_header,
-    extract_ids,
-    parse_date,
-    raw_header,
-    raw_headers,
-    unfold,
-)
-from eddymail.mail.message.mimeparts import charset_hint, parse_bytes, part_info
-from eddymail.mail.message.mimetree import MimeWalker
+from eddymail.mail.message.headervalues import extract_ids, parse_date, unfold
+from eddymail.mail.message.mimesplit import split
 from eddymail.mail.message.parselimits import Deadline, ParseLimits, precheck
+from eddymail.mail.message.parttree import Headers, build_tree
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -41,7 +43,6 @@ __all__ = [
     "ParseLimits",
     "ParsedAttachment",
     "ParsedMessage",
-    "message_id_candidates",
     "parse_message",
 ]
 
@@ -91,6 +92,9 @@ class ParsedMessage:
     Text values keep the control, bidi and zero-width characters the sender wrote (one-line
     values have their line breaks turned into spaces; NUL becomes U+FFFD): whatever shows
     them escapes them (``safetext``), whatever mails them strips them (``compose``).
+    ``automatic_reasons`` lists every loop-protection signal found: answer a message
+    automatically only when it is empty. ``authentication_results`` are the values of its
+    Authentication-Results headers, topmost first (see ``authresults.verify_sender``).
     """
 
     subject: str
@@ -113,15 +117,7 @@ class ParsedMessage:
     automatic_reasons: list[str]
     bounce_original_message_id: str | None
     defects: list[str]
-
-    @property
-    def suppress_auto_reply(self) -> bool:
-        """True when any loop-protection signal was found: never answer this automatically.
-
-        Wider than ``auto_reply or bounce or mailing_list``: it also honours
-        X-Auto-Response-Suppress, X-Loop and a null sender.
-        """
-        return bool(self.automatic_reasons) or self.auto_reply or self.bounce or self.mailing_list
+    authentication_results: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document of ``eddymail mail inspect`` (exactly these keys)."""
@@ -170,34 +166,21 @@ def parse_message(raw: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> ParsedMes
         ) from error
 
 
-def message_id_candidates(message: ParsedMessage) -> list[str]:
-    """The Message-IDs a message points at, strongest threading signal first.
-
-    The bounced original (for bounces), then In-Reply-To, then References newest first;
-    each id once.
-    """
-    ordered = [message.bounce_original_message_id] if message.bounce_original_message_id else []
-    ordered += message.in_reply_to + message.references[::-1]
-    seen: set[str] = set()
-    return [ident for ident in ordered if not (ident in seen or seen.add(ident))]
-
-
 def _parse(raw: bytes, limits: ParseLimits, deadline: Deadline) -> ParsedMessage:
-    message = parse_bytes(raw, deadline)
     defects: list[str] = []
-    hint = charset_hint(message)
-    linesep = b"\r\n" if b"\r\n" in raw[:65536] else b"\n"
-    walker = MimeWalker(limits, deadline, defects, linesep)
-    found = walker.collect(message, hint=hint)
-    body_text = walker.render(found)
+    linesep = b"\r\n" if raw.find(b"\r\n", 0, 65536) >= 0 else b"\n"
+    root = build_tree(split(raw, deadline), limits, deadline, defects, linesep)
+    reader = BodyReader(limits, deadline, defects)
+    found = reader.collect(root)
+    body_text = reader.render(found)
     deadline.check("reading headers")
 
-    from_all, from_invalid = _addresses(message, "from", hint, defects)
-    top = part_info(message, hint)
+    headers = root.headers
+    from_all, from_invalid = _addresses(headers, "from", defects)
     classification = classify(
-        message,
-        content_type=top.content_type,
-        report_type=top.params.get("report-type", "").lower(),
+        headers,
+        content_type=root.declared.content_type,
+        report_type=root.declared.params.get("report-type", "").lower(),
         sender_local_parts=[item.address.rpartition("@")[0].lower() for item in from_all],
         delivery_status=found.delivery_status,
     )
@@ -208,12 +191,11 @@ def _parse(raw: bytes, limits: ParseLimits, deadline: Deadline) -> ParsedMessage
 
     attachments = []
     for index, draft in enumerate(found.attachments, start=1):
-        original = clean_original(draft.name)
         attachments.append(
             ParsedAttachment(
                 # From the full name: the capped original may have lost its extension.
                 filename=safe_filename(draft.name or draft.default_name, index, draft.content_type),
-                original_filename=original,
+                original_filename=clean_original(draft.name),
                 content_type=draft.content_type,
                 size=len(draft.data),
                 content_id=draft.content_id,
@@ -222,22 +204,21 @@ def _parse(raw: bytes, limits: ParseLimits, deadline: Deadline) -> ParsedMessage
             )
         )
 
-    subject = raw_header(message, "subject")
-    message_id = raw_header(message, "message-id")
+    message_id = headers.first("message-id")
     ids = extract_ids(message_id, 1) if message_id else []
-    date = raw_header(message, "date")
+    date = headers.first("date")
     return ParsedMessage(
-        subject=decode_header(subject, hint) if subject else "",
+        subject=headers.text("subject"),
         from_=from_all[0] if from_all else None,
         from_all=from_all,
         sender_valid=len(from_all) == 1 and from_invalid == 0,
-        to=_addresses(message, "to", hint, defects)[0],
-        cc=_addresses(message, "cc", hint, defects)[0],
-        reply_to=_addresses(message, "reply-to", hint, defects)[0],
+        to=_addresses(headers, "to", defects)[0],
+        cc=_addresses(headers, "cc", defects)[0],
+        reply_to=_addresses(headers, "reply-to", defects)[0],
         date=parse_date(date) if date else None,
         message_id=ids[0] if ids else None,
-        in_reply_to=_ids(message, "in-reply-to", keep_last=False),
-        references=_ids(message, "references", keep_last=True),
+        in_reply_to=_ids(headers, "in-reply-to", keep_last=False),
+        references=_ids(headers, "references", keep_last=True),
         body_text=body_text,
         has_html=found.has_html,
         attachments=attachments,
@@ -247,18 +228,17 @@ def _parse(raw: bytes, limits: ParseLimits, deadline: Deadline) -> ParsedMessage
         automatic_reasons=classification.reasons,
         bounce_original_message_id=bounced_id,
         defects=defects,
+        authentication_results=authentication_results(headers),
     )
 
 
-def _addresses(
-    message: Message, name: str, hint: str | None, defects: list[str]
-) -> tuple[list[Address], int]:
+def _addresses(headers: Headers, name: str, defects: list[str]) -> tuple[list[Address], int]:
     """All addresses of every ``name`` header, and how many entries were not addresses."""
     found: list[Address] = []
     invalid = 0
-    for raw in raw_headers(message, name):
+    for raw in headers.all(name):
         # Raw 8-bit bytes are decoded now; encoded words only after the structure is known.
-        text = decode_header_bytes(unfold(raw), hint)
+        text = decode_header_bytes(unfold(raw), headers.hint)
         if len(text) > MAX_ADDRESS_HEADER_CHARS:
             defects.append(f"{name} header cut to {MAX_ADDRESS_HEADER_CHARS} characters")
             text = text[:MAX_ADDRESS_HEADER_CHARS]
@@ -270,8 +250,8 @@ def _addresses(
     return found, invalid
 
 
-def _ids(message: Message, name: str, *, keep_last: bool) -> list[str]:
-    values = raw_headers(message, name)
+def _ids(headers: Headers, name: str, *, keep_last: bool) -> list[str]:
+    values = headers.all(name)
     if not values:
         return []
     return extract_ids(b" ".join(values), MAX_REFERENCES, keep_last=keep_last)

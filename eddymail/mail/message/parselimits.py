@@ -69,6 +69,16 @@ _NESTING_TYPE = re.compile(
     rb"\ncontent-type:[ \t]*(?:\r?\n[ \t]+)?(multipart|message)/([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)"
 )
 _BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))', re.IGNORECASE)
+_BARE_CR = re.compile(rb"\r(?!\n)")
+
+
+def has_bare_cr(raw: bytes) -> bool:
+    """True when a CR is not followed by LF: the parser ends a line there too.
+
+    (One scan; counting CRs and CRLFs to compare takes two, and counting a two-byte string
+    is slow.)
+    """
+    return _BARE_CR.search(raw) is not None
 
 
 def precheck(raw: bytes, limits: ParseLimits) -> None:
@@ -77,7 +87,7 @@ def precheck(raw: bytes, limits: ParseLimits) -> None:
         raise MessageParseError(
             f"message is {len(raw)} bytes, the limit is {limits.max_message_bytes} bytes"
         )
-    if raw.count(b"\r") != raw.count(b"\r\n"):
+    if has_bare_cr(raw):
         # The parser also ends lines at a bare CR; the scans below only know LF.
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if raw.startswith((b"\n", b"\r\n")):
@@ -195,6 +205,10 @@ def _check_depth(
                 opened.pop()
 
 
+# Byte -> the rest of the words; the key None marks the end of a word.
+_PrefixTree = dict[int | None, "_PrefixTree"]
+
+
 def _prefix_tree_pattern(words: set[bytes]) -> bytes:
     """A pattern for "any of ``words``" shaped as a prefix tree (``ab(?:c|d)``).
 
@@ -203,7 +217,7 @@ def _prefix_tree_pattern(words: set[bytes]) -> bytes:
     tree costs the length of one word. Words are cut at ``_TREE_DEPTH`` bytes (RFC 2046
     boundaries have at most 70); the caller checks the whole line.
     """
-    tree: dict[int | None, dict] = {}
+    tree: _PrefixTree = {}
     for word in words:
         node = tree
         for byte in word[:_TREE_DEPTH]:
@@ -212,7 +226,7 @@ def _prefix_tree_pattern(words: set[bytes]) -> bytes:
     return _emit_tree(tree)
 
 
-def _emit_tree(node: dict[int | None, dict]) -> bytes:
+def _emit_tree(node: _PrefixTree) -> bytes:
     branches = [
         re.escape(bytes([key])) + _emit_tree(child)
         for key, child in node.items()

@@ -12,7 +12,7 @@ import unicodedata
 from functools import lru_cache
 
 from eddymail.errors import ValidationError
-from eddymail.mail.message.compose import sanitize_header_value
+from eddymail.mail.message.headerlines import sanitize_header_value
 
 DEFAULT_TAG_FORMAT = "[#{id}]"
 NO_SUBJECT = "(no subject)"
@@ -114,8 +114,3 @@ def reply_subject(original: str, ticket_id: int, tag_format: str = DEFAULT_TAG_F
     dropped first; an empty subject becomes ``"(no subject)"``.
     """
     return f"Re: {_render_tag(ticket_id, tag_format)} {_bare_subject(original, tag_format)}"
-
-
-def tagged_subject(subject: str, ticket_id: int, tag_format: str = DEFAULT_TAG_FORMAT) -> str:
-    """Subject for a notification: one tag and no reply prefix, ``"[#123] x"``."""
-    return f"{_render_tag(ticket_id, tag_format)} {_bare_subject(subject, tag_format)}"

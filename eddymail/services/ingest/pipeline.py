@@ -184,7 +184,7 @@ def _ingest_parsed(prepared: Prepared, *, channel: Channel | None, department: D
                 message_id=parsed.message_id, status=DUPLICATE, raw=stored_raw,
                 ticket_message=duplicate)
         return IngestResult(DUPLICATE, duplicate.ticket_id, duplicate.id, duplicate.subject)
-    result, message = _store(parsed, raw, channel, department, stored_raw, options)
+    result, message = _store(parsed, channel, department, stored_raw, options)
     _record(channel, source, entry, sha256=sha256, size=len(raw),
             message_id=parsed.message_id, status="imported", raw=stored_raw,
             ticket_message=message)
@@ -225,7 +225,7 @@ def reprocess(raw: bytes, *, entry: LedgerEntry, channel: Channel | None,
             result, message = IngestResult(DUPLICATE, duplicate.ticket_id, duplicate.id,
                                            duplicate.subject), duplicate
         else:
-            result, message = _store(parsed, raw, channel, department, stored_raw, options)
+            result, message = _store(parsed, channel, department, stored_raw, options)
         LedgerEntry.update(
             status="imported" if duplicate is None else DUPLICATE, error=None,
             message_id=parsed.message_id, ticket_message=message, updated_at=utcnow(),
@@ -331,10 +331,10 @@ def automatic_kind(parsed: ParsedMessage, own_addresses: set[str]) -> str | None
     return None
 
 
-def _store(parsed: ParsedMessage, raw: bytes, channel: Channel | None, department: Department,
+def _store(parsed: ParsedMessage, channel: Channel | None, department: Department,
            stored_raw: RawMessage, options: IngestOptions) -> tuple[IngestResult, Message]:
     kind = automatic_kind(parsed, options.own_addresses)
-    auth = sender_verification(parsed, channel, raw)
+    auth = sender_verification(parsed, channel)
     # Mail that failed sender verification, or whose From names no single address, is kept,
     # marked, and given no power: it registers nobody (not even its Cc), triggers no mail,
     # and can neither join nor reopen an existing ticket.
@@ -421,13 +421,12 @@ def _store(parsed: ParsedMessage, raw: bytes, channel: Channel | None, departmen
                         notices=tuple(notices)), message
 
 
-def sender_verification(parsed: ParsedMessage, channel: Channel | None,
-                        raw: bytes) -> str | None:
+def sender_verification(parsed: ParsedMessage, channel: Channel | None) -> str | None:
     """pass/fail/none by the channel's trusted Authentication-Results; None: not configured."""
     if channel is None or not channel.authserv_id or parsed.from_ is None:
         return None
     domain = parsed.from_.address.rpartition("@")[2]
-    return authresults.verify_sender(raw, channel.authserv_id, domain)
+    return authresults.verify_sender(parsed.authentication_results, channel.authserv_id, domain)
 
 
 def _bounced_ticket(parsed: ParsedMessage) -> Ticket | None:
