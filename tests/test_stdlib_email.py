@@ -19,7 +19,7 @@ import pytest
 
 from eddymail.mail.message import stdlib_email
 from eddymail.mail.message.parselimits import Deadline
-from eddymail.mail.message.rawparts import RawPart, serialize
+from eddymail.mail.message.rawparts import RawPart, first_field, serialize
 
 PACKAGE = Path(__file__).parents[1] / "eddymail" / "mail" / "message"
 EIGHT_BIT = b"caf\xc3\xa9 \xff\xfe \x80\r\nline two\r\n\x00end"
@@ -85,7 +85,7 @@ def test_a_leaf_keeps_every_byte_whatever_its_transfer_encoding(encoding):
     part = parse(leaf(encoding, BODIES[encoding]))
     assert part.payload == BODIES[encoding]
     assert part.fields[0] == ("Subject", b"caf\xc3\xa9")
-    assert part.first("content-transfer-encoding") == encoding.encode()
+    assert first_field(part.fields, "content-transfer-encoding") == encoding.encode()
 
 
 def test_a_multipart_keeps_its_boundary_preamble_epilogue_and_defects():

@@ -17,7 +17,7 @@ from eddymail.mail.message.charsets import decode_body
 from eddymail.mail.message.headervalues import extract_ids, replace_unstorable
 from eddymail.mail.message.htmltext import html_to_text
 from eddymail.mail.message.parselimits import Deadline, ParseLimits
-from eddymail.mail.message.parttree import MimeInfo, Part, note
+from eddymail.mail.message.parttree import Headers, MimeInfo, Part, note
 
 FORWARD_LINE = "---------- Forwarded message ----------"
 _FORWARD_HEADERS = ("From", "Date", "Subject", "To", "Cc")
@@ -113,7 +113,7 @@ class BodyReader:
         if maintype == "multipart":
             self._visit_multipart(part, subtype, found, attachments_only, in_report)
         elif part.enclosed is not None and maintype == "message":
-            self._visit_message(part, found, in_report)
+            self._visit_message(part, part.enclosed, found, in_report)
         else:
             self._visit_leaf(part, found, attachments_only, in_report)
 
@@ -145,9 +145,8 @@ class BodyReader:
             self._visit(child, found, attachments_only=only,
                         in_report=in_report or subtype == "report")
 
-    def _visit_message(self, part: Part, found: Collected, in_report: bool) -> None:
-        enclosed = part.enclosed
-        assert enclosed is not None
+    def _visit_message(self, part: Part, enclosed: Headers, found: Collected,
+                       in_report: bool) -> None:
         mime = part.mime
         if mime.content_type in ("message/rfc822", "message/global"):
             subject = enclosed.text("subject")

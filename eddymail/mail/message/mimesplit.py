@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from eddymail.mail.message import stdlib_email
 from eddymail.mail.message.parselimits import Deadline, has_bare_cr
-from eddymail.mail.message.rawparts import RawPart
+from eddymail.mail.message.rawparts import RawPart, first_field
 
 # A header line the feed parser accepts without a defect: a name of printable characters
 # other than ":" (no space, so never a "From " envelope line), then ":".
@@ -78,7 +78,7 @@ def _parse(data: bytes, start: int, end: int, default_type: str, depth: int, *,
         raise _Decline
     fields, body = _read_headers(data, start, end)
     content_type, boundary = stdlib_email.content_type_and_boundary(
-        _first(fields, "content-type"), default_type)
+        first_field(fields, "content-type"), default_type)
     if content_type == "message/delivery-status":
         raise _Decline
     maintype = content_type.partition("/")[0]
@@ -135,13 +135,6 @@ def _field(lines: list[bytes]) -> tuple[str, bytes]:
     return name.decode("ascii"), value.rstrip(b"\r\n")
 
 
-def _first(fields: tuple[tuple[str, bytes], ...], name: str) -> bytes | None:
-    for field_name, value in fields:
-        if field_name.lower() == name:
-            return value
-    return None
-
-
 def _split_multipart(data: bytes, start: int, end: int, fields: tuple[tuple[str, bytes], ...],
                      content_type: str, boundary: str | None, default_type: str, depth: int, *,
                      before_delimiter: bool) -> RawPart:
@@ -150,7 +143,7 @@ def _split_multipart(data: bytes, start: int, end: int, fields: tuple[tuple[str,
         # (A boundary with other characters never matches: the feed parser reads the bytes
         # as ASCII with surrogate escapes, and get_boundary() has none.)
         raise _Decline
-    encoding = _first(fields, "content-transfer-encoding")
+    encoding = first_field(fields, "content-transfer-encoding")
     if encoding is not None and encoding.lower() not in _PLAIN_TRANSFER:
         raise _Decline
     separator = b"--" + boundary.encode("ascii")

@@ -24,7 +24,7 @@ from eddymail.mail.message.charsets import Hint, lookup_charset, resolve_hint
 from eddymail.mail.message.headervalues import decode_header, extract_ids, parse_parameters
 from eddymail.mail.message.mimesplit import split
 from eddymail.mail.message.parselimits import Deadline, ParseLimits, precheck
-from eddymail.mail.message.rawparts import RawPart, serialize
+from eddymail.mail.message.rawparts import RawPart, first_field, serialize
 from eddymail.mail.message.transfer import decode_transfer
 
 _META_CHARSET = re.compile(
@@ -289,7 +289,7 @@ def charset_hint(raw: RawPart) -> str | None:
     for count, part in enumerate(_in_order(raw)):
         if count >= _HINT_PARTS:
             break
-        value = part.first("content-type")
+        value = first_field(part.fields, "content-type")
         if value is None:
             continue
         content_type, params = parse_parameters(value)

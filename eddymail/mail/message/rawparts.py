@@ -31,12 +31,13 @@ class RawPart:
     default_type: str = "text/plain"
     defects: tuple[str, ...] = ()
 
-    def first(self, name: str) -> bytes | None:
-        """The value of the first field called ``name`` (lower case), or None."""
-        for field_name, value in self.fields:
-            if field_name.lower() == name:
-                return value
-        return None
+
+def first_field(fields: tuple[tuple[str, bytes], ...], name: str) -> bytes | None:
+    """The value of the first field called ``name`` (lower case), or None."""
+    for field_name, value in fields:
+        if field_name.lower() == name:
+            return value
+    return None
 
 
 def serialize(part: RawPart, linesep: bytes) -> bytes:

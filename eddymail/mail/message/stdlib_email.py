@@ -104,8 +104,9 @@ def _raw_part(message: Message) -> RawPart:
 
 def _parts(message: Message) -> list[Message]:
     payload = message.get_payload()
-    return [part for part in payload if isinstance(part, Message)] if isinstance(
-        payload, list) else []
+    if not isinstance(payload, list):
+        return []
+    return [part for part in payload if isinstance(part, Message)]
 
 
 def _bytes(text: str) -> bytes:
