@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from eddymail.errors import MessageParseError
-from eddymail.mail.message import mimetree, parselimits
+from eddymail.mail.message import body, parselimits
 from eddymail.mail.message.parse import ParseLimits, parse_message
 from tests.adversarial import hostile
 from tests.mailfactory import make_mail
@@ -144,8 +144,8 @@ def test_the_parse_deadline_stops_slow_work_between_steps(monkeypatch):
         clock.advance(1.0)
         return html_to_text(html)
 
-    html_to_text = mimetree.html_to_text
-    monkeypatch.setattr(mimetree, "html_to_text", slow_html_to_text)
+    html_to_text = body.html_to_text
+    monkeypatch.setattr(body, "html_to_text", slow_html_to_text)
     raw = hostile.mixed(*[hostile.text_part(_html_table(300), "text/html")] * 20)
     limits = ParseLimits(max_seconds=0.5, max_html_chars=50_000_000)
     with pytest.raises(MessageParseError, match=r"took longer than 0\.5 seconds"):
