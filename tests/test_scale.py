@@ -210,6 +210,29 @@ def test_a_busy_channel_is_skipped_with_a_notice_and_the_others_are_fetched(
     assert_each_once(desk, [f"busy-{index}-0@customer.example" for index in range(3)])
 
 
+def test_a_channel_another_run_began_after_this_one_is_left_to_it(
+        eddymail, dovecot, tmp_path, database_path):
+    """Several hosts run the same cron job: a channel whose fetch another run began after
+    this run began was just done, so this run leaves it (the hosts share the channels)."""
+    url = f"sqlite:///{database_path}"
+    desk = make_helpdesk(eddymail, dovecot, tmp_path, url, _sqlite_query(database_path), 2)
+    eddymail("fetch")
+    dovecot.deliver(desk.users[0], mails("later", 1)[0][1])
+    with sqlite3.connect(database_path) as connection:  # "another host, a moment from now"
+        connection.execute("UPDATE channel SET fetch_started_at = '2999-01-01 00:00:00' "
+                           "WHERE name = 'box0'")
+    result = eddymail("fetch")
+    assert "box0: skipped, another eddymail run fetched it after this one began" in (
+        result.stdout)
+    assert "box1: 0 fetched" in result.stdout
+    assert eddymail("-q", "fetch", "box0", code=75).stderr == ""  # nothing else to do
+    with sqlite3.connect(database_path) as connection:
+        connection.execute("UPDATE channel SET fetch_started_at = NULL WHERE name = 'box0'")
+    assert eddymail.json("fetch", "box0")["channels"][0]["fetched"] == 1
+    began = _sqlite_query(database_path)("SELECT fetch_started_at FROM channel ORDER BY name")
+    assert all(value is not None for (value,) in began)  # each run notes when it began one
+
+
 # --- several processes (hosts) and kill -9 ------------------------------------------------------
 
 

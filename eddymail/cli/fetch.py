@@ -85,7 +85,7 @@ def _render(reports: list[ChannelFetchReport], sent: list[outbox.SendResult],
         if not report.ok:
             continue
         if report.busy:
-            out.line(f"{report.name}: skipped, another eddymail run is fetching it now")
+            out.line(f"{report.name}: {report.notices[0]}")
             continue
         if dry_run:
             first = " (first connection)" if report.first_connection else ""

@@ -107,6 +107,9 @@ class Channel(BaseModel):
     started_at = peewee.DateTimeField(null=True)  # the starting point was recorded (add/fetch)
     connected_at = peewee.DateTimeField(null=True)  # first successful fetch
 
+    # When a fetch of it last began (any run, any host): a run skips a channel whose fetch
+    # began after the run did (m0007).
+    fetch_started_at = peewee.DateTimeField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 

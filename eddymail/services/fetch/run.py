@@ -33,13 +33,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar, cast
 
 import peewee
 
 from eddymail import secrets
 from eddymail.db.connection import database_error, database_proxy
-from eddymail.db.models import Channel
+from eddymail.db.models import Channel, utcnow
 from eddymail.errors import (
     DatabaseError,
     EddymailError,
@@ -91,13 +93,13 @@ def fetch_channels(
     deadline = Deadline(settings.deadline)
     stop = threading.Event()  # set by the first fatal error: start no further channel
     try:
+        run = _Run(settings, deadline, progress, stop, started=database_now())
         if settings.jobs <= 1 or len(channels) <= 1 or _single_connection():
-            return [_fetch_channel(channel, settings, deadline, progress, stop)
-                    for channel in channels]
+            return [_fetch_channel(channel, run) for channel in channels]
         with ThreadPoolExecutor(max_workers=settings.jobs,
                                 thread_name_prefix="eddymail-fetch") as pool:
-            futures = [pool.submit(_in_own_connection, _fetch_channel, channel, settings,
-                                   deadline, progress, stop) for channel in channels]
+            futures = [pool.submit(_in_own_connection, _fetch_channel, channel, run)
+                       for channel in channels]
             wait(futures)
         return [future.result() for future in futures]  # the first fatal error, if any
     except peewee.OperationalError as error:
@@ -109,28 +111,66 @@ def fetch_channels(
         ) from None
 
 
-def _fetch_channel(channel: Channel, settings: FetchSettings, deadline: Deadline,
-                   progress: Progress | None, stop: threading.Event) -> ChannelFetchReport:
-    """One channel under its lock; its failures end up in its report."""
+@dataclass(frozen=True)
+class _Run:
+    """What every channel of one run shares."""
+
+    settings: FetchSettings
+    deadline: Deadline
+    progress: Progress | None
+    stop: threading.Event  # set by the first fatal error: start no further channel
+    started: datetime  # by the database's clock
+
+
+def _fetch_channel(channel: Channel, run: _Run) -> ChannelFetchReport:
+    """One channel under its lock; its failures end up in its report.
+
+    Skipped (``busy``) when another run is fetching it right now, or began fetching it
+    after this run began (on any host): it was just done, and what came since is the next
+    run's. So several hosts running the same cron job share the channels between them.
+    """
     report = ChannelFetchReport(channel.name)
     if channel.protocol == "none":
         report.ok, report.error = False, "the channel has no incoming server"
         return report
-    if stop.is_set():
+    if run.stop.is_set():
         report.ok, report.error = False, "not fetched: the run stopped on a database error"
         return report
     try:
         with channel_lock(channel.id) as taken:
-            if not taken:
+            why = "another eddymail run is fetching it now" if not taken else _done_since(
+                channel, run)
+            if why:
                 report.busy = True
-                report.notices.append("skipped: another eddymail run is fetching it now")
-                log.info("fetch of %s skipped: another run is fetching it", channel.name)
+                report.notices.append(f"skipped, {why}")
+                log.info("fetch of %s skipped: %s", channel.name, why)
                 return report
-            _fetch_locked(channel, settings, report, deadline, progress)
+            _fetch_locked(channel, run.settings, report, run.deadline, run.progress)
     except BaseException:
-        stop.set()
+        run.stop.set()
         raise
     return report
+
+
+def _done_since(channel: Channel, run: _Run) -> str:
+    """Why not to fetch ``channel`` now ("" if it should be): another run began it later
+    than this one began. Otherwise note that this run begins it now."""
+    began = Channel.select(Channel.fetch_started_at).where(Channel.id == channel.id).scalar()
+    if began is not None and began > run.started:
+        return "another eddymail run fetched it after this one began"
+    if not run.settings.dry_run:
+        Channel.update(fetch_started_at=database_now()).where(
+            Channel.id == channel.id).execute()
+    return ""
+
+
+def database_now() -> datetime:
+    """Now as naive UTC by the database's clock: one clock for every host using it."""
+    database = database_proxy.obj
+    if isinstance(database, peewee.SqliteDatabase):
+        return utcnow()
+    row = database.execute_sql("SELECT clock_timestamp() AT TIME ZONE 'UTC'").fetchone()
+    return cast(datetime, row[0])
 
 
 def _fetch_locked(channel: Channel, settings: FetchSettings, report: ChannelFetchReport,
