@@ -7,7 +7,8 @@ so a cron line or a CI job can point at another database without a file.
 
 Every key is declared once in ``SCHEMA``; unknown keys and wrong types are rejected with a
 message naming the key and the file, because a typo silently ignored is a setting silently
-lost.
+lost. ``[oauth.PROVIDER]`` tables (one per preset that signs in with OAuth 2.0) hold the
+keys of ``OAUTH_KEYS``: the client registration a whole team shares.
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
 }
 
+# [oauth.PROVIDER] -> key -> declaration: defaults for every channel of that provider.
+OAUTH_SECTION = "oauth"
+OAUTH_KEYS: dict[str, Key] = {
+    "client_id": Key(str, "", "The client id of the app you registered at the provider."),
+    "tenant": Key(str, "", "Microsoft 365: the tenant (domain or id); empty means common."),
+}
+
 
 @dataclass(frozen=True)
 class Config:
@@ -85,10 +93,15 @@ class Config:
 
     path: Path | None
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    oauth: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def get(self, section: str, key: str) -> Any:
         """Value of ``section.key`` (declared in ``SCHEMA``)."""
         return self.values[section][key]
+
+    def oauth_default(self, provider: str | None, key: str) -> str:
+        """``[oauth.PROVIDER] key`` (declared in ``OAUTH_KEYS``), or "" when not set."""
+        return self.oauth.get(provider or "", {}).get(key, "")
 
     @property
     def database_url(self) -> str:
@@ -154,7 +167,8 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
             raise ConfigError(f"Configuration file {path} is not valid TOML: {error}.") from None
         except OSError as error:
             raise ConfigError(f"Cannot read configuration file {path}: {error.strerror}.") from None
-    return Config(path=path, values=_validate(raw, path))
+    oauth = raw.pop(OAUTH_SECTION, {})
+    return Config(path=path, values=_validate(raw, path), oauth=_validate_oauth(oauth, path))
 
 
 def _validate(raw: dict[str, Any], path: Path | None) -> dict[str, dict[str, Any]]:
@@ -164,7 +178,7 @@ def _validate(raw: dict[str, Any], path: Path | None) -> dict[str, dict[str, Any
     }
     for section, table in raw.items():
         if section not in SCHEMA:
-            known = ", ".join(f"[{name}]" for name in SCHEMA)
+            known = ", ".join(f"[{name}]" for name in [*SCHEMA, "oauth.PROVIDER"])
             raise ConfigError(f"Unknown section [{section}] {where}; known sections: {known}.")
         if not isinstance(table, dict):
             raise ConfigError(f"[{section}] {where} must be a table of keys.")
@@ -185,6 +199,33 @@ def _validate(raw: dict[str, Any], path: Path | None) -> dict[str, dict[str, Any
                 )
             values[section][name] = value
     _check_ranges(values, where)
+    return values
+
+
+def _validate_oauth(raw: Any, path: Path | None) -> dict[str, dict[str, str]]:
+    if not raw:
+        return {}
+    # Here, not at the top: most configurations have no [oauth] tables, and start-up should
+    # not pay for the provider data.
+    from eddymail.presets import PRESETS
+
+    where = f"in {path}" if path else ""
+    providers = [preset.key for preset in PRESETS if preset.oauth is not None]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{OAUTH_SECTION}] {where} must hold one table per provider, "
+                          f"e.g. [oauth.{providers[0]}].")
+    values: dict[str, dict[str, str]] = {}
+    for provider, table in raw.items():
+        if provider not in providers or not isinstance(table, dict):
+            raise ConfigError(f"Unknown table [oauth.{provider}] {where}; providers that "
+                              f"sign in with OAuth: {', '.join(providers)}.")
+        for name, value in table.items():
+            if name not in OAUTH_KEYS:
+                raise ConfigError(f"Unknown key 'oauth.{provider}.{name}' {where}; keys: "
+                                  f"{', '.join(OAUTH_KEYS)}.")
+            if not isinstance(value, str):
+                raise ConfigError(f"Key 'oauth.{provider}.{name}' {where} must be a string.")
+        values[provider] = {name: value.strip() for name, value in table.items()}
     return values
 
 

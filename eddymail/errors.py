@@ -93,6 +93,43 @@ class MailServerError(EddymailError):
         self.tls = tls
 
 
+class BearerRefused(MailServerError):
+    """A mail server refused an OAuth 2.0 access token (XOAUTH2 or OAUTHBEARER login).
+
+    ``status`` and ``scope`` come from the server's error challenge (RFC 7628 §3.2.2) when it
+    sent one: ``401``/``invalid_token`` for an expired or revoked token, ``insufficient_scope``
+    or the scope the server wants.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: str = "",
+        scope: str = "",
+        operation: str = "",
+        answer: str = "",
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, operation=operation, answer=answer, hint=hint)
+        self.status = status
+        self.scope = scope
+
+
+class OAuthError(MailServerError):
+    """The authorization server refused a request, or could not be reached.
+
+    ``operation`` is ``oauth refresh``, ``oauth authorize``...; ``answer`` the server's
+    ``error`` code and description; ``hint`` what to do. A channel's failure, like a mail
+    server's: in ``fetch`` its channel fails and the others go on.
+    """
+
+
+class AuthorizationRequired(OAuthError):
+    """The channel has no usable grant any more (never authorized, revoked, expired):
+    a person must run ``eddymail channel authorize NAME``."""
+
+
 class MessageParseError(EddymailError):
     """A raw message cannot be turned into a ticket message (broken, or over a limit)."""
 

@@ -4,13 +4,21 @@ A preset fills the incoming (IMAP or POP3) and outgoing (SMTP) servers, so only 
 and the password remain to be typed. Each carries the hint a user needs when login fails:
 whether the provider wants an *app password* (Gmail, Yandex, ...) and where IMAP/POP access
 is switched on. Facts are from the providers' own help pages; keep them short and exact.
+
+Providers that sign mail programs in with OAuth 2.0 carry an :class:`OAuthProvider`: their
+endpoints, the scopes each protocol needs, the SASL mechanisms their servers take, which
+flow works for mail scopes, and how a user registers the app whose client id eddymail uses
+(eddymail ships no client id or secret of its own).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eddymail.errors import NotFoundError
+
+#: The standard device grant (RFC 8628 §3.4).
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,43 @@ class Server:
     host: str
     port: int
     security: str  # ssl | starttls | none
+
+
+@dataclass(frozen=True)
+class OAuthProvider:
+    """How a provider signs mail programs in with OAuth 2.0.
+
+    URLs may hold ``{tenant}`` (Microsoft's directory: ``common``, ``organizations``, a
+    domain or a tenant id). ``scopes`` names the scopes per protocol (``imap``, ``pop3``,
+    ``smtp``); a protocol missing there cannot use OAuth at this provider. ``base_scopes``
+    are always asked for (``offline_access`` for a refresh token). ``mechanisms`` lists
+    the SASL mechanisms in order of preference; ``flow`` is the one that works for mail
+    scopes (``device`` or ``code``); ``client_secret`` says the provider's installed-app
+    registrations come with a secret its token endpoint wants. ``device_grant`` is the
+    grant type and the name of the parameter that carry the device code when polling.
+    ``redirect_host`` is the loopback name in the code flow's redirect URI, as the provider
+    wants it registered (the listener is on 127.0.0.1 either way).
+    """
+
+    authorize_url: str
+    token_url: str
+    device_url: str | None
+    revoke_url: str | None
+    scopes: dict[str, tuple[str, ...]]
+    mechanisms: tuple[str, ...]
+    flow: str
+    registration: str
+    base_scopes: tuple[str, ...] = ()
+    client_secret: bool = False
+    authorize_params: tuple[tuple[str, str], ...] = ()
+    tenant: str | None = None
+    device_grant: tuple[str, str] = (DEVICE_GRANT, "device_code")
+    consent_hint: str = ""
+    redirect_host: str = "127.0.0.1"
+
+    def supports(self, protocol: str) -> bool:
+        """Whether ``imap``, ``pop3`` or ``smtp`` can sign in with OAuth at this provider."""
+        return protocol in self.scopes
 
 
 @dataclass(frozen=True)
@@ -36,6 +81,7 @@ class Preset:
     access_setting: str
     hint: str
     authserv_id: str = ""
+    oauth: OAuthProvider | None = field(default=None, repr=False)
 
     def incoming(self, protocol: str) -> Server | None:
         """The incoming server for ``imap`` or ``pop3`` (None when the provider has none)."""
@@ -55,8 +101,30 @@ PRESETS: tuple[Preset, ...] = (
         "enable IMAP (or POP)",
         hint="Gmail needs an app password: turn on 2-Step Verification in your Google "
         "account, then create an app password and use it here (not your Google password). "
-        "IMAP or POP access must be enabled in Gmail's settings.",
+        "IMAP or POP access must be enabled in Gmail's settings. Google Workspace accounts "
+        "whose administrators allow no app passwords sign in with --auth oauth2.",
         authserv_id="mx.google.com",
+        oauth=OAuthProvider(
+            authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
+            token_url="https://oauth2.googleapis.com/token",  # noqa: S106 (a URL, not a secret)
+            # Google's device flow does not grant the mail scope: the code flow it is.
+            device_url=None,
+            revoke_url="https://oauth2.googleapis.com/revoke",
+            scopes={protocol: ("https://mail.google.com/",)
+                    for protocol in ("imap", "pop3", "smtp")},
+            mechanisms=("XOAUTH2", "OAUTHBEARER"),
+            flow="code",
+            client_secret=True,
+            # A refresh token is only given with offline access, and again only on consent.
+            authorize_params=(("access_type", "offline"), ("prompt", "consent")),
+            registration="Google Cloud console: create a project, enable the Gmail API, set "
+            "up the OAuth consent screen (Internal for Workspace, or add yourself as a test "
+            "user), then Credentials → Create credentials → OAuth client ID → Desktop app; "
+            "give eddymail its client id (--oauth-client-id) and its secret "
+            "(--oauth-client-secret-stdin, kept in the keyring).",
+            consent_hint="a Workspace administrator may have to allow the app "
+            "(Admin console → Security → API controls → App access control)",
+        ),
     ),
     Preset(
         key="yandex",
@@ -78,7 +146,27 @@ PRESETS: tuple[Preset, ...] = (
         "from the imap.yandex.ru server (or pop.yandex.ru)",
         hint="Yandex needs an app password: create one in Yandex ID → Security → App "
         "passwords (type: Mail) and use it here, not the mailbox password. Access for mail "
-        "clients must be allowed in Yandex Mail's settings (Email clients).",
+        "clients must be allowed in Yandex Mail's settings (Email clients). Or sign in with "
+        "--auth oauth2 (IMAP and SMTP).",
+        oauth=OAuthProvider(
+            authorize_url="https://oauth.yandex.ru/authorize",
+            token_url="https://oauth.yandex.ru/token",  # noqa: S106 (a URL, not a secret)
+            device_url="https://oauth.yandex.ru/device/code",
+            revoke_url=None,
+            # No scope parameter: Yandex then grants what the app was registered with.
+            # Yandex documents OAuth for IMAP and SMTP only.
+            scopes={"imap": (), "smtp": ()},
+            # Yandex's IMAP takes XOAUTH2 without announcing it in CAPABILITY.
+            mechanisms=("XOAUTH2",),
+            flow="device",
+            client_secret=True,
+            device_grant=("device_code", "code"),
+            registration="Yandex OAuth (oauth.yandex.ru): Create app → for \"Web services\" "
+            "add the Callback URL http://127.0.0.1 (code flow) and allow device codes; "
+            "permissions: Yandex.Mail → IMAP access (read and delete) and sending mail over "
+            "SMTP; give eddymail the ClientID (--oauth-client-id) and the Client secret "
+            "(--oauth-client-secret-stdin, kept in the keyring).",
+        ),
     ),
     Preset(
         key="mailru",
@@ -103,8 +191,38 @@ PRESETS: tuple[Preset, ...] = (
         access_setting="Outlook.com: Settings → Mail → Forwarding and IMAP → "
         "let devices and apps use POP/IMAP",
         hint="Outlook.com accepts an app password (with two-step verification) for IMAP/POP "
-        "and SMTP. Microsoft 365 work accounts whose administrators turned off password "
-        "(basic) authentication need OAuth2, which eddymail does not support yet.",
+        "and SMTP. Microsoft 365 work accounts, where password (basic) authentication is "
+        "switched off, sign in with --auth oauth2 (device code, or --flow code).",
+        oauth=OAuthProvider(
+            authorize_url="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
+            token_url="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",  # noqa: S106 (a URL, not a secret)
+            device_url="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
+            revoke_url=None,
+            scopes={
+                "imap": ("https://outlook.office.com/IMAP.AccessAsUser.All",),
+                "pop3": ("https://outlook.office.com/POP.AccessAsUser.All",),
+                "smtp": ("https://outlook.office.com/SMTP.Send",),
+            },
+            base_scopes=("offline_access",),
+            mechanisms=("XOAUTH2",),
+            flow="device",
+            tenant="common",
+            # Entra ID lets a desktop app registered with http://localhost use any port.
+            redirect_host="localhost",
+            registration="Microsoft Entra admin center → App registrations → New "
+            "registration (accounts in this directory, or any directory and personal "
+            "accounts); Authentication → add the platform \"Mobile and desktop applications\" "
+            "with the redirect URI http://localhost and set \"Allow public client flows\" to "
+            "Yes; API permissions → Add → APIs my organization uses → Office 365 Exchange "
+            "Online → Delegated: IMAP.AccessAsUser.All, POP.AccessAsUser.All, SMTP.Send, "
+            "plus offline_access; give eddymail the Application (client) id "
+            "(--oauth-client-id) and, for work accounts, the tenant (--oauth-tenant).",
+            consent_hint="an administrator must grant consent for the tenant (Entra admin "
+            "center → App registrations → the app → API permissions → Grant admin consent), "
+            "and IMAP, POP or SMTP AUTH must be enabled for the mailbox "
+            "(Set-CASMailbox -ImapEnabled/-PopEnabled, Exchange admin center → Mail flow → "
+            "Authenticated SMTP)",
+        ),
     ),
     Preset(
         key="yahoo",

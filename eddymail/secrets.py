@@ -8,6 +8,10 @@ runs, the password is scrubbed from every log line and error text, even where th
 not name it; an exception leaving the block carries it along, so the report of that error is
 scrubbed too. After that the process keeps no copy: a long ``fetch`` or a process embedding
 eddymail does not collect every password it ever used.
+
+Besides the password (keyring user = the channel's name), a channel signing in with OAuth 2.0
+has entries of its own, named by :func:`entry_name` (``NAME:oauth-tokens``,
+``NAME:oauth-client-secret``); they move and go with the channel.
 """
 
 from __future__ import annotations
@@ -78,6 +82,22 @@ class PasswordSource:
     command: Sequence[str] | None = None
 
 
+#: The keyring entries a channel may have besides its password, by purpose.
+CHANNEL_ENTRIES = ("oauth-tokens", "oauth-client-secret")
+
+
+def entry_name(channel_name: str, purpose: str) -> str:
+    """The keyring user of a channel's ``purpose`` entry (one of ``CHANNEL_ENTRIES``)."""
+    return f"{channel_name}:{purpose}"
+
+
+def read_secret(entry: str) -> str | None:
+    """The keyring entry ``entry``, or None when there is none. Use it inside ``in_use``."""
+    with _keyring_errors():
+        secret = keyring.get_password(KEYRING_SERVICE, entry)
+    return secret or None
+
+
 def store_password(channel_name: str, password: str) -> None:
     """Put a channel's password into the keyring. Raises ``SecretError``."""
     import keyring
@@ -110,6 +130,20 @@ def rename_password(old_name: str, new_name: str) -> None:
     if secret is not None:
         store_password(new_name, secret)
         delete_password(old_name)
+
+
+def rename_channel_secrets(old_name: str, new_name: str) -> None:
+    """Move a renamed channel's password and its other entries (those that exist)."""
+    rename_password(old_name, new_name)
+    for purpose in CHANNEL_ENTRIES:
+        rename_password(entry_name(old_name, purpose), entry_name(new_name, purpose))
+
+
+def delete_channel_secrets(channel_name: str) -> None:
+    """Remove a channel's password and its other entries (those that exist)."""
+    delete_password(channel_name)
+    for purpose in CHANNEL_ENTRIES:
+        delete_password(entry_name(channel_name, purpose))
 
 
 def has_keyring_password(channel_name: str) -> bool:
@@ -260,8 +294,9 @@ def scrub(text: str, secrets: Iterable[str] = (), replacement: str = "[redacted]
     """``text`` without ``secrets`` nor any secret in use right now (see ``in_use``).
 
     Also caught: a secret inside any base64 token, which is how AUTH PLAIN
-    (``\\0login\\0password``, whatever the login) and AUTH LOGIN put it on the wire and how
-    servers sometimes echo it back.
+    (``\\0login\\0password``, whatever the login), AUTH LOGIN and the bearer mechanisms
+    (``user=...\\x01auth=Bearer TOKEN\\x01\\x01``) put it on the wire and how servers
+    sometimes echo it back.
     """
     with _in_use_lock:
         in_use_now = tuple(_in_use)
@@ -283,8 +318,9 @@ def scrub(text: str, secrets: Iterable[str] = (), replacement: str = "[redacted]
             decoded = base64.b64decode(token + "=" * (-len(token) % 4)).decode("utf-8")
         except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
             return token
-        # An ordinary word decodes to noise; an AUTH blob to text and NULs.
-        if not decoded.replace("\0", "").isprintable():
+        # An ordinary word decodes to noise; an AUTH blob to text and NULs (PLAIN) or
+        # ^A separators (XOAUTH2, OAUTHBEARER).
+        if not decoded.replace("\0", "").replace("\x01", "").isprintable():
             return token
         raw = decoded.encode("utf-8")
         return replacement if any(secret in raw for secret in encoded) else token

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 
 from eddymail.cli import cli
 
-pytest_plugins = ["tests.harness.plugin"]
+pytest_plugins = ["tests.harness.plugin", "tests.oauth_helpers"]
 
 
 @pytest.fixture(autouse=True)

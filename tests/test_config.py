@@ -125,3 +125,29 @@ def test_without_a_log_file_records_go_to_stderr_only(eddymail, support, tmp_pat
             "127.0.0.1", "--port", str(free_port()), "--security", "none")
     assert "fetch of dead failed" in eddymail("-c", str(config), "fetch", code=3).stderr
     assert not list(tmp_path.rglob("*.log"))
+
+
+def test_oauth_tables_give_a_teams_client_registration_per_provider(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[oauth.outlook]\nclient_id = " abc "\ntenant = "example.org"\n'
+                    '[oauth.gmail]\nclient_id = "g-1"\n')
+    config = load_config(path)
+    assert config.oauth_default("outlook", "client_id") == "abc"
+    assert config.oauth_default("outlook", "tenant") == "example.org"
+    assert config.oauth_default("gmail", "tenant") == ""
+    assert config.oauth_default("yandex", "client_id") == ""
+    assert config.oauth_default(None, "client_id") == ""
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[oauth.mailru]\nclient_id = "x"\n', "Unknown table [oauth.mailru]"),
+    ('[oauth.outlook]\nclientid = "x"\n', "Unknown key 'oauth.outlook.clientid'"),
+    ('[oauth.outlook]\nclient_id = 5\n', "must be a string"),
+    ('[oauth]\nclient_id = "x"\n', "Unknown table [oauth.client_id]"),
+    ("oauth = 3\n", "must hold one table per provider"),
+])
+def test_bad_oauth_tables_are_named(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_config(path)

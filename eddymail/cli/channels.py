@@ -10,11 +10,22 @@ from typing import Any
 import click
 
 from eddymail.cli.app import json_option, state, with_database
-from eddymail.errors import PartialFailure, ValidationError
+from eddymail.cli.channel_auth import (
+    authorize,
+    check_sign_in_flags,
+    network_timeout,
+    oauth_options,
+    read_stdin_secrets,
+    render_authorization,
+    run_authorization,
+    sign_in_fields,
+)
+from eddymail.errors import EddymailError, PartialFailure, ValidationError
 from eddymail.presets import PRESETS
 from eddymail.services.channels import check as channel_test
 from eddymail.services.channels import drafts as channel_settings
 from eddymail.services.channels import registry as channels
+from eddymail.services.channels import signin
 from eddymail.services.channels.drafts import AFTER_FETCH, PROTOCOLS, SECURITIES
 from eddymail.services.channels.registry import ChannelInfo
 from eddymail.services.fetch import start as starting
@@ -100,12 +111,14 @@ def settings_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "that is trusted for sender verification.",
         ),
     ]
+    function = oauth_options(function)  # innermost: listed after the server options
     for option in reversed(options):
         function = option(function)
     return function
 
 
 def _options(values: dict[str, Any]) -> channel_settings.ChannelOptions:
+    values = {**values, "oauth_scopes": tuple(values.get("oauth_scopes") or ()) or None}
     return channel_settings.ChannelOptions(
         **{
             key: value
@@ -155,6 +168,9 @@ def render_channel(info: ChannelInfo) -> None:
         "command": "from command: " + " ".join(info.password_command or []),
         "none": "(not needed)",
     }[info.password_source]
+    sign_in = sign_in_fields(info)
+    if info.oauth is not None:
+        password = ""
     roles = [
         role
         for role, on in (
@@ -173,7 +189,8 @@ def render_channel(info: ChannelInfo) -> None:
             ("Incoming", incoming),
             ("Outgoing", outgoing),
             ("CA file", info.ca_file or "-"),
-            ("Password", password),
+            *sign_in,
+            *([("Password", password)] if password else []),
             (
                 "After fetch",
                 info.after_fetch
@@ -201,10 +218,13 @@ def render_channel(info: ChannelInfo) -> None:
               help="Send no notification for the first import's mail (--no-notify-initial).")
 @click.option("--no-connect", is_flag=True,
               help="Do not contact the server now; the first fetch records the starting point.")
+@click.option("--refresh-token-stdin", is_flag=True,
+              help="--auth oauth2: read a refresh token from stdin instead of signing in "
+              "(after the client secret, when both are given).")
 @json_option
 @with_database
 def add(name: str, password_stdin: bool, no_notify: bool, no_connect: bool,
-        **values: Any) -> None:
+        refresh_token_stdin: bool, oauth_client_secret_stdin: bool, **values: Any) -> None:
     """Add a mailbox to a department.
 
     With a preset (or an address at a known provider) only the address and the password
@@ -215,6 +235,10 @@ def add(name: str, password_stdin: bool, no_notify: bool, no_connect: bool,
     at once, so mail that arrives or that someone reads before the first fetch is still
     taken. Without either, a script's channel gets 100 and the first fetch decides.
 
+    With --auth oauth2 the mailbox signs in with OAuth 2.0 instead (Microsoft 365, Google,
+    Yandex, or any provider named with --oauth-*-url); at a terminal, add offers to sign
+    in right away (see eddymail channel authorize), before the starting point is recorded.
+
     \b
     Examples:
       eddymail channel add support --department Support --email help@gmail.com
@@ -223,6 +247,8 @@ def add(name: str, password_stdin: bool, no_notify: bool, no_connect: bool,
       printf '%s\\n' "$APP_PASSWORD" | eddymail channel add billing --department Accounting \\
           --email billing@example.com --host mail.example.com --smtp-host mail.example.com \\
           --initial "since 2026-11-01" --password-stdin
+      eddymail channel add desk --department Support --email desk@contoso.com \\
+          --preset outlook --auth oauth2 --oauth-client-id APP-ID --oauth-tenant contoso.com
     """
     app = state()
     out = app.output
@@ -236,13 +262,21 @@ def add(name: str, password_stdin: bool, no_notify: bool, no_connect: bool,
     if password_stdin and options.password_command:
         raise click.UsageError("Give either --password-stdin or --password-command, not both.")
     draft = channel_settings.resolve_channel(name, options)
+    oauth = draft.auth_method == "oauth2"
+    check_sign_in_flags(oauth, password_stdin, refresh_token_stdin, oauth_client_secret_stdin)
+    given = read_stdin_secrets(*[flag for flag, on in (
+        ("oauth-client-secret-stdin", oauth_client_secret_stdin),
+        ("refresh-token-stdin", refresh_token_stdin)) if on]) if oauth else {}
     if draft.preset_hint:
         out.info(draft.preset_hint)
     password = read_password(password_stdin, draft.name) if draft.needs_password else None
     if asked and draft.protocol != "none":
         draft = _ask_first_import(draft)
-    saved = channels.create_channel(draft, password)
-    record_now = draft.protocol != "none" and not no_connect and (
+    saved = channels.create_channel(draft, password, given.get("oauth-client-secret-stdin"))
+    authorization = _sign_in_after_add(saved.channel.name, oauth, draft, given)
+    # A token is needed to reach the mailbox; without one the first fetch records it.
+    signed_in = not oauth or authorization is not None or bool(draft.password_command)
+    record_now = draft.protocol != "none" and not no_connect and signed_in and (
         asked or values.get("initial") is not None or values.get("notify_initial") is not None)
     begun = (starting.record_starting_point(
         draft.name, timeout=float(app.runtime.config.get("network", "timeout")))
@@ -254,6 +288,10 @@ def add(name: str, password_stdin: bool, no_notify: bool, no_connect: bool,
             out.line(
                 f"Replies of {saved.channel.department} will be sent from {saved.channel.email}."
             )
+        if authorization is not None:
+            render_authorization(authorization)
+        elif not signed_in:
+            out.line(f"Sign it in with: eddymail channel authorize {saved.channel.name}")
         if begun is not None and begun.recorded:
             out.line(f"Starting point recorded: the first fetch takes {begun.initial} "
                      "message(s) already there, and everything that arrives from now on.")
@@ -268,9 +306,27 @@ def add(name: str, password_stdin: bool, no_notify: bool, no_connect: bool,
             "preset_hint": draft.preset_hint,
             "became_outgoing": saved.became_outgoing,
             "starting_point": begun,
+            "authorization": authorization,
         },
         render,
     )
+
+
+def _sign_in_after_add(name: str, oauth: bool, draft: channel_settings.ChannelDraft,
+                       given: dict[str, str]) -> signin.AuthorizationResult | None:
+    """An OAuth channel's first tokens: the refresh token a script gave, or (at a terminal,
+    if the person says so) a sign-in flow; None when neither happened."""
+    try:
+        if "refresh-token-stdin" in given:
+            return signin.import_refresh_token(name, given["refresh-token-stdin"],
+                                               timeout=network_timeout())
+        if oauth and not draft.password_command and _may_ask(False) and click.confirm(
+                f"Sign channel {name} in now?", default=True, err=True):
+            return run_authorization(name, None, False, network_timeout())
+    except EddymailError as error:
+        error.message = f"Channel {name} was added, but signing it in failed: {error.message}"
+        raise
+    return None
 
 
 def _may_ask(password_stdin: bool) -> bool:
@@ -304,7 +360,8 @@ def _ask_first_import(draft: channel_settings.ChannelDraft) -> channel_settings.
 @click.option("--enable/--disable", "enabled", default=None, help="Include it in fetch or not.")
 @json_option
 @with_database
-def edit(name: str, new_name: str | None, **values: Any) -> None:
+def edit(name: str, new_name: str | None, oauth_client_secret_stdin: bool,
+         **values: Any) -> None:
     """Change a channel's settings (only the options given change).
 
     \b
@@ -313,7 +370,10 @@ def edit(name: str, new_name: str | None, **values: Any) -> None:
       eddymail channel edit support --after-fetch move --move-to Processed
     """
     out = state().output
-    saved = channels.edit_channel(name, _options(values), new_name=new_name)
+    secret = read_stdin_secrets("oauth-client-secret-stdin")["oauth-client-secret-stdin"] \
+        if oauth_client_secret_stdin else None
+    saved = channels.edit_channel(name, _options(values), new_name=new_name,
+                                  client_secret=secret)
     out.emit(
         {"channel": saved.channel}, lambda: out.success(f"Channel {saved.channel.name} updated.")
     )
@@ -334,6 +394,9 @@ def password(name: str, password_stdin: bool) -> None:
     secret = read_password(password_stdin, channel.name)
     channels.set_password(channel.name, secret)
     state().output.success(f"Password of channel {channel.name} stored in the keyring.")
+
+
+channel_group.add_command(authorize)
 
 
 @channel_group.command("list")
@@ -425,7 +488,7 @@ def presets() -> None:
     out.emit(
         {"presets": list(PRESETS)},
         lambda: out.table(
-            ["Preset", "Provider", "IMAP", "POP3", "SMTP", "App password", "Note"],
+            ["Preset", "Provider", "IMAP", "POP3", "SMTP", "App password", "OAuth 2.0", "Note"],
             [
                 [
                     p.key,
@@ -434,6 +497,7 @@ def presets() -> None:
                     server(p.pop3),
                     server(p.smtp),
                     "required" if p.app_password else "-",
+                    f"{p.oauth.flow} flow, {'/'.join(p.oauth.mechanisms)}" if p.oauth else "-",
                     p.hint,
                 ]
                 for p in PRESETS

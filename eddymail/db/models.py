@@ -96,6 +96,15 @@ class Channel(BaseModel):
     ca_file = peewee.CharField(null=True)
     password_command = JSONField(null=True)  # argv list, run without a shell
 
+    # Sign-in: "password", or "oauth2" with a bearer token (its secrets are in the keyring).
+    auth_method = peewee.TextField(default="password")
+    oauth_client_id = peewee.TextField(default="")  # empty: the config file's, per provider
+    oauth_tenant = peewee.TextField(default="")  # Microsoft's directory; empty: the default
+    oauth_authorize_url = peewee.TextField(default="")  # empty: the preset's
+    oauth_token_url = peewee.TextField(default="")
+    oauth_device_url = peewee.TextField(default="")
+    oauth_scopes = JSONField(null=True)  # list; None: the preset's for the channel's protocols
+
     # What fetch does; see the ingestion services.
     after_fetch = peewee.CharField(default="mark_read")  # mark_read | keep | move | delete
     move_to_folder = peewee.CharField(default="")

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import peewee
 
 log = logging.getLogger("eddymail")
+_active: Config | None = None
 
 
 @dataclass
@@ -81,9 +82,20 @@ def prepare_database_library(config_path: str | os.PathLike[str] | None) -> None
 
 def start(config_path: str | os.PathLike[str] | None, verbose: int = 0) -> Runtime:
     """Load the configuration and set up logging; the database opens on first use."""
+    global _active
     config = load_config(config_path)
     _setup_logging(config, verbose)
+    _active = config
     return Runtime(config=config)
+
+
+def active_config() -> Config:
+    """The configuration of this run (as :func:`start` loaded it), else the default lookup.
+
+    For the few settings deep in a use case that no command should have to pass down (a
+    team's OAuth client registration per provider, read when a token is refreshed).
+    """
+    return _active if _active is not None else load_config()
 
 
 class LogFormatter(secrets.ScrubbingFormatter):

@@ -315,6 +315,8 @@ def start_dovecot(
     *,
     binary: Path | None = None,
     startup_timeout: float = 10.0,
+    oauth_introspection_url: str | None = None,
+    oauth_scope: str = "mail",
 ) -> DovecotServer:
     """Write a config into ``directory`` and start Dovecot; return once every port answers.
 
@@ -322,6 +324,11 @@ def start_dovecot(
     the mail processes read the users' homes in it: use ``tempfile.mkdtemp()`` under /tmp, not
     pytest's 0700 ``tmp_path``. It is chmod-ed 0755 here. Must run as root (Dovecot switches
     to the ``dovecot``, ``dovenull`` and ``nobody`` users).
+
+    With ``oauth_introspection_url`` the XOAUTH2 and OAUTHBEARER mechanisms are offered too,
+    checked by an ``oauth2`` passdb that asks that RFC 7662 introspection endpoint (see
+    ``tests/harness/oauth_server.py``) whether a token is active, whose it is and whether it
+    carries ``oauth_scope``; passwords still go to the passwd-files.
 
     Raises RuntimeError with the tail of Dovecot's log if it does not come up.
     """
@@ -354,6 +361,11 @@ def start_dovecot(
     dh_file = directory / "dh.pem"
     dh_file.write_text(FFDHE2048_PEM)
     log_file = directory / "dovecot.log"
+    oauth_file = None
+    if oauth_introspection_url:
+        oauth_file = directory / "dovecot-oauth2.conf.ext"
+        oauth_file.write_text(_oauth2_text(oauth_introspection_url, oauth_scope))
+        oauth_file.chmod(0o600)  # holds the resource server's introspection password
 
     tls_required_host = "127.0.0.2" if can_bind("127.0.0.2") else None
     hosts = ["127.0.0.1"] + ([tls_required_host] if tls_required_host else [])
@@ -375,6 +387,7 @@ def start_dovecot(
                 home_root=home_root,
                 uid=mail_user.pw_uid,
                 gid=mail_user.pw_gid,
+                oauth_file=oauth_file,
             )
         )
         stderr_file = directory / "dovecot.stderr"
@@ -427,9 +440,19 @@ def _config_text(
     home_root: Path,
     uid: int,
     gid: int,
+    oauth_file: Path | None = None,
 ) -> str:
     listen = ", ".join(hosts)
     imap_port, imaps_port, pop3_port, pop3s_port = ports
+    mechanisms = "plain login" + (" xoauth2 oauthbearer" if oauth_file else "")
+    oauth_passdb = f"""
+# Bearer tokens (XOAUTH2, OAUTHBEARER) are checked by the test authorization server.
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {oauth_file}
+}}
+""" if oauth_file else ""
     return f"""\
 # Written by tests/harness/dovecot.py for one test session. Dovecot 2.3 syntax.
 instance_name = eddymail-test-{directory.name}
@@ -449,7 +472,7 @@ ssl_dh = <{dh_file}
 # remote IP == local IP, which is why 127.0.0.1 allows it and 127.0.0.2 does not).
 # (2.4 renamed this auth_allow_cleartext; the 2.4 name is an error in 2.3.)
 disable_plaintext_auth = yes
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 # Failed logins answer after ~0.5 s instead of 2 s; see also the anvil listener below.
 auth_failure_delay = 0
 auth_verbose = yes
@@ -466,9 +489,10 @@ mail_max_userip_connections = 1000
 
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {users_dir}/%u
 }}
-userdb {{
+{oauth_passdb}userdb {{
   driver = static
   args = uid={uid} gid={gid} home={home_root}/%u
 }}
@@ -499,6 +523,19 @@ service anvil {{
     mode = 0
   }}
 }}
+"""
+
+
+def _oauth2_text(introspection_url: str, scope: str) -> str:
+    return f"""\
+# Written by tests/harness/dovecot.py: validate bearer tokens by RFC 7662 introspection.
+introspection_mode = post
+introspection_url = {introspection_url}
+username_attribute = username
+active_attribute = active
+active_value = true
+scope = {scope}
+timeout_msecs = 10000
 """
 
 

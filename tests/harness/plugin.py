@@ -4,7 +4,9 @@
 Fixtures:
 
 * ``pki`` (session): a :class:`~tests.harness.certs.TestPKI`.
-* ``dovecot`` (session): a running :class:`~tests.harness.dovecot.DovecotServer`.
+* ``oauth_server`` (session): a running :class:`~tests.harness.oauth_server.OAuthServer`.
+* ``dovecot`` (session): a running :class:`~tests.harness.dovecot.DovecotServer`; besides
+  passwords it takes XOAUTH2/OAUTHBEARER tokens issued by ``oauth_server`` (scope ``mail``).
 * ``mail_user`` (function): a new mailbox on it, so tests never share mail.
 * ``smtp_server`` (function): a fresh started :class:`~tests.harness.smtp.SmtpServer`.
 * ``make_smtp_server`` (function): starts more SMTP servers with options; stops them after.
@@ -32,6 +34,7 @@ from tests.harness import free_port
 from tests.harness.certs import TestPKI, make_pki
 from tests.harness.dovecot import DovecotServer, MailUser, start_dovecot
 from tests.harness.keyring_backend import MemoryKeyring
+from tests.harness.oauth_server import OAuthServer, start_oauth_server
 from tests.harness.smtp import SmtpServer, start_smtp
 
 __all__ = ["free_port"]
@@ -47,13 +50,24 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
 
 
 @pytest.fixture(scope="session")
-def dovecot(pki: TestPKI) -> Iterator[DovecotServer]:
+def oauth_server(pki: TestPKI) -> Iterator[OAuthServer]:
+    """An OAuth 2.0 authorization server on loopback for the whole session."""
+    server = start_oauth_server(pki)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot(pki: TestPKI, oauth_server: OAuthServer) -> Iterator[DovecotServer]:
     """A private Dovecot for the whole session, stopped (and its directory removed) at end."""
     # Not tmp_path_factory: pytest's base temp dir is 0700, and Dovecot's mail processes run
     # as 'nobody' and must reach the homes in here.
     directory = Path(tempfile.mkdtemp(prefix="eddymail-dovecot-"))
     try:
-        server = start_dovecot(directory, pki)
+        server = start_dovecot(directory, pki,
+                               oauth_introspection_url=oauth_server.introspection_url)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise

@@ -8,17 +8,31 @@ Two listeners on 127.0.0.1, both with the test PKI's server certificate:
 
 The ports are chosen once, so :meth:`SmtpServer.stop` followed by :meth:`SmtpServer.start`
 brings the server back on the same ports ("server down, then back" tests).
+
+Made with ``bearer=`` (a function that introspects an access token, e.g.
+:meth:`tests.harness.oauth_server.OAuthServer.introspect`), the server also offers XOAUTH2
+and OAUTHBEARER (RFC 7628): a token must be active, belong to the login named in the SASL
+string and carry ``bearer_scope``. A refused token gets the error challenge real providers
+send (base64 JSON with ``status`` and ``scope``), then, after the client's dummy answer,
+``oauth_failure_reply`` (where ``{blob}`` stands for what the client sent, base64, as careless
+servers echo it). Such a server accepts AUTH lines of 12288 octets (RFC 4954 §4), as bearer
+tokens are long.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import collections
+import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.harness import free_port
 from tests.harness.certs import TestPKI
@@ -74,8 +88,14 @@ class SmtpServer:
         require_starttls: bool = False,
         port: int | None = None,
         smtps_port: int | None = None,
+        bearer: Callable[[str], dict[str, Any]] | None = None,
+        bearer_scope: str = "smtp",
+        oauth_failure_reply: str = "535 5.7.8 Authentication credentials invalid",
     ) -> None:
         self.pki = pki
+        self.bearer = bearer
+        self.bearer_scope = bearer_scope
+        self.oauth_failure_reply = oauth_failure_reply
         self.ca_file: Path = pki.ca_file
         self.require_tls_for_auth = require_tls_for_auth
         self.auth_required = auth_required
@@ -125,8 +145,9 @@ class SmtpServer:
             "authenticator": self._authenticate,
             "auth_required": False,  # enforced in handle_MAIL so that it can change at runtime
         }
+        handler_class = _Handler if self.bearer is None else _OAuthHandler
         plain = _RecordingController(
-            _Handler(self, self.port),
+            handler_class(self, self.port),
             port=self.port,
             tls_context=context,
             require_starttls=self.require_starttls,
@@ -137,7 +158,7 @@ class SmtpServer:
         # STARTTLS as "TLS" for AUTH, so it must be told not to require it or it would never
         # offer AUTH there.
         implicit = _RecordingController(
-            _Handler(self, self.smtps_port),
+            handler_class(self, self.smtps_port),
             port=self.smtps_port,
             ssl_context=context,
             auth_require_tls=False,
@@ -257,6 +278,88 @@ class _Handler:
         return f"250 2.0.0 OK: queued as {len(self._owner.received)}"
 
 
+class _OAuthHandler(_Handler):
+    """A handler that also offers XOAUTH2 and OAUTHBEARER (aiosmtpd finds ``auth_*``)."""
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._bearer(server, args, "XOAUTH2")
+
+    async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._bearer(server, args, "OAUTHBEARER")
+
+    async def _bearer(self, server: SMTP, args: list[str], mechanism: str) -> AuthResult:
+        owner = self._owner
+        if len(args) > 1:
+            try:
+                blob = base64.b64decode(args[1], validate=True)
+            except binascii.Error:
+                return AuthResult(success=False, handled=False,
+                                  message="501 5.5.2 Can't decode base64")
+        else:
+            answer = await server.challenge_auth(b"")
+            if answer is MISSING:
+                return AuthResult(success=False, handled=True)
+            assert isinstance(answer, bytes)
+            blob = answer
+        login, token = _parse_bearer(blob, mechanism)
+        assert owner.bearer is not None
+        facts = owner.bearer(token) if token else {"active": False}
+        success = (
+            facts.get("active") is True
+            and login is not None and facts.get("username") == login
+            and owner.bearer_scope in str(facts.get("scope", "")).split()
+        )
+        with owner._condition:
+            owner.auth_attempts.append(AuthAttempt(login=login or "", mechanism=mechanism,
+                                                   success=success, tls=_is_tls(server)))
+        if success:
+            assert login is not None
+            return AuthResult(success=True, handled=False,
+                              auth_data=LoginPassword(login.encode(), b""))
+        # RFC 7628 §3.2.2: an error challenge, the client's dummy answer, then the failure.
+        status = "401" if mechanism == "XOAUTH2" else "invalid_token"
+        challenge = {"status": status, "schemes": "bearer", "scope": owner.bearer_scope}
+        dummy = await server.challenge_auth(json.dumps(challenge).encode())
+        if dummy is MISSING:
+            return AuthResult(success=False, handled=True)
+        expected = b"" if mechanism == "XOAUTH2" else b"\x01"
+        if dummy != expected:
+            return AuthResult(success=False, handled=False,
+                              message="501 5.5.2 Expected the dummy answer to the error")
+        echoed = base64.b64encode(blob).decode()
+        return AuthResult(success=False, handled=False,
+                          message=owner.oauth_failure_reply.replace("{blob}", echoed))
+
+
+def _parse_bearer(blob: bytes, mechanism: str) -> tuple[str | None, str | None]:
+    """The login and the token of an XOAUTH2 or OAUTHBEARER initial response."""
+    text = blob.decode("utf-8", "replace")
+    login = None
+    if mechanism == "OAUTHBEARER":
+        header, _, text = text.partition("\x01")
+        # gs2 header: "n,a=user," (the authzid may be absent: "n,,").
+        for part in header.split(","):
+            if part.startswith("a="):
+                login = part[2:].replace("=2C", ",").replace("=3D", "=")
+    fields = dict(item.partition("=")[::2] for item in text.split("\x01") if "=" in item)
+    login = fields.get("user", login)
+    auth = fields.get("auth", "")
+    token = auth[7:] if auth.lower().startswith("bearer ") else None
+    return login, token
+
+
+class _LongAuthSMTP(SMTP):
+    """aiosmtpd's SMTP with room for long AUTH lines (RFC 4954 §4: 12288 octets)."""
+
+    line_length_limit = 12288 + 2
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # An instance dict: aiosmtpd's is a class attribute shared by every server.
+        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        self.command_size_limits["AUTH"] = 12288
+
+
 class _RecordingController(Controller):
     """A Controller that can also cut the connections it has open when stopped."""
 
@@ -265,7 +368,10 @@ class _RecordingController(Controller):
         self._sessions: set[SMTP] = set()
 
     def factory(self) -> SMTP:
-        smtp = super().factory()
+        if isinstance(self.handler, _OAuthHandler):
+            smtp: SMTP = _LongAuthSMTP(self.handler, **self.SMTP_kwargs)
+        else:
+            smtp = super().factory()
         self._sessions.add(smtp)
         return smtp
 
@@ -295,8 +401,12 @@ def start_smtp(
     require_starttls: bool = False,
     port: int | None = None,
     smtps_port: int | None = None,
+    **oauth: Any,
 ) -> SmtpServer:
-    """Create an :class:`SmtpServer` (see there for the options) and start it."""
+    """Create an :class:`SmtpServer` (see there for the options) and start it.
+
+    ``oauth`` takes ``bearer``, ``bearer_scope`` and ``oauth_failure_reply`` (module docstring).
+    """
     server = SmtpServer(
         pki,
         require_tls_for_auth=require_tls_for_auth,
@@ -304,6 +414,7 @@ def start_smtp(
         require_starttls=require_starttls,
         port=port,
         smtps_port=smtps_port,
+        **oauth,
     )
     server.start()
     return server

@@ -19,10 +19,12 @@ from typing import Any
 
 from eddymail.crashpoints import crash_point
 from eddymail.errors import MailServerError
+from eddymail.mail.wire import sasl
 from eddymail.mail.wire.diagnose import (
     USUAL_PORTS,
     Secret,
     UnexpectedGreeting,
+    answer_of,
     classify,
     deadline_reached,
     starttls_unavailable,
@@ -43,7 +45,7 @@ from eddymail.mail.wire.imapwire import (
     uid_sets,
     unquote,
 )
-from eddymail.mail.wire.sasl import plain_response
+from eddymail.mail.wire.sasl import BearerToken, plain_response
 from eddymail.mail.wire.socketstream import SocketStream
 from eddymail.mail.wire.stdlib_imaplib import forget_command_log
 from eddymail.mail.wire.tls import make_ssl_context
@@ -79,7 +81,7 @@ class ImapClient:
     def __init__(
         self,
         endpoint: Endpoint,
-        password: str,
+        password: str | BearerToken,
         hints: ProviderHints = NO_HINTS,
         *,
         max_literal: int = DEFAULT_MAX_LITERAL,
@@ -88,8 +90,9 @@ class ImapClient:
         self.hints = hints
         self.max_literal = max_literal
         self.capabilities: frozenset[str] = frozenset()
-        self._secret = Secret(password)
-        del password  # only the Secret wrapper stays in this frame (tracebacks with locals)
+        secret, self._bearer = sasl.credential_parts(password)
+        self._secret = Secret(secret)
+        del password, secret  # only the Secret wrapper stays (tracebacks with locals)
         self._imap: ImapConnection | None = None
         self._broken = False
         self._watchdog = Watchdog(endpoint.deadline)
@@ -152,6 +155,9 @@ class ImapClient:
         imap = self._connection
         if imap.preauthenticated:  # the server already knows who we are
             return
+        if self._bearer is not None:
+            self._bearer_login(offered, self._bearer)
+            return
         login, password = self.endpoint.login, self._secret.reveal()
         # imaplib's LOGIN sends str as ASCII and quotes without escaping CR/LF; anything else
         # goes through AUTHENTICATE PLAIN, which carries UTF-8 inside base64.
@@ -172,6 +178,39 @@ class ImapClient:
             self._send_credentials(imap.login, login, password)
         else:
             self._authenticate("PLAIN", plain_response(login, password))
+
+    def _bearer_login(self, offered: frozenset[str], mechanisms: tuple[str, ...]) -> None:
+        """Sign in with the access token: the mechanism the server offers (SASL-IR when it
+        takes it); a refusal raises ``BearerRefused`` with what its error challenge said."""
+        imap = self._connection
+        mechanism, initial = sasl.opening(
+            (word[5:] for word in offered if word.startswith("AUTH=")), mechanisms,
+            self.endpoint, self._secret.reveal())
+        challenges: list[bytes] = []
+
+        def respond(challenge: bytes) -> bytes:
+            # A challenge after the first message is the error report (RFC 7628 §3.2.2).
+            challenges.append(challenge)
+            return sasl.dummy_response(mechanism)
+
+        pending = [initial]
+        failure: MailServerError | None = None
+        try:
+            if "SASL-IR" in offered:
+                imap.authenticate_initial(mechanism, initial, respond)
+            else:
+                imap.authenticate(mechanism, lambda c: pending.pop() if pending else respond(c))
+        except imaplib.IMAP4.abort as exc:
+            failure = self._error(exc, "imap login")
+        except imaplib.IMAP4.error as exc:  # NO or BAD: the token was refused
+            failure = sasl.refused("imap", self.endpoint.address, mechanism,
+                                   answer_of(exc), challenges, "imap login")
+        except _FAILURES as exc:
+            failure = self._error(exc, "imap login")
+        finally:
+            forget_command_log(imap)
+        if failure is not None:
+            raise failure  # outside the except block: no chain into frames with the token
 
     def _authenticate(self, mechanism: str, initial_response: bytes, *later: bytes) -> None:
         """One SASL exchange (AUTHENTICATE): the first challenge is answered with

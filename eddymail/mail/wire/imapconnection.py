@@ -9,10 +9,13 @@ accepted, without imaplib's module-wide limit or its private attributes.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import imaplib
 import re
 import socket
 import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from eddymail.mail.wire.diagnose import ResponseTooLarge, UnexpectedGreeting
@@ -31,6 +34,8 @@ MAX_LINE = 16 * 1024 * 1024
 # "{5000000000}". Also the binary (~{N}) form; more than 18 digits cannot be a size anyone
 # accepts.
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
+# Challenges answered during one AUTHENTICATE before eddymail gives up.
+_MAX_CHALLENGES = 5
 
 
 class LiteralTooLarge(ResponseTooLarge, imaplib.IMAP4.abort):
@@ -61,6 +66,7 @@ class ImapConnection(imaplib.IMAP4):
         self.tls_context = tls_context
         self.max_literal = max_literal
         self.greeting: bytes | None = None
+        self._sasl_tags = 0
         try:
             super().__init__(host, port, timeout)
         except imaplib.IMAP4.error as exc:
@@ -128,3 +134,37 @@ class ImapConnection(imaplib.IMAP4):
         if typ == "OK":
             self.stream.start_tls(context, self.server_name)
         return typ, data
+
+    # -- AUTHENTICATE with an initial response -----------------------------------------------------
+
+    def authenticate_initial(self, mechanism: str, initial_response: bytes,
+                             respond: Callable[[bytes], bytes]) -> None:
+        """AUTHENTICATE with the first message on the command line (SASL-IR, RFC 4959).
+
+        imaplib's ``authenticate`` always waits for an empty challenge first, so this one
+        exchange is spoken here: each further challenge (``+ base64``) is answered with
+        ``respond(decoded challenge)``; untagged lines are skipped. On OK the session is
+        authenticated for imaplib too (its ``state``); NO or BAD raise ``IMAP4.error`` with
+        the server's text, as imaplib would.
+        """
+        self._sasl_tags += 1
+        tag = f"SASL{self._sasl_tags}".encode()
+        initial = base64.b64encode(initial_response) or b"="  # "=": an empty response
+        self.send(tag + b" AUTHENTICATE " + mechanism.encode("ascii") + b" " + initial + b"\r\n")
+        for _ in range(_MAX_CHALLENGES):
+            line = self.readline().rstrip(b"\r\n")
+            if line.startswith(b"+"):
+                try:
+                    challenge = base64.b64decode(line[1:].strip(), validate=True)
+                except (binascii.Error, ValueError):
+                    challenge = line[1:].strip()
+                self.send(base64.b64encode(respond(challenge)) + b"\r\n")
+            elif line.startswith(tag + b" "):
+                status, _, text = line[len(tag) + 1:].partition(b" ")
+                if status.upper() != b"OK":
+                    raise imaplib.IMAP4.error(text.decode("utf-8", "replace"))
+                self.state = "AUTH"
+                return
+            elif not line.startswith(b"*"):
+                raise imaplib.IMAP4.abort(f"unexpected answer to AUTHENTICATE: {line[:200]!r}")
+        raise imaplib.IMAP4.abort("the server kept asking during AUTHENTICATE")

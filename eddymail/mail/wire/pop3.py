@@ -17,14 +17,21 @@ from types import TracebackType
 from typing import Any
 
 from eddymail.errors import MailServerError, ValidationError
+from eddymail.mail.wire import sasl
 from eddymail.mail.wire.diagnose import (
     Secret,
+    answer_of,
     classify,
     deadline_reached,
     starttls_unavailable,
 )
 from eddymail.mail.wire.endpoint import NO_HINTS, Endpoint, ProviderHints, Watchdog
-from eddymail.mail.wire.pop3connection import DEFAULT_MAX_RESPONSE, Pop3Connection
+from eddymail.mail.wire.pop3connection import (
+    DEFAULT_MAX_RESPONSE,
+    AnswerTooLarge,
+    Pop3Connection,
+)
+from eddymail.mail.wire.sasl import BearerToken
 from eddymail.mail.wire.socketstream import SocketStream
 from eddymail.mail.wire.tls import make_ssl_context
 
@@ -45,7 +52,7 @@ class Pop3Client:
     def __init__(
         self,
         endpoint: Endpoint,
-        password: str,
+        password: str | BearerToken,
         hints: ProviderHints = NO_HINTS,
         *,
         max_response: int = DEFAULT_MAX_RESPONSE,
@@ -53,8 +60,9 @@ class Pop3Client:
         self.endpoint = endpoint
         self.hints = hints
         self.max_response = max_response
-        self._secret = Secret(password)
-        del password  # only the Secret wrapper stays in this frame (tracebacks with locals)
+        secret, self._bearer = sasl.credential_parts(password)
+        self._secret = Secret(secret)
+        del password, secret  # only the Secret wrapper stays (tracebacks with locals)
         self._pop: Pop3Connection | None = None
         self._watchdog = Watchdog(endpoint.deadline)
         self._open()
@@ -98,16 +106,38 @@ class Pop3Client:
         self._call("pop3 starttls", pop.start_tls, context)
 
     def _login(self) -> None:
-        """Authenticate: the one place a credential is sent (USER and PASS).
-
-        A SASL mechanism (OAuth) would send ``Pop3Connection.authenticate`` through
-        :meth:`_send_credentials` the same way.
-        """
+        """Authenticate: the one place a credential is sent (USER and PASS, or AUTH with an
+        OAuth 2.0 access token)."""
+        if self._bearer is not None:
+            self._bearer_login(self._bearer)
+            return
         login, password = self.endpoint.login, self._secret.reveal()
         if any(char in login + password for char in "\r\n\0"):
             # USER/PASS are single lines; a line break would inject a command.
             raise ValidationError("The POP3 login or password contains a line break or NUL.")
         self._send_credentials(self._user_pass, login, password)
+
+    def _bearer_login(self, mechanisms: tuple[str, ...]) -> None:
+        """AUTH with the access token, in the mechanism the server's CAPA offers; a refusal
+        raises ``BearerRefused`` with what its error challenge said."""
+        pop = self._connection
+        offered = self._call("pop3 login", pop.capabilities).get("SASL", [])
+        mechanism, initial = sasl.opening(offered, mechanisms, self.endpoint,
+                                          self._secret.reveal())
+        challenges: list[bytes] = []
+        failure: MailServerError | None = None
+        try:
+            pop.authenticate(mechanism, initial, sasl.dummy_response(mechanism),
+                             challenges=challenges)
+        except AnswerTooLarge as exc:
+            failure = self._error(exc, "pop3 login")
+        except poplib.error_proto as exc:  # -ERR: the token was refused
+            failure = sasl.refused("pop3", self.endpoint.address, mechanism, answer_of(exc),
+                                   challenges, "pop3 login")
+        except _FAILURES as exc:
+            failure = self._error(exc, "pop3 login")
+        if failure is not None:
+            raise failure  # outside the except block: no chain into frames with the token
 
     def _user_pass(self, login: str, password: str) -> None:
         self._connection.command("USER", login)

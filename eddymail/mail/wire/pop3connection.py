@@ -11,6 +11,7 @@ line, optionally followed by dot-stuffed lines up to a lone ``.``. Refusals rais
 from __future__ import annotations
 
 import base64
+import binascii
 import poplib
 import ssl
 
@@ -25,6 +26,8 @@ DEFAULT_MAX_RESPONSE = 256 * 1024 * 1024
 MAX_LINE = 16 * 1024 * 1024
 # Continuation requests answered during one AUTH before eddymail gives up.
 _MAX_CHALLENGES = 5
+# The longest AUTH command with its initial response, CRLF included (RFC 5034 §4).
+_MAX_AUTH_LINE = 255
 
 
 class AnswerTooLarge(ResponseTooLarge, poplib.error_proto):
@@ -97,18 +100,31 @@ class Pop3Connection:
         self.command("STLS")
         self.stream.start_tls(context, self.host)
 
-    def authenticate(self, mechanism: str, initial_response: bytes, *later: bytes) -> None:
+    def authenticate(self, mechanism: str, initial_response: bytes, *later: bytes,
+                     challenges: list[bytes] | None = None) -> None:
         """AUTH (RFC 5034): ``initial_response`` goes with the command, ``later`` answer the
         ``+`` challenges in turn, and any challenge beyond them gets an empty answer (how a
-        client acknowledges an error challenge, e.g. XOAUTH2's)."""
+        client acknowledges an error challenge, e.g. XOAUTH2's). The challenges the server
+        sent after the first message (decoded) are added to ``challenges``.
+
+        An initial response that would make the command longer than 255 octets (a bearer
+        token) waits for the server's first, empty challenge instead, as RFC 5034 §4 asks.
+        """
         pending = [base64.b64encode(response).decode("ascii") for response in later]
         # "=" is an empty initial response; nothing at all would mean "no initial response".
         initial = base64.b64encode(initial_response).decode("ascii") or "="
-        self._send(f"AUTH {mechanism} {initial}")
-        for _ in range(_MAX_CHALLENGES):
+        command = f"AUTH {mechanism} {initial}"
+        if len(command) + 2 > _MAX_AUTH_LINE:
+            command = f"AUTH {mechanism}"
+            pending.insert(0, initial)
+        first = len(pending) - len(later)  # challenges answered before the error reports
+        self._send(command)
+        for answered in range(_MAX_CHALLENGES):
             line = self._answer()
             if not (line == b"+" or line.startswith(b"+ ")):
                 return  # +OK
+            if challenges is not None and answered >= first:
+                challenges.append(_decoded(line[2:]))
             self._send(pending.pop(0) if pending else "")
         raise poplib.error_proto("-ERR the server kept asking during AUTH")
 
@@ -139,3 +155,11 @@ class Pop3Connection:
         if line.endswith(b"\r\n"):
             return line[:-2]
         return line[:-1] if line.endswith(b"\n") else line
+
+
+def _decoded(data: bytes) -> bytes:
+    """A challenge's base64 decoded (or as sent, when it is not base64)."""
+    try:
+        return base64.b64decode(data.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return data.strip()

@@ -8,6 +8,7 @@ nobody and a retry from the outbox cannot send it twice to the recipients that w
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import re
 import smtplib
@@ -17,9 +18,16 @@ from types import TracebackType
 from typing import Any
 
 from eddymail.errors import MailServerError, ValidationError
-from eddymail.mail.wire.diagnose import Secret, classify, deadline_reached, starttls_unavailable
+from eddymail.mail.wire import sasl
+from eddymail.mail.wire.diagnose import (
+    Secret,
+    answer_of,
+    classify,
+    deadline_reached,
+    starttls_unavailable,
+)
 from eddymail.mail.wire.endpoint import NO_HINTS, Endpoint, ProviderHints, Watchdog
-from eddymail.mail.wire.sasl import plain_response
+from eddymail.mail.wire.sasl import BearerToken, plain_response
 from eddymail.mail.wire.stdlib_smtplib import ReportingSMTP, ReportingSMTP_SSL
 from eddymail.mail.wire.tls import make_ssl_context
 
@@ -30,7 +38,8 @@ _MAX_CHALLENGES = 5
 
 
 class SmtpClient:
-    """One SMTP session (logged in when a password is given); use it as a context manager.
+    """One SMTP session (logged in when a password or an OAuth 2.0
+    :class:`~eddymail.mail.wire.sasl.BearerToken` is given); use it as a context manager.
 
     ``endpoint.deadline`` ends the session when the time is up, however slowly the server
     keeps talking.
@@ -39,15 +48,16 @@ class SmtpClient:
     def __init__(
         self,
         endpoint: Endpoint,
-        password: str | None,
+        password: str | BearerToken | None,
         hints: ProviderHints = NO_HINTS,
         local_hostname: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.hints = hints
         self.local_hostname = local_hostname
-        self._secret = Secret(password)
-        del password  # only the Secret wrapper stays in this frame (tracebacks with locals)
+        secret, self._bearer = sasl.credential_parts(password)
+        self._secret = Secret(secret)
+        del password, secret  # only the Secret wrapper stays (tracebacks with locals)
         self._smtp: smtplib.SMTP | None = None
         self._watchdog = Watchdog(endpoint.deadline)
         self._open()
@@ -124,6 +134,9 @@ class SmtpClient:
                 hint=hint,
             )
         offered = smtp.esmtp_features.get("auth", "").upper().split()
+        if self._bearer is not None:
+            self._bearer_login(offered, self._bearer)
+            return
         if not any(mechanism in offered for mechanism in _SUPPORTED_AUTH):
             raise MailServerError(
                 f"SMTP login with {self.endpoint.address} failed: the server offers only "
@@ -147,25 +160,47 @@ class SmtpClient:
                 "smtp login",
             )
 
+    def _bearer_login(self, offered: list[str], mechanisms: tuple[str, ...]) -> None:
+        """AUTH with the access token, in the mechanism the server offers; a refusal raises
+        ``BearerRefused`` with what its error challenge said."""
+        mechanism, initial = sasl.opening(offered, mechanisms, self.endpoint,
+                                          self._secret.reveal())
+        challenges: list[bytes] = []
+        failure: MailServerError | None = None
+        try:
+            self._exchange(mechanism, initial, sasl.dummy_response(mechanism),
+                           challenges=challenges)
+        except smtplib.SMTPAuthenticationError as exc:
+            failure = sasl.refused("smtp", self.endpoint.address, mechanism, answer_of(exc),
+                                   challenges, "smtp login")
+        except _FAILURES as exc:
+            failure = self._error(exc, "smtp login")
+        if failure is not None:
+            raise failure  # outside the except block: no chain into frames with the token
+
     def _authenticate(self, mechanism: str, initial_response: bytes, *later: bytes) -> None:
-        """One SASL exchange (AUTH, RFC 4954): ``initial_response`` goes with the command,
-        ``later`` answer the 334 challenges in turn, and any challenge beyond them gets an
-        empty answer (how a client acknowledges an error challenge, e.g. XOAUTH2's)."""
+        """One SASL exchange (see :meth:`_exchange`) with a password."""
+        self._send_credentials(self._exchange, mechanism, initial_response, *later)
+
+    def _exchange(self, mechanism: str, initial_response: bytes, *later: bytes,
+                  challenges: list[bytes] | None = None) -> None:
+        """AUTH (RFC 4954): ``initial_response`` goes with the command, ``later`` answer the
+        334 challenges in turn, and any challenge beyond them gets an empty answer (how a
+        client acknowledges an error challenge, e.g. XOAUTH2's). The challenges (decoded)
+        are added to ``challenges``. Raises smtplib's errors."""
         smtp = self._connection
-
-        def exchange() -> None:
-            pending = [base64.b64encode(response).decode("ascii") for response in later]
-            # "=" is an empty initial response; nothing would mean "no initial response".
-            initial = base64.b64encode(initial_response).decode("ascii") or "="
-            code, answer = smtp.docmd("AUTH", f"{mechanism} {initial}")
-            for _ in range(_MAX_CHALLENGES):
-                if code != 334:
-                    break
-                code, answer = smtp.docmd(pending.pop(0) if pending else "")
-            if code not in (235, 503):
-                raise smtplib.SMTPAuthenticationError(code, answer)
-
-        self._send_credentials(exchange)
+        pending = [base64.b64encode(response).decode("ascii") for response in later]
+        # "=" is an empty initial response; nothing would mean "no initial response".
+        initial = base64.b64encode(initial_response).decode("ascii") or "="
+        code, answer = smtp.docmd("AUTH", f"{mechanism} {initial}")
+        for _ in range(_MAX_CHALLENGES):
+            if code != 334:
+                break
+            if challenges is not None:
+                challenges.append(_decoded(answer))
+            code, answer = smtp.docmd(pending.pop(0) if pending else "")
+        if code not in (235, 503):
+            raise smtplib.SMTPAuthenticationError(code, answer)
 
     def _send_credentials(self, call: Callable[..., object], *args: Any) -> None:
         smtp = self._connection
@@ -304,3 +339,11 @@ class SmtpClient:
 def _ehlo_text(smtp: smtplib.SMTP) -> str:
     answer = smtp.ehlo_resp or smtp.helo_resp or b""
     return " ".join(answer.decode("utf-8", "replace").split())
+
+
+def _decoded(data: bytes) -> bytes:
+    """A 334 challenge's base64 decoded (or as sent, when it is not base64)."""
+    try:
+        return base64.b64decode(data.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return data.strip()

@@ -10,17 +10,29 @@ A password kept by a keyring backend that stores it unencrypted (keyring picks
 ``keyrings.alt``'s PlaintextKeyring silently where no desktop keyring exists) adds a
 ``keyring`` check that is not ok and marked ``warning``: it is reported, but the channel
 still counts as working when its mail checks pass, since mail does flow.
+
+A channel that signs in with OAuth 2.0 gets a ``sign-in`` check first: its access token is
+fetched (refreshed if due) and its expiry and granted scopes are shown, never the token.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets as token_source
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from eddymail import secrets
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, Department, OutboxItem
-from eddymail.errors import EddymailError, KeyringUnavailableError, MailServerError, SecretError
+from eddymail.errors import (
+    EddymailError,
+    KeyringUnavailableError,
+    MailServerError,
+    OAuthError,
+    SecretError,
+)
 from eddymail.mail.message.compose import OutgoingMail
 from eddymail.mail.wire.endpoint import ProviderHints
 from eddymail.mail.wire.imap import ImapClient
@@ -29,8 +41,17 @@ from eddymail.mail.wire.smtp import SmtpClient
 from eddymail.services import errorlog
 from eddymail.services.channels.endpoints import incoming_endpoint, provider_hints_of, smtp_endpoint
 from eddymail.services.channels.registry import find_channel, password_source
+from eddymail.services.channels.signin import (
+    Credential,
+    SignInStatus,
+    sign_in_status,
+    with_sign_in,
+)
 from eddymail.services.outgoing import notifications
 from eddymail.services.outgoing.outbox import FAILED, queue_mail, send_one
+
+#: Runs a session with the channel's credential: (protocol, session) -> the session's result.
+SignedIn = Callable[[str, Callable[[Credential], Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,7 @@ class ChannelTestResult:
     ok: bool
     checks: list[CheckResult]
     token: str | None = None  # the token in the test letter, when one was sent
+    sign_in: SignInStatus | None = None
 
 
 def channels_to_test(names: list[str]) -> list[str]:
@@ -73,23 +95,41 @@ def test_channel(name: str, *, send: bool = True, timeout: float = 30.0) -> Chan
     channel = find_channel(name)
     checks: list[CheckResult] = []
     token: str | None = None
+    status: SignInStatus | None = None
+    oauth = channel.auth_method == "oauth2"
+    what = "sign-in" if oauth else "password"
     source = password_source(channel)
     try:
-        with secrets.password_in_use(source) as password:
+        with contextlib.ExitStack() as stack:
+            signed_in: SignedIn
+            if oauth:
+                status = sign_in_status(channel, timeout=timeout)
+                checks.append(CheckResult("sign-in", True, describe_sign_in(status),
+                                          operation="oauth"))
+
+                def signed_in(protocol: str, action: Callable[[Credential], Any]) -> Any:
+                    return with_sign_in(channel, timeout=timeout, protocol=protocol,
+                                        action=action)
+            else:
+                # Read once for both checks: a password command may ask a hardware token.
+                password = stack.enter_context(secrets.password_in_use(source))
+
+                def signed_in(protocol: str, action: Callable[[Credential], Any]) -> Any:
+                    return action(password)
             if not source.command:
                 keyring_check = _keyring_check()
                 if keyring_check is not None:
                     checks.append(keyring_check)
             hints = provider_hints_of(channel)
             if channel.protocol != "none":
-                checks.append(_incoming(channel, password, hints, timeout))
+                checks.append(_incoming(channel, hints, timeout, signed_in))
             if channel.smtp_host:
                 token = token_source.token_hex(8) if send else None
-                checks.append(_outgoing(channel, password, hints, timeout, token))
+                checks.append(_outgoing(channel, hints, timeout, token, signed_in))
     except KeyringUnavailableError:
         raise
-    except SecretError as error:  # the password could not be read: nothing else was tried
-        checks.append(_failed(channel, "password", "password", error, []))
+    except (SecretError, OAuthError) as error:  # no credential: nothing else was tried
+        checks.append(_failed(channel, what, "oauth" if oauth else what, error))
         return ChannelTestResult(channel.name, False, checks)
     if not checks:
         checks.append(
@@ -100,7 +140,20 @@ def test_channel(name: str, *, send: bool = True, timeout: float = 30.0) -> Chan
                 "Add them with eddymail channel edit.",
             )
         )
-    return ChannelTestResult(channel.name, all(c.ok or c.warning for c in checks), checks, token)
+    return ChannelTestResult(channel.name, all(c.ok or c.warning for c in checks), checks, token,
+                             status)
+
+
+def describe_sign_in(status: SignInStatus) -> str:
+    """The sign-in check's answer: method, where the tokens are, expiry, scopes."""
+    parts = [f"OAuth 2.0 ({status.flow} flow), tokens "
+             + ("from the password command" if status.source == "command" else "in the keyring")]
+    if status.expires_at is not None:
+        parts.append(f"access token valid until {status.expires_at.isoformat(' ')} UTC"
+                     + (" (refreshed now)" if status.refreshed else ""))
+    parts.append("granted scopes: " + (" ".join(status.scopes) if status.scopes
+                                       else "(not reported)"))
+    return "; ".join(parts)
 
 
 def _keyring_check() -> CheckResult | None:
@@ -120,40 +173,43 @@ def _keyring_check() -> CheckResult | None:
     )
 
 
-def _incoming(channel: Channel, password: str, hints: ProviderHints, timeout: float) -> CheckResult:
+def _incoming(channel: Channel, hints: ProviderHints, timeout: float,
+              signed_in: SignedIn) -> CheckResult:
     protocol = channel.protocol
-    try:
+
+    def look(credential: Credential) -> str:
         endpoint = incoming_endpoint(channel, timeout)
+        where = f"login {endpoint.login} at {endpoint.address}, {endpoint.security}"
         if protocol == "imap":
-            with ImapClient(endpoint, password, hints) as client:
+            with ImapClient(endpoint, credential, hints) as client:
                 status = client.select(channel.folder, readonly=True)
-            answer = (
-                f"{channel.folder}: {status.exists} message(s), {status.unseen} unread "
-                f"(login {endpoint.login} at {endpoint.address}, {endpoint.security})"
-            )
-        else:
-            with Pop3Client(endpoint, password, hints) as client:
-                count, size = client.stat()
-                client.quit()
-            answer = (
-                f"{count} message(s), {size} bytes; POP3 cannot tell which are unread "
-                f"(login {endpoint.login} at {endpoint.address}, {endpoint.security})"
-            )
+            return (f"{channel.folder}: {status.exists} message(s), {status.unseen} unread "
+                    f"({where})")
+        with Pop3Client(endpoint, credential, hints) as client:
+            count, size = client.stat()
+            client.quit()
+        return f"{count} message(s), {size} bytes; POP3 cannot tell which are unread ({where})"
+
+    try:
+        answer = signed_in(protocol, look)
     except EddymailError as error:
-        return _failed(channel, "incoming", f"{protocol} check", error, [password])
+        return _failed(channel, "incoming", f"{protocol} check", error)
     return CheckResult("incoming", True, answer, operation=f"{protocol} login")
 
 
-def _outgoing(
-    channel: Channel, password: str, hints: ProviderHints, timeout: float, token: str | None
-) -> CheckResult:
+def _outgoing(channel: Channel, hints: ProviderHints, timeout: float, token: str | None,
+              signed_in: SignedIn) -> CheckResult:
     if token is None:
-        try:
-            endpoint = smtp_endpoint(channel, timeout)
-            with SmtpClient(endpoint, password, hints):
+        endpoint = smtp_endpoint(channel, timeout)
+
+        def log_in(credential: Credential) -> None:
+            with SmtpClient(endpoint, credential, hints):
                 pass
+
+        try:
+            signed_in("smtp", log_in)
         except EddymailError as error:
-            return _failed(channel, "outgoing", "smtp check", error, [password])
+            return _failed(channel, "outgoing", "smtp check", error)
         return CheckResult(
             "outgoing", True,
             f"login {endpoint.login} at {endpoint.address} accepted ({endpoint.security}); "
@@ -188,13 +244,11 @@ def _test_letter(channel: Channel, token: str) -> OutgoingMail:
                                         extra_headers={"X-Eddymail-Test": token})
 
 
-def _failed(
-    channel: Channel, check: str, operation: str, error: EddymailError, known_secrets: list[str]
-) -> CheckResult:
+def _failed(channel: Channel, check: str, operation: str, error: EddymailError) -> CheckResult:
     if isinstance(error, MailServerError) and error.operation:
         operation = error.operation
-    entry = errorlog.record_failure(
-        channel=channel, operation=operation, error=error, secrets=known_secrets
-    )
+    # The password or token, when the error happened while it was in use, comes with it.
+    entry = errorlog.record_failure(channel=channel, operation=operation, error=error,
+                                    secrets=secrets.carried_by(error))
     answer = entry.answer or entry.message
     return CheckResult(check, False, answer, entry.hint or None, operation)

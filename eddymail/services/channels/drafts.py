@@ -20,8 +20,10 @@ from eddymail.errors import ConflictError, ValidationError
 from eddymail.presets import Preset, find_preset, get_preset, preset_for_address
 from eddymail.services import naming
 from eddymail.services.departments import find_department
+from eddymail.services.oauth.settings import check_settings, parse_scopes
 
 PROTOCOLS = ("imap", "pop3", "none")
+AUTH_METHODS = ("password", "oauth2")
 SECURITIES = ("ssl", "starttls", "none")
 AFTER_FETCH = ("mark_read", "keep", "move", "delete")
 DEFAULT_PORTS = {
@@ -67,6 +69,13 @@ class ChannelOptions:
     notify_initial: bool | None = None
     authserv_id: str | None = None
     enabled: bool | None = None
+    auth: str | None = None  # password | oauth2
+    oauth_client_id: str | None = None
+    oauth_tenant: str | None = None
+    oauth_authorize_url: str | None = None  # "" clears
+    oauth_token_url: str | None = None
+    oauth_device_url: str | None = None
+    oauth_scopes: tuple[str, ...] | None = None  # () clears: back to the preset's
 
 
 @dataclass(frozen=True)
@@ -99,17 +108,31 @@ class ChannelDraft:
     notify_initial: bool
     authserv_id: str
     enabled: bool
+    auth_method: str
+    oauth_client_id: str
+    oauth_tenant: str
+    oauth_authorize_url: str
+    oauth_token_url: str
+    oauth_device_url: str
+    oauth_scopes: list[str] | None
 
     @property
     def needs_password(self) -> bool:
         """Whether some server will ask for a password that must come from the keyring."""
-        return (self.protocol != "none" or bool(self.smtp_host)) and not self.password_command
+        return (self.auth_method == "password" and (self.protocol != "none"
+                                                     or bool(self.smtp_host))
+                and not self.password_command)
 
     @property
     def preset_hint(self) -> str | None:
-        """What the provider's users must know (app password, IMAP access), if a preset applies."""
+        """What the provider's users must know (app password, IMAP access, or how to register
+        an app for OAuth 2.0), if a preset applies."""
         preset = find_preset(self.preset)
-        return preset.hint if preset else None
+        if preset is None:
+            return None
+        if self.auth_method == "oauth2" and preset.oauth is not None:
+            return preset.oauth.registration
+        return preset.hint
 
 
 def resolve_channel(
@@ -203,7 +226,7 @@ def resolve_channel(
         base["initial_limit"], base["initial_since"])
     if first.since is not None and protocol == "pop3":
         raise ValidationError(POP3_HAS_NO_DATES)
-    return ChannelDraft(
+    draft = ChannelDraft(
         name=name,
         department_id=department.id,
         department=department.name,
@@ -234,7 +257,11 @@ def resolve_channel(
             base["authserv_id"],
         ).strip(),
         enabled=_pick(options.enabled, base["enabled"]),
+        **_sign_in(options, base),
     )
+    if draft.auth_method == "oauth2":
+        check_settings(draft)
+    return draft
 
 
 def normalise_email(address: str) -> str:
@@ -321,6 +348,13 @@ def _current(channel: Channel | None) -> dict:
             "notify_initial": True,
             "authserv_id": "",
             "enabled": True,
+            "auth_method": "password",
+            "oauth_client_id": "",
+            "oauth_tenant": "",
+            "oauth_authorize_url": "",
+            "oauth_token_url": "",
+            "oauth_device_url": "",
+            "oauth_scopes": None,
         }
     values = {
         f.name: getattr(channel, f.name)
@@ -328,6 +362,23 @@ def _current(channel: Channel | None) -> dict:
         if f.name not in ("name", "department_id", "department")
     }
     values["department"] = Department.get_by_id(channel.department_id).name
+    return values
+
+
+def _sign_in(options: ChannelOptions, base: dict) -> dict:
+    """The sign-in fields: the method and the OAuth settings, stripped and checked."""
+    values = {
+        "auth_method": _choice("--auth", _pick(options.auth, base["auth_method"]), AUTH_METHODS),
+        "oauth_client_id": _pick(options.oauth_client_id, base["oauth_client_id"]).strip(),
+        "oauth_tenant": _pick(options.oauth_tenant, base["oauth_tenant"]).strip(),
+    }
+    for kind in ("authorize", "token", "device"):
+        field = f"oauth_{kind}_url"
+        values[field] = _pick(getattr(options, field), base[field]).strip()
+    if options.oauth_scopes is None:
+        values["oauth_scopes"] = base["oauth_scopes"]
+    else:
+        values["oauth_scopes"] = parse_scopes(options.oauth_scopes) or None
     return values
 
 

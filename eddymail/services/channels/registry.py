@@ -23,6 +23,25 @@ from eddymail.services.channels.drafts import (
     resolve_channel,
 )
 from eddymail.services.departments import find_department
+from eddymail.services.oauth import store as oauth_store
+from eddymail.services.oauth.settings import oauth_settings
+
+
+@dataclass(frozen=True)
+class OAuthInfo:
+    """A channel's OAuth 2.0 settings as resolved (never a token or a client secret)."""
+
+    provider: str
+    client_id: str
+    tenant: str
+    authorize_url: str
+    token_url: str
+    device_url: str
+    scopes: list[str]
+    mechanisms: list[str]
+    flow: str
+    authorized: bool  # tokens are stored in the keyring
+    client_secret_stored: bool
 
 
 @dataclass(frozen=True)
@@ -49,6 +68,8 @@ class ChannelInfo:
     ca_file: str | None
     password_source: str  # keyring | command | none
     password_command: list[str] | None
+    auth_method: str  # password | oauth2
+    oauth: OAuthInfo | None
     after_fetch: str
     move_to_folder: str
     unread_only: bool
@@ -80,8 +101,10 @@ class ChannelSaved:
     became_outgoing: bool
 
 
-def create_channel(draft: ChannelDraft, password: str | None) -> ChannelSaved:
-    """Store a new channel and its password (in the keyring), all or nothing."""
+def create_channel(draft: ChannelDraft, password: str | None,
+                   client_secret: str | None = None) -> ChannelSaved:
+    """Store a new channel and its password or OAuth client secret (in the keyring), all or
+    nothing."""
     if draft.needs_password and not password:
         raise ValidationError(
             f"Channel '{draft.name}' needs a password: give it with --password-stdin, at the "
@@ -95,17 +118,26 @@ def create_channel(draft: ChannelDraft, password: str | None) -> ChannelSaved:
         # Last, inside the transaction: if the keyring refuses, no channel without a password.
         if draft.needs_password and password:
             secrets.store_password(draft.name, password)
+        if client_secret:
+            oauth_store.store_client_secret(draft.name, client_secret)
     return ChannelSaved(describe(channel), became_outgoing)
 
 
 def edit_channel(
-    name: str, options: ChannelOptions, *, new_name: str | None = None
+    name: str, options: ChannelOptions, *, new_name: str | None = None,
+    client_secret: str | None = None,
 ) -> ChannelSaved:
     """Change the settings of the channel called ``name``: only ``options`` that are given
-    change (and its name, when ``new_name`` is)."""
+    change (and its name, when ``new_name`` is); ``client_secret`` (OAuth 2.0) goes to the
+    keyring."""
     channel = find_channel(name)
     draft = resolve_channel(channel.name, options, existing=channel)
-    return update_channel(channel, draft, new_name=new_name)
+    if client_secret is not None and draft.auth_method != "oauth2":
+        raise ValidationError("A client secret goes with --auth oauth2.")
+    saved = update_channel(channel, draft, new_name=new_name)
+    if client_secret is not None:
+        oauth_store.store_client_secret(saved.channel.name, client_secret)
+    return saved
 
 
 def update_channel(
@@ -136,7 +168,7 @@ def update_channel(
         channel.save()
         became_outgoing = _adopt_as_outgoing(channel)
         if values.get("name", old_name) != old_name:
-            secrets.rename_password(old_name, values["name"])
+            secrets.rename_channel_secrets(old_name, values["name"])
     return ChannelSaved(describe(channel), became_outgoing)
 
 
@@ -171,7 +203,7 @@ def remove_channel(name: str) -> None:
         ChannelCursor.delete().where(ChannelCursor.channel == channel).execute()
         LedgerEntry.delete().where(LedgerEntry.channel == channel).execute()
         channel.delete_instance()
-    secrets.delete_password(channel.name)
+    secrets.delete_channel_secrets(channel.name)
 
 
 def describe(channel: Channel) -> ChannelInfo:
@@ -204,6 +236,8 @@ def describe(channel: Channel) -> ChannelInfo:
         ca_file=channel.ca_file,
         password_source=source,
         password_command=channel.password_command,
+        auth_method=channel.auth_method,
+        oauth=_oauth_info(channel) if channel.auth_method == "oauth2" else None,
         after_fetch=channel.after_fetch,
         move_to_folder=channel.move_to_folder,
         unread_only=channel.unread_only,
@@ -224,6 +258,20 @@ def password_source(channel: Channel) -> secrets.PasswordSource:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _oauth_info(channel: Channel) -> OAuthInfo:
+    settings = oauth_settings(channel)
+    return OAuthInfo(
+        provider=settings.provider, client_id=settings.client_id, tenant=settings.tenant,
+        authorize_url=settings.authorize_url, token_url=settings.token_url,
+        device_url=settings.device_url, scopes=list(settings.scopes),
+        mechanisms=list(settings.mechanisms), flow=settings.default_flow,
+        authorized=secrets.has_keyring_password(
+            secrets.entry_name(channel.name, oauth_store.TOKENS)),
+        client_secret_stored=secrets.has_keyring_password(
+            secrets.entry_name(channel.name, oauth_store.CLIENT_SECRET)),
+    )
 
 
 def _row_values(draft: ChannelDraft) -> dict:

@@ -12,6 +12,7 @@ from eddymail.db.models import Channel, ChannelCursor, Department, LedgerEntry, 
 from eddymail.errors import MailServerError
 from eddymail.mail.wire.endpoint import Endpoint
 from eddymail.mail.wire.imap import ImapClient
+from eddymail.mail.wire.sasl import BearerToken
 from eddymail.services import errorlog
 from eddymail.services.channels.endpoints import provider_hints_of
 from eddymail.services.fetch import start
@@ -33,7 +34,7 @@ from eddymail.services.ingest.pipeline import PENDING, SKIPPED, IngestOptions, S
 BATCH_BYTES = 16 * 1024 * 1024
 
 
-def fetch_imap(channel: Channel, password: str, settings: FetchSettings,
+def fetch_imap(channel: Channel, password: str | BearerToken, settings: FetchSettings,
                report: ChannelFetchReport, deadline: Deadline,
                progress: Progress | None) -> None:
     """Fetch one IMAP channel over a session of its own."""
@@ -42,7 +43,7 @@ def fetch_imap(channel: Channel, password: str, settings: FetchSettings,
         fetch_imap_session(client, channel, settings, report, deadline, progress)
 
 
-def open_session(channel: Channel, password: str, settings: FetchSettings,
+def open_session(channel: Channel, password: str | BearerToken, settings: FetchSettings,
                  endpoint: Endpoint) -> ImapClient:
     """A logged-in IMAP session for fetching ``channel`` (``watch`` keeps one open)."""
     return ImapClient(endpoint, password, provider_hints_of(channel),

@@ -8,6 +8,7 @@ from typing import cast
 from eddymail.crashpoints import crash_point
 from eddymail.db.models import Channel, Department, LedgerEntry, utcnow
 from eddymail.mail.wire.pop3 import Pop3Client
+from eddymail.mail.wire.sasl import BearerToken
 from eddymail.services.channels.endpoints import provider_hints_of
 from eddymail.services.fetch import start
 from eddymail.services.fetch.state import (
@@ -24,7 +25,7 @@ from eddymail.services.ingest import pipeline as ingestion
 from eddymail.services.ingest.pipeline import PENDING, SKIPPED, IngestOptions, Source
 
 
-def fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
+def fetch_pop3(channel: Channel, credential: str | BearerToken, settings: FetchSettings,
                 report: ChannelFetchReport, deadline: Deadline,
                 progress: Progress | None) -> None:
     endpoint = deadline.endpoint(channel, settings.timeout)
@@ -32,7 +33,7 @@ def fetch_pop3(channel: Channel, password: str, settings: FetchSettings,
     options = IngestOptions.for_run(notify=settings.notify,
                                     max_message_bytes=settings.max_message_bytes)
     delete = channel.after_fetch == "delete"
-    with Pop3Client(endpoint, password, provider_hints_of(channel),
+    with Pop3Client(endpoint, credential, provider_hints_of(channel),
                     max_response=response_limit(settings)) as client:
         listing = client.uidl()
         rows = LedgerEntry.select(

@@ -49,7 +49,8 @@ from eddymail.errors import (
     MailServerError,
 )
 from eddymail.services import errorlog
-from eddymail.services.channels.registry import find_channel, password_source
+from eddymail.services.channels.registry import find_channel
+from eddymail.services.channels.signin import Credential, with_sign_in
 from eddymail.services.fetch.imap import fetch_imap
 from eddymail.services.fetch.locking import channel_lock
 from eddymail.services.fetch.pop3 import fetch_pop3
@@ -177,9 +178,8 @@ def _fetch_locked(channel: Channel, settings: FetchSettings, report: ChannelFetc
                   deadline: Deadline, progress: Progress | None) -> None:
     try:
         deadline.check()
-        fetcher = fetch_imap if channel.protocol == "imap" else fetch_pop3
-        with secrets.password_in_use(password_source(channel)) as password:
-            fetcher(channel, password, settings, report, deadline, progress)
+        with_sign_in(channel, timeout=settings.timeout, protocol=channel.protocol,
+                     action=_fetcher(channel, settings, report, deadline, progress))
     except (KeyringUnavailableError, DatabaseError, peewee.OperationalError):
         raise  # not this channel's fault: exit 4 for the whole run
     except (peewee.IntegrityError, peewee.DataError) as error:
@@ -203,6 +203,13 @@ def _in_own_connection(call: Callable[..., T], *args: Any) -> T:
         return call(*args)
     finally:
         database_proxy.obj.close()
+
+
+def _fetcher(channel: Channel, settings: FetchSettings, report: ChannelFetchReport,
+             deadline: Deadline, progress: Progress | None) -> Callable[[Credential], None]:
+    """The channel's fetch, waiting for its credential (a password or an access token)."""
+    fetcher = fetch_imap if channel.protocol == "imap" else fetch_pop3
+    return lambda credential: fetcher(channel, credential, settings, report, deadline, progress)
 
 
 def _failed(report: ChannelFetchReport, channel: Channel, error: EddymailError,

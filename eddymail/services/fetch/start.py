@@ -26,7 +26,8 @@ from eddymail.mail.wire.pop3 import Pop3Client
 from eddymail.services import errorlog
 from eddymail.services.channels.drafts import INITIAL_ALL, POP3_HAS_NO_DATES, FirstImport
 from eddymail.services.channels.endpoints import incoming_endpoint, provider_hints_of
-from eddymail.services.channels.registry import find_channel, password_source
+from eddymail.services.channels.registry import find_channel
+from eddymail.services.channels.signin import Credential, with_sign_in
 from eddymail.services.ingest.pipeline import PENDING, SKIPPED
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -54,8 +55,8 @@ def record_starting_point(name: str, *, timeout: float) -> StartingPoint:
     """
     channel = find_channel(name)
     try:
-        with secrets.password_in_use(password_source(channel)) as password:
-            return _record(channel, password, timeout)
+        return with_sign_in(channel, timeout=timeout, protocol=channel.protocol,
+                            action=lambda credential: _record(channel, credential, timeout))
     except KeyringUnavailableError:
         raise  # the environment's problem, not the mailbox's: exit 4 as anywhere else
     except EddymailError as error:
@@ -65,17 +66,17 @@ def record_starting_point(name: str, *, timeout: float) -> StartingPoint:
                              hint=entry.hint or None)
 
 
-def _record(channel: Channel, password: str, timeout: float) -> StartingPoint:
+def _record(channel: Channel, credential: Credential, timeout: float) -> StartingPoint:
     endpoint = incoming_endpoint(channel, timeout)
     if channel.protocol == "imap":
-        with ImapClient(endpoint, password, provider_hints_of(channel)) as imap:
+        with ImapClient(endpoint, credential, provider_hints_of(channel)) as imap:
             status = imap.select(channel.folder, readonly=True)
             baseline = highest_uid(imap, status.uidnext)
             initial = imap_initial(imap, baseline, first_import_of(channel))
         record_imap(channel, status.uidvalidity, baseline, initial)
         return StartingPoint(channel.name, True, len(initial), 0, baseline,
                              status.uidvalidity)
-    with Pop3Client(endpoint, password, provider_hints_of(channel)) as pop:
+    with Pop3Client(endpoint, credential, provider_hints_of(channel)) as pop:
         listing = pop.uidl()
         pop.quit()
     chosen = pop3_initial(listing, first_import_of(channel))

@@ -32,6 +32,7 @@ from eddymail.mail.message.compose import (
 )
 from eddymail.services import errorlog
 from eddymail.services.channels.endpoints import provider_hints_of, smtp_endpoint
+from eddymail.services.channels.signin import Credential, with_sign_in
 
 log = logging.getLogger("eddymail.outbox")
 
@@ -208,12 +209,15 @@ def _send_claimed(item_id: int, *, timeout: float, deadline: float | None) -> Se
                 "requeue it after fixing the channel with eddymail outbox retry."
             )
         endpoint = dataclasses.replace(smtp_endpoint(channel, timeout), deadline=deadline)
-        source = secrets.PasswordSource(channel.name, channel.password_command)
-        with secrets.password_in_use(source) as password, SmtpClient(
-                endpoint, password, provider_hints_of(channel)) as client:
-            answer = client.send(item.mail_from, list(item.recipients), bytes(item.raw))
+        hints = provider_hints_of(channel)
+
+        def send(credential: Credential) -> str:
+            with SmtpClient(endpoint, credential, hints) as client:
+                return client.send(item.mail_from, list(item.recipients), bytes(item.raw))
+
+        answer = with_sign_in(channel, timeout=timeout, protocol="smtp", action=send)
     except EddymailError as error:
-        # The password, when the error happened while it was in use, comes with the error.
+        # The password or token, when the error happened while it was in use, comes with it.
         return _failed(item, channel, error, secrets.carried_by(error))
     crash_point("outbox accepted")
     OutboxItem.update(status=SENT, sent_at=utcnow(), attempts=item.attempts + 1,

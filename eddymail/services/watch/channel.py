@@ -12,6 +12,7 @@ the watcher waits with exponential back-off and jitter, then connects again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -26,9 +27,10 @@ from eddymail import secrets
 from eddymail.db.connection import database_error, database_proxy
 from eddymail.db.models import Channel
 from eddymail.errors import EddymailError
+from eddymail.mail.wire.imap import ImapClient
 from eddymail.services import errorlog
 from eddymail.services.channels.endpoints import incoming_endpoint
-from eddymail.services.channels.registry import password_source
+from eddymail.services.channels.signin import Credential, with_sign_in
 from eddymail.services.fetch.imap import fetch_imap_session, open_session
 from eddymail.services.fetch.locking import channel_lock
 from eddymail.services.fetch.pop3 import fetch_pop3
@@ -180,8 +182,13 @@ class ChannelWatcher:
     def _imap(self, first: bool) -> None:
         settings = self.shared.settings
         endpoint = incoming_endpoint(self.channel, settings.fetch.timeout)
-        with secrets.password_in_use(password_source(self.channel)) as password, \
-                open_session(self.channel, password, settings.fetch, endpoint) as client:
+
+        def session(credential: Credential) -> None:
+            with open_session(self.channel, credential, settings.fetch, endpoint) as client:
+                watch_session(client)
+
+        def watch_session(client: ImapClient) -> None:
+            nonlocal first
             idle = "IDLE" in client.capabilities
             waiting = "waiting for mail (IDLE)" if idle else (
                 f"no IDLE on this server: looking every {settings.poll_seconds:g} s")
@@ -205,21 +212,28 @@ class ChannelWatcher:
                 else:
                     self._wait(settings.poll_seconds)
 
+        with_sign_in(self.channel, timeout=settings.fetch.timeout, protocol="imap",
+                     action=session)
+
     def _poll(self, first: bool) -> None:
         settings = self.shared.settings
         announce = True
         while not self.stopping():
-            with secrets.password_in_use(password_source(self.channel)) as password:
-                report = self._pass(
-                    lambda report, deadline: fetch_pop3(self.channel, password, settings.fetch,
-                                                        report, deadline, None),
-                    first)
+            report = with_sign_in(self.channel, timeout=settings.fetch.timeout,
+                                  protocol="pop3",
+                                  action=functools.partial(self._pop3_pass, first=first))
             first = False
             if announce and not report.busy:  # caught up, now waiting
                 log.info("%s: connected, looking for mail every %g s", self.name,
                          settings.poll_seconds)
                 announce = False
             self._wait(BUSY_RETRY if report.busy else settings.poll_seconds)
+
+    def _pop3_pass(self, credential: Credential, first: bool) -> ChannelFetchReport:
+        """One POP3 fetch pass, signed in with ``credential``."""
+        fetch = self.shared.settings.fetch
+        return self._pass(lambda report, deadline: fetch_pop3(
+            self.channel, credential, fetch, report, deadline, None), first)
 
     def _pass(self, fetch: Callable[[ChannelFetchReport, Deadline], None],
               first: bool) -> ChannelFetchReport:
