@@ -93,6 +93,8 @@ def entry_name(channel_name: str, purpose: str) -> str:
 
 def read_secret(entry: str) -> str | None:
     """The keyring entry ``entry``, or None when there is none. Use it inside ``in_use``."""
+    import keyring
+
     with _keyring_errors():
         secret = keyring.get_password(KEYRING_SERVICE, entry)
     return secret or None
