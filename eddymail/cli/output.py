@@ -193,7 +193,7 @@ class Output:
     def ask(self, message: str) -> None:
         """Something the person must do now (open a page, type a code); stderr, and shown
         even under ``-q`` and ``--json``: without it the command cannot finish."""
-        self.stderr.print(Text(for_terminal(message), style="bold"))
+        self._say(True, (for_terminal(message), "bold"))
 
     def warning(self, message: str) -> None:
         """Something that worked but needs attention; stderr, silent under ``-q``."""
