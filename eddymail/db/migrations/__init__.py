@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -39,10 +39,24 @@ MIGRATE_COMMAND = "eddymail db migrate"
 
 @dataclass(frozen=True)
 class Migration:
-    """One named step of the schema's history."""
+    """One named step of the schema's history.
 
-    name: str
-    upgrade: Callable[[peewee.Database], None]
+    Its module is imported only when the step runs: every command checks whether a step is
+    pending, and a migration may import heavy tools (``playhouse.migrate`` brings PostgreSQL's
+    driver) that a start-up must not pay for.
+    """
+
+    module_name: str
+
+    @property
+    def name(self) -> str:
+        """The name recorded in the migrations table (``0001_initial``)."""
+        return self.module_name.removeprefix("m")
+
+    def upgrade(self, database: peewee.Database) -> None:
+        """Run the step's ``upgrade(database)``."""
+        module = importlib.import_module(f"{__name__}.{self.module_name}")
+        module.upgrade(database)
 
 
 @dataclass(frozen=True)
@@ -68,11 +82,7 @@ class SchemaStatus:
 
 def all_migrations() -> list[Migration]:
     """Every known migration, oldest first."""
-    migrations = []
-    for module_name in MIGRATION_MODULES:
-        module = importlib.import_module(f"{__name__}.{module_name}")
-        migrations.append(Migration(name=module_name.removeprefix("m"), upgrade=module.upgrade))
-    return migrations
+    return [Migration(module_name) for module_name in MIGRATION_MODULES]
 
 
 def applied_migrations(database: peewee.Database) -> list[str]:

@@ -22,14 +22,11 @@ import unicodedata
 from datetime import UTC, datetime
 
 import peewee as pw
+from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
 
 def upgrade(database: pw.Database) -> None:
     """Create the desk tables, move free-text assignees onto agents, add the new columns."""
-    # Imported here: every run loads the migration modules to see whether one is pending,
-    # and playhouse.migrate brings PostgreSQL's driver and extensions with it.
-    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
-
     now = datetime.now(UTC).replace(tzinfo=None)
 
     class Base(pw.Model):
