@@ -78,6 +78,19 @@ def test_ingest_of_plain_text_loads_no_heavy_module(eddymail, support, tmp_path,
     assert [ticket["subject"] for ticket in tickets] == ["The printer is jammed"]
 
 
+def test_ingest_that_queues_a_registration_loads_no_heavy_module(eddymail, support, tmp_path):
+    # A new customer at a department that sends mail gets the shipped registration letter:
+    # rendered without Jinja (eddymail.templates.plain) and queued, not sent.
+    support("mailbox", "--email", "help@example.com", "--protocol", "none",
+            "--smtp-host", "127.0.0.1", "--smtp-port", "2525", "--smtp-security", "none",
+            "--password-command", "true", password=None)
+    eddymail("department", "edit", "Support", "--outgoing-channel", "mailbox")
+    modules = loaded_modules(tmp_path, "-q", "ingest", "--channel", "mailbox", stdin=PLAIN_TEXT)
+    assert heavy_in(modules, tuple(set(HEAVY) - set(HTML_CONVERTER))) == []
+    queued = eddymail.json("outbox", "list")["outbox"]
+    assert [item["template"] for item in queued] == ["registration"]
+
+
 def test_the_check_sees_a_heavy_module(eddymail, support, tmp_path):
     # Guard against a check that passes because it reads nothing: an HTML message needs the
     # converter, and a table for a person needs rich.

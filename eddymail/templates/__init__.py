@@ -9,9 +9,10 @@ the stored text of a template (or ``default_source``) and the values to put in i
     '[#1042] Request received: March invoice has not arrived'
 """
 
-import importlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from eddymail.templates import plain
 from eddymail.templates.defaults import (
     LANGUAGES,
     TEMPLATE_NAMES,
@@ -21,31 +22,40 @@ from eddymail.templates.defaults import (
     sample_context,
     spec,
 )
+from eddymail.templates.layout import (
+    MAX_SOURCE_CHARS,
+    MAX_SUBJECT_CHARS,
+    MAX_TEXT_CHARS,
+    RenderedTemplate,
+)
 
 if TYPE_CHECKING:
-    from eddymail.templates.engine import (
-        MAX_SOURCE_CHARS,
-        MAX_SUBJECT_CHARS,
-        RenderedTemplate,
-        render,
-        validate,
-    )
-    from eddymail.templates.sandbox import MAX_TEXT_CHARS
-
-# Jinja is imported only when a template is checked or rendered: listing templates, or a run
-# that sends no notification, does not pay for it.
-_LAZY = {
-    "MAX_SOURCE_CHARS": "engine", "MAX_SUBJECT_CHARS": "engine", "RenderedTemplate": "engine",
-    "render": "engine", "validate": "engine", "MAX_TEXT_CHARS": "sandbox",
-}
+    from eddymail.templates.engine import validate
 
 
+def render(name: str, source: str, context: Mapping[str, object]) -> RenderedTemplate:
+    """Render template ``name`` from ``source`` with values from ``context``.
+
+    See ``eddymail.templates.engine.render`` for the rules. A template made only of text,
+    values, ``or`` and if/else is rendered without Jinja (``eddymail.templates.plain``), with
+    the same result; any other, and every mistake, by Jinja.
+    """
+    rendered = plain.render(name, source, context)
+    if rendered is not None:
+        return rendered
+    from eddymail.templates import engine
+
+    return engine.render(name, source, context)
+
+
+# Jinja is imported only when a template needs it: checking one (``validate``), or rendering
+# one that is not simple. A run that sends the shipped notifications does not load it.
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
+    if name != "validate":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    # import_module, not "from eddymail.templates import ...": that would ask this very
-    # function for the submodule and recurse.
-    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    from eddymail.templates import engine
+
+    return engine.validate
 
 
 __all__ = [

@@ -1,16 +1,10 @@
-"""Check and render notification templates.
+"""Check and render notification templates with Jinja (in its hardened sandbox).
 
-A template is one piece of text, so it can be edited in ``$EDITOR`` as a whole::
-
-    Subject: [#{{ ticket.id }}] Request received: {{ ticket.subject }}
-    <blank line>
-    Hello {{ user.name }},
-    ...
-
-The first line is the subject, after ``Subject:``; a blank line separates it from the body,
-as in a mail message. Lines before the subject may hold blank lines and ``{# ... #}``
-comments (a place for notes to colleagues). Both parts are Jinja templates, compiled
-separately so that nothing a value contains can move text from the body into the subject.
+The layout of a template's text (subject line, blank line, body), the values it is given and
+the cleaning of its result are in ``eddymail.templates.layout``, shared with the renderer of
+simple templates (``eddymail.templates.plain``), which ``eddymail.templates.render`` tries
+first. Both parts are Jinja templates, compiled separately so that nothing a value contains
+can move text from the body into the subject.
 
 Line numbers in error messages count from the top of the whole text, comments included.
 """
@@ -18,7 +12,6 @@ Line numbers in error messages count from the top of the whole text, comments in
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,17 +20,16 @@ from jinja2.exceptions import SecurityError, UndefinedError
 
 from eddymail.errors import ValidationError
 from eddymail.templates import checks, sandbox
-from eddymail.templates.defaults import TemplateSpec, spec
-
-#: Longest template text accepted for saving or rendering.
-MAX_SOURCE_CHARS = 50_000
-#: Longest rendered subject; longer ones are cut with an ellipsis (the [#123] tag goes first).
-MAX_SUBJECT_CHARS = 250
-
-_SUBJECT_LINE = re.compile(r"subject:(.*)", re.IGNORECASE)
-# Control characters, plus the Unicode line and paragraph separators some mail clients honour.
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_CONTROLS_KEEPING_TAB_AND_NEWLINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from eddymail.templates.defaults import spec
+from eddymail.templates.layout import (
+    Part,
+    RenderedTemplate,
+    clean_body,
+    clean_subject,
+    invalid,
+    select_values,
+    split_source,
+)
 
 # One environment for every template: it holds no per-render state (budgets live in a
 # context variable), and Jinja environments are safe to share between threads.
@@ -45,31 +37,11 @@ _environment = sandbox.HardenedEnvironment()
 
 
 @dataclass(frozen=True)
-class RenderedTemplate:
-    """A rendered notification: a one-line subject and a plain-text body ending in a newline."""
-
-    subject: str
-    body: str
-
-
-@dataclass(frozen=True)
-class _Part:
-    """The subject or the body of a template source, and where it starts in the source."""
-
-    text: str
-    first_line: int
-
-    def line(self, jinja_line: int | None) -> int | None:
-        """Turn a line number inside this part into one inside the whole source."""
-        return None if jinja_line is None else self.first_line + jinja_line - 1
-
-
-@dataclass(frozen=True)
 class _Compiled:
     subject: Template
     body: Template
-    subject_part: _Part
-    body_part: _Part
+    subject_part: Part
+    body_part: Part
 
 
 def validate(name: str, source: str) -> None:
@@ -94,68 +66,11 @@ def render(name: str, source: str, context: Mapping[str, object]) -> RenderedTem
     rendering, including going over a time or size limit, are ``ValidationError`` too.
     """
     compiled = _compile(name, source)
-    values = _select_values(spec(name), context)
+    values = select_values(spec(name), context)
     with sandbox.render_budget():
         subject = _render_part(name, compiled.subject, compiled.subject_part, values, "subject")
         body = _render_part(name, compiled.body, compiled.body_part, values, "body")
-    return RenderedTemplate(subject=_clean_subject(subject), body=_clean_body(body))
-
-
-# --- the source layout ---------------------------------------------------------------------
-
-
-def _split_source(name: str, source: str) -> tuple[_Part, _Part]:
-    """Split a source into its subject and body parts, or say what is wrong with its layout."""
-    if len(source) > MAX_SOURCE_CHARS:
-        raise _invalid(name, f"the text is longer than {MAX_SOURCE_CHARS} characters")
-    # Editors on Windows add a BOM and CR LF line ends; neither should change the meaning.
-    lines = source.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    index = _skip_preamble(name, lines)
-    if index == len(lines):
-        raise _invalid(name, "the text is empty; write 'Subject: ...', a blank line, then the body")
-    match = _SUBJECT_LINE.fullmatch(lines[index].strip())
-    if match is None:
-        raise _invalid(
-            name,
-            f"line {index + 1}: the first line must be 'Subject: ...', "
-            "followed by a blank line and the body",
-        )
-    subject = match.group(1).strip()
-    if not subject:
-        raise _invalid(name, f"line {index + 1}: the subject is empty")
-    if index + 1 >= len(lines) or not "".join(lines[index + 2 :]).strip():
-        raise _invalid(name, f"line {index + 1}: the body is missing; put it after a blank line")
-    if lines[index + 1].strip():
-        raise _invalid(
-            name,
-            f"line {index + 2}: expected a blank line between the Subject line and the body "
-            "(the subject is a single line)",
-        )
-    return (
-        _Part(subject, first_line=index + 1),
-        _Part("\n".join(lines[index + 2 :]), first_line=index + 3),
-    )
-
-
-def _skip_preamble(name: str, lines: list[str]) -> int:
-    """Index of the first line after leading blank lines and ``{# ... #}`` comments."""
-    index = 0
-    while index < len(lines):
-        stripped = lines[index].strip()
-        if not stripped:
-            index += 1
-            continue
-        if not stripped.startswith("{#"):
-            return index
-        start = index
-        while "#}" not in lines[index]:
-            index += 1
-            if index == len(lines):
-                raise _invalid(name, f"line {start + 1}: the comment '{{#' is never closed")
-        if lines[index].split("#}", 1)[1].strip():
-            return start  # text after the comment: let the Subject check explain
-        index += 1
-    return index
+    return RenderedTemplate(subject=clean_subject(subject), body=clean_body(body))
 
 
 # --- compiling and the static checks -------------------------------------------------------
@@ -166,7 +81,7 @@ def _compile(name: str, source: str) -> _Compiled:
     # Cached: fetch renders the same stored text for every new ticket. Failures are not
     # cached (lru_cache does not keep exceptions), so a fixed template is seen at once.
     template_spec = spec(name)
-    subject_part, body_part = _split_source(name, source)
+    subject_part, body_part = split_source(name, source)
     subject_tree = _parse(name, subject_part)
     body_tree = _parse(name, body_part)
     problems = [
@@ -175,7 +90,7 @@ def _compile(name: str, source: str) -> _Compiled:
         *checks.missing_required(template_spec, (subject_tree, body_tree), _environment),
     ]
     if problems:
-        raise _invalid(name, checks.describe(template_spec, problems))
+        raise invalid(name, checks.describe(template_spec, problems))
     return _Compiled(
         subject=_build(name, subject_part, subject_tree),
         body=_build(name, body_part, body_tree),
@@ -184,74 +99,24 @@ def _compile(name: str, source: str) -> _Compiled:
     )
 
 
-def _parse(name: str, part: _Part) -> nodes.Template:
+def _parse(name: str, part: Part) -> nodes.Template:
     try:
         return _environment.parse(part.text)
     except TemplateSyntaxError as error:
-        raise _invalid(name, f"line {part.line(error.lineno)}: {error.message}") from None
+        raise invalid(name, f"line {part.line(error.lineno)}: {error.message}") from None
 
 
-def _build(name: str, part: _Part, tree: nodes.Template) -> Template:
+def _build(name: str, part: Part, tree: nodes.Template) -> Template:
     try:
         return _environment.from_string(sandbox.harden(tree, _environment))
     except TemplateSyntaxError as error:  # e.g. a filter that does not exist
-        raise _invalid(name, f"line {part.line(error.lineno)}: {error.message}") from None
+        raise invalid(name, f"line {part.line(error.lineno)}: {error.message}") from None
 
 
 # --- rendering -----------------------------------------------------------------------------
 
 
-_MISSING = object()
-
-
-def _select_values(template_spec: TemplateSpec, context: Mapping[str, object]) -> dict:
-    """Copy only the declared variables out of ``context``, as plain cleaned values."""
-    selected: dict[str, object] = {}
-    for variable in template_spec.variables:
-        value: object = context
-        for key in variable.name.split("."):
-            value = _lookup(value, key)
-            if value is _MISSING:
-                break
-        if value is _MISSING:
-            continue  # StrictUndefined reports it if the template uses it
-        *parents, leaf = variable.name.split(".")
-        level = selected
-        for parent in parents:
-            level = level.setdefault(parent, {})  # type: ignore[assignment]
-        level[leaf] = _plain(value, multiline=variable.multiline)
-    return selected
-
-
-def _lookup(container: object, key: str) -> object:
-    if isinstance(container, Mapping):
-        return container.get(key, _MISSING)
-    return getattr(container, key, _MISSING)
-
-
-def _plain(value: object, *, multiline: bool) -> object:
-    """A value safe to hand to a template: a number, a boolean or a cleaned string."""
-    if value is None:
-        return ""
-    if isinstance(value, bool | int | float):
-        return value
-    text = value if isinstance(value, str) else str(value)
-    # Names and subjects come from mail headers and are hostile: a line break in them could
-    # only be an attempt to forge lines of the message, so they become one line.
-    return _multiline_text(text) if multiline else _one_line(text)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(_CONTROLS.sub(" ", text).split())
-
-
-def _multiline_text(text: str) -> str:
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = text.replace("\u2028", "\n").replace("\u2029", "\n")
-    return _CONTROLS_KEEPING_TAB_AND_NEWLINE.sub("", text)
-
-
-def _render_part(name: str, template: Template, part: _Part, values: dict, label: str) -> str:
+def _render_part(name: str, template: Template, part: Part, values: dict, label: str) -> str:
     pieces: list[str] = []
     size = 0
     try:
@@ -267,7 +132,7 @@ def _render_part(name: str, template: Template, part: _Part, values: dict, label
     return "".join(pieces)
 
 
-def _render_error(name: str, part: _Part, error: Exception) -> ValidationError:
+def _render_error(name: str, part: Part, error: Exception) -> ValidationError:
     if isinstance(error, SecurityError):
         detail = f"{error} Templates can only use their variables and plain values."
     elif isinstance(error, UndefinedError | sandbox.RenderLimitError):
@@ -277,7 +142,7 @@ def _render_error(name: str, part: _Part, error: Exception) -> ValidationError:
     else:
         detail = f"{type(error).__name__}: {error}"
     line = part.line(_template_line(error))
-    return _invalid(
+    return invalid(
         name,
         f"line {line}: {detail}" if line else detail,
         hint=f"Fix it with `eddymail template edit {name}`, or go back to the shipped text "
@@ -294,18 +159,3 @@ def _template_line(error: BaseException) -> int | None:
             line = trace.tb_lineno
         trace = trace.tb_next
     return line
-
-
-def _clean_subject(text: str) -> str:
-    subject = _one_line(text)
-    if len(subject) > MAX_SUBJECT_CHARS:
-        subject = subject[: MAX_SUBJECT_CHARS - 1].rstrip() + "…"
-    return subject
-
-
-def _clean_body(text: str) -> str:
-    return _multiline_text(text).lstrip("\n").rstrip() + "\n"
-
-
-def _invalid(name: str, detail: str, *, hint: str | None = None) -> ValidationError:
-    return ValidationError(f"template {name!r}, {detail}", hint=hint)

@@ -32,8 +32,10 @@ from jinja2 import filters as jinja_filters
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-#: Longest single value (string, list) a template may build, and the longest rendered body.
-MAX_TEXT_CHARS = 200_000
+# The longest value a template may build, and the longest rendered part (shared with the
+# renderer of simple templates).
+from eddymail.templates.layout import MAX_TEXT_CHARS
+
 #: Total characters a render may write into all its buffers (output, macros, set blocks).
 MAX_WRITTEN_CHARS = 1_000_000
 #: Loop items + calls + range elements one render may spend.
