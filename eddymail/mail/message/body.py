@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from eddymail.mail.message.charsets import decode_body
 from eddymail.mail.message.headervalues import extract_ids, replace_unstorable
-from eddymail.mail.message.htmltext import html_to_text
 from eddymail.mail.message.parselimits import Deadline, ParseLimits
 from eddymail.mail.message.parttree import Headers, MimeInfo, Part, note
 
@@ -26,6 +25,17 @@ _DEFAULT_NAMES = {
     "text/rfc822-headers": "original-headers.txt",
     "message/disposition-notification": "read-receipt.txt",
 }
+
+
+def html_to_text(html: str) -> str:
+    """HTML as readable text (``htmltext.html_to_text``).
+
+    The converter, with lxml and inscriptis, is imported on first use: a run that meets no
+    HTML mail (a mail server piping plain text into ``ingest``) never loads it.
+    """
+    from eddymail.mail.message import htmltext
+
+    return htmltext.html_to_text(html)
 
 
 @dataclass(frozen=True)

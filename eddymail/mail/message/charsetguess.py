@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 import re
 
-import charset_normalizer
-
 # Detection looks at the start of a text only; it decides for the whole.
 DETECTION_SAMPLE = 64 * 1024
 _SINGLE_BYTE_CYRILLIC = ("cp1251", "koi8_r")
@@ -47,6 +45,10 @@ def guess_charset(data: bytes) -> str | None:
     cyrillic = _guess_single_byte_cyrillic(sample)
     if cyrillic is not None:
         return cyrillic
+    # Imported here: most mail declares its charset truthfully (or is UTF-8) and never
+    # gets this far, so a run need not load the detector and its tables.
+    import charset_normalizer
+
     try:
         matches = charset_normalizer.from_bytes(sample)
     except Exception:  # the detector is third-party code fed hostile bytes
