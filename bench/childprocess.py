@@ -1,27 +1,42 @@
 """Measure one child process: wall time, CPU time and peak resident memory.
 
-Shared by the bench scripts. CPU time (user + system) comes from ``wait4`` and is the figure
-least disturbed by other work on a shared machine; wall time is printed next to it.
+Shared by the bench scripts. CPU time (user + system) is the figure least disturbed by other
+work on a shared machine; wall time is printed next to it.
 
-Peak memory needs care: Linux carries a process's high-water mark across ``exec``, so a child
-started from this (big) Python process would report at least this process's size. The child is
-therefore run under GNU time (``/usr/bin/time``), a small C program, whose ``%M`` is the
-child's own figure. Without GNU time the figure is an upper bound and says so.
+The child is started by a tiny launcher (``python -S``, 8.5 MiB) that forks, execs it and
+reports the child's own ``wait4`` figures, so neither this script's CPU time nor its size
+gets into them. Linux carries a process's high-water mark across ``exec``, so a child forked
+from this (big) process would report at least this process's size; from the launcher it
+reports at least the launcher's, below anything measured here (``python -c pass`` is
+10.5 MiB).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-GNU_TIME = shutil.which("time", path="/usr/bin:/bin")
+# Forks, execs argv[2:] and writes the child's "utime stime maxrss_kib wall exit_code" to
+# argv[1]; the exit code is passed on.
+_LAUNCHER = """\
+import os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - started
+code = os.waitstatus_to_exitcode(status)
+with open(sys.argv[1], "w") as result:
+    result.write(f"{usage.ru_utime} {usage.ru_stime} {usage.ru_maxrss} {wall} {code}")
+sys.exit(code)
+"""
 
 
 @dataclass(frozen=True)
@@ -60,43 +75,41 @@ def measure(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
             stdin: bytes | None = None, cwd: str | os.PathLike[str] | None = None,
             expect: int = 0) -> Measurement:
     """Run ``argv`` once; raise with its output if it exits with anything but ``expect``."""
-    with tempfile.NamedTemporaryFile("w+", prefix="rss-", suffix=".txt") as rss_file:
-        command = list(argv)
-        if GNU_TIME:
-            command = [GNU_TIME, "-q", "-f", "%M", "-o", rss_file.name, *command]
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            command, env=dict(env) if env is not None else None, cwd=cwd,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if stdin is not None:
-            assert process.stdin is not None
-            process.stdin.write(stdin)
-            process.stdin.close()
-        # Read the pipes before reaping, or a chatty child would block on a full pipe; then
-        # reap with wait4 ourselves to get the rusage (Popen.wait would discard it).
-        assert process.stdout is not None and process.stderr is not None
-        output, errors = process.stdout.read(), process.stderr.read()
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        process.stdout.close()
-        process.stderr.close()
-        if process.returncode != expect:
+    with tempfile.NamedTemporaryFile("w+", prefix="measured-", suffix=".txt") as result:
+        completed = subprocess.run(
+            [sys.executable, "-S", "-c", _LAUNCHER, result.name, *argv],
+            env=dict(env) if env is not None else None, cwd=cwd,
+            input=stdin if stdin is not None else b"", capture_output=True, check=False)
+        if completed.returncode != expect:
             raise RuntimeError(
-                f"{' '.join(argv)} exited {process.returncode} (expected {expect}):\n"
-                f"{output.decode(errors='replace')}\n{errors.decode(errors='replace')}")
-        rss_text = Path(rss_file.name).read_text().strip()
-        max_rss = int(rss_text.splitlines()[-1]) * 1024 if GNU_TIME and rss_text else (
-            usage.ru_maxrss * 1024)
-    return Measurement(cpu=usage.ru_utime + usage.ru_stime, wall=wall, max_rss=max_rss)
+                f"{' '.join(argv)} exited {completed.returncode} (expected {expect}):\n"
+                f"{completed.stdout.decode(errors='replace')}\n"
+                f"{completed.stderr.decode(errors='replace')}")
+        utime, stime, max_rss_kib, wall, _ = Path(result.name).read_text().split()
+    return Measurement(cpu=float(utime) + float(stime), wall=float(wall),
+                       max_rss=int(max_rss_kib) * 1024)
+
+
+def compile_package(package_directory: Path) -> None:
+    """Write the package's bytecode, as an installed package has it.
+
+    Without it (``PYTHONDONTWRITEBYTECODE`` set, or a fresh checkout) every run of a child
+    compiles the modules it imports from source, and that, not eddymail, is what would be
+    measured.
+    """
+    import compileall
+
+    compileall.compile_dir(str(package_directory), quiet=1)
+
+
+def child_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` for a measured child: it may write bytecode like any installed program."""
+    return {key: value for key, value in base.items() if key != "PYTHONDONTWRITEBYTECODE"}
 
 
 def rss_note() -> str:
-    """How peak memory is measured here, for the report."""
-    if GNU_TIME:
-        return f"peak RSS by {GNU_TIME} (the child's own high-water mark)"
-    return "peak RSS by wait4 (no GNU time here: an upper bound, includes this script's size)"
+    """How the figures are taken, for the report."""
+    return "CPU, wall and peak RSS of the child alone (wait4 in a small launcher)"
 
 
 def load_average() -> str:

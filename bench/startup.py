@@ -42,7 +42,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from childprocess import Series, load_average, measure, mib, rss_note
+from childprocess import (
+    Series,
+    child_environment,
+    compile_package,
+    load_average,
+    measure,
+    mib,
+    rss_note,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
@@ -87,7 +95,7 @@ class Workspace:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.environment = {key: value for key, value in os.environ.items()
+        self.environment = {key: value for key, value in child_environment(os.environ).items()
                             if not key.startswith("EDDYMAIL_")}
         self.environment.update(
             HOME=str(directory / "home"),
@@ -281,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(argv)
 
     directory = Path(tempfile.mkdtemp(prefix="eddymail-bench-startup-"))
+    compile_package(REPO_ROOT / "eddymail")
     try:
         workspace = Workspace(directory)
         workspace.prepare()
