@@ -31,7 +31,8 @@ MEMBERS: dict[str, tuple[str, ...]] = {
     "secrets": ("eddymail.secrets",),
     "templates": ("eddymail.templates",),
     "base": ("eddymail", "eddymail.config", "eddymail.errors", "eddymail.safetext",
-             "eddymail.crashpoints", "eddymail.presets", "eddymail.samples"),
+             "eddymail.crashpoints", "eddymail.presets", "eddymail.samples",
+             "eddymail.searchtext"),
 }
 
 # THE RULE: layer -> the other layers it may import. Anything not listed is forbidden.

@@ -20,6 +20,7 @@ cli.lazy_commands.update({
     "outbox": "eddymail.cli.outbox:outbox_group",
     "settings": "eddymail.cli.settings:settings_group",
     "log": "eddymail.cli.log:log_command",
+    "search": "eddymail.cli.search:search_group",
 })
 
 # The first paragraph of each command's help, so `eddymail --help` lists the commands without

@@ -474,7 +474,7 @@ def remove(name: str, yes: bool) -> None:
 @channel_group.command("presets")
 @json_option
 def presets() -> None:
-    """List the mail provider presets and what each provider requires.
+    """List the mail provider presets: servers, and what each provider requires.
 
     \b
     Example:
@@ -482,29 +482,23 @@ def presets() -> None:
     """
     out = state().output
 
-    def server(s: Any) -> str:
-        return f"{s.host}:{s.port} {s.security}" if s else "-"
+    def render() -> None:
+        for index, preset in enumerate(PRESETS):
+            if index:
+                out.line("")
+            password = "app password required" if preset.app_password else "account password"
+            out.line(f"{preset.key} · {preset.name} · {password}", style="bold")
+            for protocol, server in (("IMAP", preset.imap), ("POP3", preset.pop3),
+                                     ("SMTP", preset.smtp)):
+                if server is not None:
+                    out.block(f"{protocol}  {server.host}:{server.port} {server.security}",
+                              indent=2)
+            if preset.oauth:
+                out.block(f"OAuth 2.0  {preset.oauth.flow} flow, "
+                          f"{'/'.join(preset.oauth.mechanisms)}", indent=2)
+            out.block(preset.hint, indent=2, style="dim")
 
-    out.emit(
-        {"presets": list(PRESETS)},
-        lambda: out.table(
-            ["Preset", "Provider", "IMAP", "POP3", "SMTP", "App password", "OAuth 2.0", "Note"],
-            [
-                [
-                    p.key,
-                    p.name,
-                    server(p.imap),
-                    server(p.pop3),
-                    server(p.smtp),
-                    "required" if p.app_password else "-",
-                    f"{p.oauth.flow} flow, {'/'.join(p.oauth.mechanisms)}" if p.oauth else "-",
-                    p.hint,
-                ]
-                for p in PRESETS
-            ],
-            wrap=("Note",),
-        ),
-    )
+    out.emit({"presets": list(PRESETS)}, render)
 
 
 @channel_group.command("test")

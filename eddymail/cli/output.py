@@ -16,11 +16,16 @@ so those runs do not pay for importing rich.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import math
 import os
+import re
+import shlex
+import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
 from eddymail.safetext import for_json, for_terminal
@@ -36,8 +41,6 @@ def to_jsonable(value: Any) -> Any:
     A field named with a trailing underscore (``from_``, a Python keyword) gets its JSON
     name without it (``from``).
     """
-    import dataclasses
-
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name.removesuffix("_"): to_jsonable(getattr(value, f.name))
@@ -59,12 +62,28 @@ def iso_utc(moment: datetime) -> str:
     return moment.replace(microsecond=0).isoformat() + "Z"
 
 
+@dataclasses.dataclass(frozen=True)
+class Styled:
+    """A table cell of styled pieces, each shown safely; ``"\\n"`` pieces break the line.
+
+    For cells the command composes (a subject with its search snippet below it) without
+    being able to import rich.
+    """
+
+    pieces: tuple[tuple[str, str], ...]  # (text, style)
+
+
 def cell(value: Any) -> Text:
-    """A value as a safe one-line table cell."""
+    """A value as a safe one-line table cell (a ``Styled`` one may have several lines)."""
     from rich.text import Text
 
     if value is None:
         return Text("")
+    if isinstance(value, Styled):
+        text = Text()
+        for piece, style in value.pieces:
+            text.append("\n" if piece == "\n" else for_terminal(piece, multiline=False), style)
+        return text
     if isinstance(value, bool):
         return Text("yes" if value else "no")
     if isinstance(value, datetime):
@@ -76,6 +95,26 @@ def local_time(moment: datetime) -> str:
     """A stored (naive UTC) time in the reader's local zone, to the minute."""
     aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
     return aware.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def short_age(moment: datetime, now: datetime | None = None) -> str:
+    """How long ago, in at most 7 characters: ``now``, ``5m``, ``3h``, ``6d``, ``27 Nov``,
+    ``2024-11`` (older than a week: the local date, the month of an earlier year)."""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    now = now or datetime.now(UTC)
+    elapsed = now - aware
+    if elapsed < timedelta(minutes=1):
+        return "now"
+    if elapsed < timedelta(hours=1):
+        return f"{elapsed.seconds // 60}m"
+    if elapsed < timedelta(days=1):
+        return f"{elapsed.seconds // 3600}h"
+    if elapsed < timedelta(days=7):
+        return f"{elapsed.days}d"
+    local = aware.astimezone()
+    if local.year == now.astimezone().year:
+        return f"{local.day} {local:%b}"
+    return f"{local:%Y-%m}"
 
 
 class Output:
@@ -121,11 +160,14 @@ class Output:
         title: str | None = None,
         empty: str = "Nothing to show.",
         wrap: Iterable[str] = (),
+        grow: dict[str, int] | None = None,
     ) -> None:
         """A table of safe cells, or the ``empty`` sentence when there are no rows.
 
         A row is one line (cells cut with an ellipsis) so lists stay scannable; the columns
-        named in ``wrap`` (long server answers, hints) fold instead.
+        named in ``wrap`` (long server answers, hints) fold instead. The columns named in
+        ``grow`` (name -> share) split the width the others leave; those others keep their
+        whole width, so numbers, statuses and dates never shrink.
         """
         rows = list(rows)
         if not rows:
@@ -145,10 +187,13 @@ class Output:
         wrapped = set(wrap)
         headers = [for_terminal(column, multiline=False) for column in columns]
         cells = [[cell(value) for value in row] for row in rows]
-        naturals = [max([len(header), *(row[index].cell_len for row in cells)])
+        naturals = [max([len(header), *(_widest_line(row[index]) for row in cells)])
                     for index, header in enumerate(headers)]
         # Between two columns: a space of padding each side and the (blank) rule.
-        widths = _fit(naturals, self.stdout.width - 3 * (len(columns) - 1))
+        available = self.stdout.width - 3 * (len(columns) - 1)
+        shares = [(grow or {}).get(column, 0) for column in columns]
+        widths = (_share(naturals, shares, available) if any(shares)
+                  else _fit(naturals, available))
         for header, width in zip(headers, widths, strict=True):
             folds = header in wrapped
             table.add_column(header, width=width, no_wrap=not folds,
@@ -156,6 +201,47 @@ class Output:
         for row in cells:
             table.add_row(*row)
         self.stdout.print(table)
+
+    def block(self, body: str, *, indent: int = 0, style: str | None = None) -> None:
+        """A paragraph of (untrusted) text folded to the terminal's width, indented."""
+        if self.quiet or self.json_mode:
+            return
+        from rich.padding import Padding
+        from rich.text import Text
+
+        text = Text(for_terminal(body, multiline=False), style=style or "")
+        self.stdout.print(Padding(text, (0, 0, 0, indent), expand=False), soft_wrap=False)
+
+    @contextlib.contextmanager
+    def paged(self) -> Iterator[None]:
+        """Show what is printed inside through a pager when it is longer than the screen.
+
+        Only for a person at a terminal: piped, redirected, ``--json`` or ``-q`` output is
+        written as it is. The pager is ``$PAGER``, else ``less -R`` (which keeps colours);
+        when it cannot be started the text is printed directly.
+        """
+        if self.quiet or self.json_mode or not (
+                self._stdout.is_terminal if self._stdout is not None
+                else _shows_styles(sys.stdout)):
+            yield
+            return
+        import io
+
+        from rich.console import Console
+
+        console = self.stdout
+        buffer = io.StringIO()
+        self._stdout = Console(file=buffer, markup=False, emoji=False, highlight=False,
+                               soft_wrap=True, force_terminal=True, width=console.width,
+                               color_system="auto" if console.color_system else None)
+        try:
+            yield
+        finally:
+            self._stdout = console
+        text = buffer.getvalue()
+        if _screen_lines(text, console.width) < console.height or not _page(text):
+            console.file.write(text)
+            console.file.flush()
 
     def fields(self, pairs: Iterable[tuple[str, Any]], *, title: str | None = None) -> None:
         """A two-column "name: value" view for ``show`` commands."""
@@ -277,6 +363,61 @@ def _fit(naturals: list[int], available: int) -> list[int]:
     while cap > 4 and sum(min(width, cap) for width in naturals) > available:
         cap -= 1
     return [min(width, cap) for width in naturals]
+
+
+def _share(naturals: list[int], shares: list[int], available: int) -> list[int]:
+    """Widths where the columns with a share split what the fixed ones leave over.
+
+    A growing column never gets more than it needs; what it leaves goes to the others.
+    When even the fixed columns do not fit, ``_fit`` decides.
+    """
+    fixed = sum(width for width, share in zip(naturals, shares, strict=True) if not share)
+    room = available - fixed
+    growing = [index for index, share in enumerate(shares) if share]
+    if room < 8 * len(growing):
+        return _fit(naturals, available)
+    widths = list(naturals)
+    while growing:
+        total = sum(shares[index] for index in growing)
+        offered = {index: room * shares[index] // total for index in growing}
+        satisfied = [index for index in growing if naturals[index] <= offered[index]]
+        if not satisfied:
+            for index in growing:
+                widths[index] = offered[index]
+            break
+        for index in satisfied:
+            widths[index] = naturals[index]
+            room -= naturals[index]
+            growing.remove(index)
+    return widths
+
+
+def _widest_line(text: Text) -> int:
+    return max(len(line) for line in text.plain.split("\n")) if text.plain else 0
+
+
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # all rich writes (what mail said is escaped)
+
+
+def _screen_lines(text: str, width: int) -> int:
+    """How many terminal lines ``text`` takes (long lines wrap on the screen)."""
+    from rich.cells import cell_len
+
+    return sum(max(1, math.ceil(cell_len(line) / max(width, 1)))
+               for line in _COLOURS.sub("", text).removesuffix("\n").split("\n"))
+
+
+def _page(text: str) -> bool:
+    """Run the pager on ``text``; False when there is none to run."""
+    command = shlex.split(os.environ.get("PAGER") or "") or ["less", "-R"]
+    try:
+        pager = subprocess.Popen(command, stdin=subprocess.PIPE)
+    except OSError:
+        return False
+    with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):  # the reader quit early
+        pager.communicate(text.encode(sys.stdout.encoding or "utf-8", errors="replace"))
+    pager.wait()
+    return True
 
 
 def _shows_styles(stream: TextIO) -> bool:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from eddymail.cli.app import LazyGroup, agent_option, json_option, state, with_database
+from eddymail.cli.output import Styled, short_age
 from eddymail.services.tickets import queries as tickets
-from eddymail.services.tickets.queries import STATUS_FILTERS, TicketDetail
+from eddymail.services.tickets.queries import STATUS_FILTERS, TicketDetail, TicketSummary
 
 
 @click.group("ticket", cls=LazyGroup, lazy_commands={
@@ -34,7 +35,9 @@ def ticket_group() -> None:
 @click.option("--assignee", metavar="AGENT", help="Only tickets assigned to this agent.")
 @click.option("--mine", is_flag=True, help="Only tickets assigned to me (see --as).")
 @click.option("--unassigned", is_flag=True, help="Only tickets nobody has.")
-@click.option("--search", help="Text in the subject or any message.")
+@click.option("--search", metavar="WORDS",
+              help="Only tickets with all these words (subject, people, any message), "
+                   'best match first; "a phrase", prefix*.')
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0, help="Skip this many (paging).")
 @agent_option
@@ -42,9 +45,11 @@ def ticket_group() -> None:
 @with_database
 def list_(status: str, department: str | None, requester: str | None, assignee: str | None,
           mine: bool, unassigned: bool, search: str | None, limit: int, offset: int) -> None:
-    """List tickets, newest activity first.
+    """List tickets, newest activity first (with --search: best match first).
 
-    A "*" marks tickets whose last message is from the customer (waiting for us).
+    A "*" after the number marks tickets whose last message is from the customer (waiting
+    for us). Age is the time since the last activity. Search ignores case (and ё/е) in
+    every language.
 
     \b
     Examples:
@@ -64,16 +69,46 @@ def list_(status: str, department: str | None, requester: str | None, assignee: 
     items = tickets.list_tickets(status=status, department=department, requester=requester,
                                  assignee=assignee, search=search, limit=limit, offset=offset)
     out = state().output
-    out.emit(
-        {"tickets": items},
-        lambda: out.table(
-            ["#", "", "Subject", "Requester", "Department", "Status", "Assignee", "Activity"],
-            [[t.id, "*" if t.awaiting_reply and t.status != "closed" else "", t.subject,
-              t.requester, t.department, t.status, t.assignee or "-", t.last_activity_at]
-             for t in items],
-            empty="No tickets.",
-        ),
-    )
+    out.emit({"tickets": items}, lambda: render_list(items))
+
+
+WIDE = 120  # from this many columns on, the list also shows department and assignee
+
+
+def render_list(items: list[TicketSummary]) -> None:
+    """The ``ticket list`` table: narrow fixed columns, the rest for subject and requester."""
+    out = state().output
+    wide = out.stdout.width >= WIDE
+    columns = ["#", "Status", "Age", "Subject", "Requester"]
+    if wide:
+        columns += ["Department", "Assignee"]
+    rows = []
+    for ticket in items:
+        waiting = ticket.awaiting_reply and ticket.status != "closed"
+        row: list[object] = [
+            f"{ticket.id}*" if waiting else ticket.id, ticket.status,
+            short_age(ticket.last_activity_at),
+            _subject_cell(ticket), ticket.requester or "(unidentified sender)"]
+        if wide:
+            row += [ticket.department, ticket.assignee or "-"]
+        rows.append(row)
+    out.table(columns, rows, empty="No tickets.",
+              grow={"Subject": 3, "Requester": 2, "Department": 1, "Assignee": 1})
+
+
+def _subject_cell(ticket: TicketSummary) -> object:
+    """The subject, and under it the search snippet with the matching words in bold."""
+    subject = ticket.subject or "(no subject)"
+    match = ticket.match
+    if match is None:
+        return subject
+    pieces = [(subject, ""), ("\n", "")]
+    position = 0
+    for start, end in match.highlights:
+        pieces += [(match.snippet[position:start], "dim"), (match.snippet[start:end], "bold")]
+        position = end
+    pieces.append((match.snippet[position:], "dim"))
+    return Styled(tuple(piece for piece in pieces if piece[0]))
 
 
 @ticket_group.command("show")
@@ -85,6 +120,8 @@ def show(ticket_id: int, full: bool) -> None:
     """Show a ticket and its whole thread, oldest message first.
 
     Quoted history inside customers' e-mail replies is folded away; --full shows it.
+    A ticket longer than the screen opens in $PAGER (default: less -R); piped output
+    is never paged.
 
     \b
     Examples:
@@ -92,7 +129,13 @@ def show(ticket_id: int, full: bool) -> None:
       eddymail ticket show 42 --full --json
     """
     detail = tickets.show_ticket(ticket_id)
-    state().output.emit({"ticket": detail}, lambda: render_ticket(detail, full=full))
+    out = state().output
+
+    def render() -> None:
+        with out.paged():
+            render_ticket(detail, full=full)
+
+    out.emit({"ticket": detail}, render)
 
 
 DIRECTION_LABELS = {"in": "from customer", "out": "reply", "note": "internal note",

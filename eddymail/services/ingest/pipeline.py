@@ -35,7 +35,7 @@ from eddymail.mail.message.parse import ParsedMessage, ParseLimits, parse_messag
 from eddymail.services import settings
 from eddymail.services.ingest.threads import find_thread
 from eddymail.services.outgoing import notifications, staff
-from eddymail.services.tickets import history, users
+from eddymail.services.tickets import history, search, users
 
 log = logging.getLogger("eddymail.ingest")
 
@@ -473,6 +473,7 @@ def _message(parsed: ParsedMessage, ticket: Ticket | None, channel: Channel | No
         automatic=kind,
         auth_status=auth,
     )
+    search.index_message(message)
     for attachment in parsed.attachments:
         fastsql.create(
             Attachment,

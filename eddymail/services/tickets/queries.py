@@ -12,7 +12,9 @@ from eddymail.errors import NotFoundError, ValidationError
 from eddymail.mail.message.quotes import split_quoted
 from eddymail.services.agents import find_agent
 from eddymail.services.departments import find_department
+from eddymail.services.tickets import search as ticket_search
 from eddymail.services.tickets.history import HistoryEntry, history_of
+from eddymail.services.tickets.search import SearchMatch
 from eddymail.services.tickets.users import participant_list
 
 STATUS_FILTERS = ("active", "open", "pending", "closed", "all")
@@ -34,6 +36,7 @@ class TicketSummary:
     message_count: int
     created_at: datetime
     last_activity_at: datetime
+    match: SearchMatch | None = None  # with ``search``: why the ticket was found
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,8 @@ def list_tickets(
     """Tickets, newest activity first; the page is read from the index, not by scanning.
 
     ``assignee`` is an agent's handle or name, or ``UNASSIGNED`` for tickets nobody has.
+    With ``search``, only tickets whose messages match it (see ``services.tickets.search``),
+    best match first, each with its ``match``.
     """
     if status not in STATUS_FILTERS:
         raise ValidationError(f"--status must be one of {', '.join(STATUS_FILTERS)}.")
@@ -141,13 +146,22 @@ def list_tickets(
         query = query.where(Ticket.assignee.is_null())
     elif assignee is not None:
         query = query.where(Ticket.assignee == find_agent(assignee).id)
-    if search:
-        matching = Message.select(Message.ticket).where(Message.body_text.contains(search))
-        query = query.where(Ticket.subject.contains(search) | Ticket.id.in_(matching))
-    return [_summary(ticket) for ticket in query.limit(limit).offset(offset)]
+    if search is None:
+        return [_summary(ticket) for ticket in query.limit(limit).offset(offset)]
+    terms = ticket_search.query_terms(search)
+    hits = ticket_search.best_matches(terms).alias("hits")
+    query = (query.switch(Ticket).join(hits, on=(Ticket.id == hits.c.ticket_id))
+             .select_extend(hits.c.message_id.alias("match_message_id"),
+                            hits.c.score.alias("match_score"))
+             .order_by(hits.c.score.desc(), Ticket.last_activity_at.desc(), Ticket.id.desc()))
+    # peewee hands the subquery's columns over as a dict named after its alias.
+    found = [(ticket, vars(ticket)["hits"]) for ticket in query.limit(limit).offset(offset)]
+    matches = ticket_search.describe_matches(
+        terms, {hit["match_message_id"]: hit["match_score"] for _, hit in found})
+    return [_summary(ticket, matches.get(hit["match_message_id"])) for ticket, hit in found]
 
 
-def _summary(ticket: Ticket) -> TicketSummary:
+def _summary(ticket: Ticket, match: SearchMatch | None = None) -> TicketSummary:
     return TicketSummary(
         id=ticket.id,
         subject=ticket.subject,
@@ -161,6 +175,7 @@ def _summary(ticket: Ticket) -> TicketSummary:
         message_count=ticket.message_count,
         created_at=ticket.created_at,
         last_activity_at=ticket.last_activity_at,
+        match=match,
     )
 
 

@@ -30,7 +30,7 @@ from eddymail.services import settings
 from eddymail.services.agents import Actor
 from eddymail.services.outgoing import notifications
 from eddymail.services.outgoing.outbox import queue_mail
-from eddymail.services.tickets import history, users
+from eddymail.services.tickets import history, search, users
 from eddymail.services.tickets.queries import find_ticket
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # what common providers accept in one message
@@ -122,6 +122,7 @@ def reply(ticket_id: int, text: str, *, actor: Actor,
             sent_at=utcnow(), in_reply_to=[mail.in_reply_to] if mail.in_reply_to else [],
             references=list(mail.references),
         )
+        search.index_message(message)
         for attachment in files:
             Attachment.create(message=message, filename=attachment.filename,
                               original_filename=attachment.filename,

@@ -15,7 +15,7 @@ from eddymail.errors import ValidationError
 from eddymail.services.agents import Actor, find_agent
 from eddymail.services.departments import find_department
 from eddymail.services.outgoing import staff
-from eddymail.services.tickets import history
+from eddymail.services.tickets import history, search
 from eddymail.services.tickets.queries import find_ticket
 
 STATUSES = ("open", "pending", "closed")
@@ -41,6 +41,7 @@ def note(ticket_id: int, text: str, *, actor: Actor) -> TicketChange:
         ticket = find_ticket(ticket_id)
         message = Message.create(ticket=ticket, direction="note", author_name=actor.label,
                                  body_text=text.strip() + "\n")
+        search.index_message(message)
         history.record(ticket, actor, history.NOTE, message=message)
         ticket.message_count += 1
         ticket.last_activity_at = utcnow()

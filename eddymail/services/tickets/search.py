@@ -1,0 +1,142 @@
+"""Searching tickets: one call for SQLite and PostgreSQL, ranked, with a snippet per ticket.
+
+The index (``eddymail.db.searchindex``) holds every ticket message: subject, people (the
+sender, the recipients, the agent) and body. It is written in the transaction that stores a
+message (``index_message``: ingest, replies, notes), so a search never misses a committed
+message, and rebuilt from the stored messages by ``eddymail search rebuild``.
+
+``ticket list --search`` joins ``best_matches`` to its own filters, so status, department
+and assignee narrow the matches inside one query and the page is cut by LIMIT there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import peewee
+
+from eddymail.db import searchindex
+from eddymail.db.connection import database_proxy
+from eddymail.db.models import Message
+from eddymail.errors import ValidationError
+from eddymail.searchtext import MAX_TERMS, Term, parse_query, words
+
+SNIPPET_CHARS = 160
+SNIPPET_LEAD = 20  # characters shown before the first match (narrow screens show little)
+SCAN_CHARS = 300_000  # the snippet is looked for in this much of a field (the index: less)
+
+
+@dataclass(frozen=True)
+class SearchMatch:
+    """Why a ticket matched: its best message, where, and a line of text around the words."""
+
+    message_id: int
+    score: float  # higher is better; comparable only within one search
+    field: str  # subject | people | body: where the snippet comes from
+    snippet: str  # one line, from the message as stored (not folded)
+    highlights: list[tuple[int, int]]  # [start, end) of the matching words in ``snippet``
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    """What ``search rebuild`` indexed."""
+
+    messages: int
+
+
+def index_message(message: Message) -> None:
+    """Put a new ticket message into the index (in the caller's transaction)."""
+    if message.ticket_id is None:
+        return
+    text = searchindex.message_text(
+        direction=message.direction, automatic=message.automatic, subject=message.subject,
+        from_address=message.from_address, from_name=message.from_name,
+        author_name=message.author_name, to=message.to, cc=message.cc, bcc=message.bcc,
+        body_text=message.body_text)
+    if text is not None:
+        searchindex.add(database_proxy, message.id, text)
+
+
+def query_terms(text: str) -> list[Term]:
+    """The terms of a search. Raises ``ValidationError`` for a query with no word in it."""
+    terms = parse_query(text)
+    if not terms:
+        raise ValidationError(f"Nothing to search for in {text!r}: give at least one word.")
+    if len(terms) > MAX_TERMS:
+        raise ValidationError(f"Too many words to search for (at most {MAX_TERMS}).")
+    return terms
+
+
+def best_matches(terms: list[Term]) -> peewee.Select:
+    """Per matching ticket its best message: columns ``ticket_id``, ``message_id``, ``score``."""
+    return searchindex.best_matches(database_proxy, terms)
+
+
+def describe_matches(terms: list[Term], scored: dict[int, float]) -> dict[int, SearchMatch]:
+    """``SearchMatch`` by message id for the messages of one page of results."""
+    if not scored:
+        return {}
+    found = {}
+    for message in Message.select(
+            Message.id, Message.subject, Message.from_address, Message.from_name,
+            Message.author_name, Message.to, Message.cc, Message.body_text,
+    ).where(Message.id.in_(list(scored))):
+        field, snippet, highlights = _snippet(message, terms)
+        found[message.id] = SearchMatch(message.id, scored[message.id], field, snippet,
+                                        highlights)
+    return found
+
+
+def rebuild(progress: Callable[[int, int], None] = lambda done, total: None) -> RebuildResult:
+    """Empty the index and index every ticket message again, in batches.
+
+    Mail that arrives meanwhile is indexed by its own ingest (its message is newer than the
+    last one this rebuild takes), so a fetch may run during a rebuild.
+    """
+    with database_proxy.atomic():
+        searchindex.clear(database_proxy)
+        last = Message.select(peewee.fn.MAX(Message.id)).scalar() or 0
+    total = Message.select().where(Message.ticket.is_null(False), Message.id <= last).count()
+    progress(0, total)
+    done = searchindex.fill(database_proxy, until=last,
+                            progress=lambda indexed: progress(indexed, total))
+    return RebuildResult(messages=done)
+
+
+def _snippet(message: Message, terms: list[Term]) -> tuple[str, str, list[tuple[int, int]]]:
+    """The first place in the body, else the subject, else the people, where a word matches."""
+    exact = {word for term in terms for word in (term.words[:-1] if term.prefix else term.words)}
+    prefixes = tuple(term.words[-1] for term in terms if term.prefix)
+    people = ", ".join(
+        f"{entry.get('name')} <{entry.get('address')}>" if entry.get("name")
+        else str(entry.get("address", ""))
+        for entry in [{"address": message.from_address, "name": message.from_name},
+                      *(message.to or []), *(message.cc or [])] if entry.get("address"))
+    if message.author_name:
+        people = f"{message.author_name}, {people}" if people else message.author_name
+    for field, text in (("body", message.body_text), ("subject", message.subject),
+                        ("people", people)):
+        flat = " ".join(text[:SCAN_CHARS].split())
+        spans = [(start, end) for start, end, word in words(flat)
+                 if word in exact or word.startswith(prefixes)]
+        if spans:
+            return (field, *_window(flat, spans))
+    flat = " ".join(message.body_text[:SCAN_CHARS].split())
+    return "body", *_window(flat, [])
+
+
+def _window(flat: str, spans: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
+    """About ``SNIPPET_CHARS`` of ``flat`` around its first span, cut at spaces."""
+    start = 0
+    if spans and spans[0][0] > SNIPPET_LEAD:
+        start = flat.find(" ", spans[0][0] - SNIPPET_LEAD, spans[0][0])
+        start = spans[0][0] if start < 0 else start + 1
+    end = len(flat)
+    if end - start > SNIPPET_CHARS:
+        cut = flat.rfind(" ", start, start + SNIPPET_CHARS)
+        end = cut if cut > max(start, spans[0][1] if spans else start) else start + SNIPPET_CHARS
+    lead = "…" if start else ""
+    text = lead + flat[start:end] + ("…" if end < len(flat) else "")
+    shift = len(lead) - start
+    return text, [(a + shift, b + shift) for a, b in spans if a >= start and b <= end]
