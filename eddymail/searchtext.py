@@ -18,11 +18,11 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 # Letters and digits, and the combining accents of decomposed text ("e" + U+0301): those are
 # not word characters to ``re``, but must not cut "café" or "й" in two.
 WORD = re.compile(r"[^\W_](?:[^\W_]|[\u0300-\u036f\u0483-\u0487])*")
+_FOLDED_WORD = re.compile(r"[^\W_]+")  # in folded text the accents are gone
 
 MAX_WORD_CHARS = 60
 """Longer runs (base64, hashes, URLs without punctuation) are not words anyone types."""
@@ -31,44 +31,46 @@ MAX_WORDS = 20_000
 """Per field of a message: a mail body longer than this is indexed by its beginning."""
 
 
+def _fold_table() -> dict[int, str | None]:
+    """``str.translate`` table: ё as е, Latin letters without accents, loose accents gone."""
+    table: dict[int, str | None] = {ord("ё"): "е"}
+    for code in (*range(0xC0, 0x250), *range(0x1E00, 0x1F00)):
+        decomposed = unicodedata.normalize("NFD", chr(code))
+        base, marks = decomposed[0], decomposed[1:]
+        # A Latin letter with accents decomposes into an ASCII letter and combining marks.
+        if marks and base.isascii() and base.isalpha() and all(map(unicodedata.combining,
+                                                                    marks)):
+            table[code] = base.lower()
+    for code in (*range(0x300, 0x370), *range(0x483, 0x488)):
+        table[code] = None  # an accent that composes with nothing ("İ".casefold(), say)
+    return table
+
+
+_FOLD = _fold_table()
+
+
+def fold(text: str) -> str:
+    """``text`` in the form words are indexed and looked up by (the module's docstring)."""
+    folded = text.casefold()
+    if folded.isascii():
+        return folded
+    return unicodedata.normalize("NFC", folded).translate(_FOLD)
+
+
+def folded_words(text: str) -> list[str]:
+    """The folded words of ``text``, in order (what the index stores for it)."""
+    found = _FOLDED_WORD.findall(fold(text))
+    return [word for word in found[:MAX_WORDS] if len(word) <= MAX_WORD_CHARS]
+
+
 def words(text: str) -> Iterator[tuple[int, int, str]]:
-    """``(start, end, folded word)`` for every indexable word of ``text``, in order."""
+    """``(start, end, folded word)`` for the words of ``text`` as written (for snippets)."""
     for count, match in enumerate(WORD.finditer(text)):
         if count >= MAX_WORDS:
             return
         word = match.group()
         if len(word) <= MAX_WORD_CHARS:
             yield match.start(), match.end(), fold(word)
-
-
-def folded_words(text: str) -> list[str]:
-    """The folded words of ``text``, in order (what the index stores for it)."""
-    return [word for _, _, word in words(text)]
-
-
-def fold(word: str) -> str:
-    """The form a word is indexed and looked up by (see the module's docstring)."""
-    folded = word.casefold()
-    if folded.isascii():
-        return folded
-    folded = unicodedata.normalize("NFC", folded)
-    return "".join(_fold_letter(letter) for letter in folded)
-
-
-@lru_cache(maxsize=4096)
-def _fold_letter(letter: str) -> str:
-    if letter.isascii():
-        return letter
-    if letter == "ё":
-        return "е"
-    if unicodedata.combining(letter):
-        return ""  # an accent that composes with nothing (after "İ".casefold(), say)
-    decomposed = unicodedata.normalize("NFD", letter)
-    # A Latin letter with accents decomposes into an ASCII letter and combining marks.
-    if len(decomposed) > 1 and decomposed[0].isascii() and decomposed[0].isalpha() and all(
-            unicodedata.combining(mark) for mark in decomposed[1:]):
-        return decomposed[0]
-    return letter
 
 
 # --- queries --------------------------------------------------------------------------------

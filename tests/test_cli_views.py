@@ -176,6 +176,8 @@ def test_no_command_receives_a_row(eddymail, support, tmp_path):
     support("plain", "--email", "plain@example.test", "--protocol", "none", password=None)
     mail = tmp_path / "mail.eml"
     mail.write_bytes(make_mail("Printer on fire", sender="Anna <anna@customer.example>"))
+    another = tmp_path / "another.eml"
+    another.write_bytes(make_mail("Printer still on fire", sender="Anna <anna@customer.example>"))
     # (arguments, exit code); "--json" too for the ones that change nothing.
     steps: list[tuple[str, list[str], int | None]] = [
         ("write", ["department", "add", "Billing"], 0),
@@ -200,6 +202,19 @@ def test_no_command_receives_a_row(eddymail, support, tmp_path):
         ("read", ["ticket", "list", "--mine"], 0),
         ("read", ["template", "preview", "staff_customer_reply", "--ticket", "1"], 0),
         ("write", ["ticket", "close", "1"], 0), ("write", ["ticket", "reopen", "1"], 0),
+        ("write", ["snippet", "add", "thanks", "-m", "Thank you."], 0),
+        ("read", ["snippet", "list"], 0), ("read", ["snippet", "show", "thanks"], 0),
+        ("write", ["snippet", "edit", "thanks", "-m", "Thanks!"], 0),
+        ("write", ["ticket", "reply", "1", "--snippet", "thanks"], None),
+        ("write", ["ticket", "priority", "1", "high"], 0),
+        ("write", ["ingest", "--department", "Accounts", str(another)], 0),
+        ("write", ["ticket", "tag", "1", "2", "--add", "vip", "--yes"], 0),
+        ("read", ["ticket", "list", "--tag", "vip", "--priority", "high"], 0),
+        ("read", ["ticket", "list", "--search", "printer"], 0),
+        ("write", ["ticket", "close", "--search", "printer", "--yes"], None),
+        ("write", ["ticket", "merge", "1", "2", "--yes"], 0),
+        ("write", ["ticket", "export", "--format", "csv"], 0),
+        ("write", ["search", "rebuild"], 0), ("write", ["snippet", "remove", "thanks"], 0),
         ("read", ["user", "list"], 0), ("read", ["user", "show", "anna@customer.example"], 0),
         ("read", ["mail", "list"], 0), ("read", ["mail", "inspect", str(mail)], 0),
         ("read", ["outbox", "list"], 0), ("write", ["outbox", "retry"], None),

@@ -129,12 +129,13 @@ def recording_pager(tmp_path: Path) -> tuple[str, Path]:
 
 def on_terminal(args: list[str], environment: dict[str, str], rows: int = 24,
                 columns: int = 80) -> str:
-    """Run ``eddymail ARGS`` with its stdout on a pseudo-terminal of this size; what it showed."""
+    """Run ``eddymail ARGS`` on a pseudo-terminal of this size (stdin, stdout, stderr), as a
+    person at a terminal would; what it showed."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     environment = {**environment, "LINES": str(rows), "COLUMNS": str(columns),
                    "TERM": "xterm"}
-    child = subprocess.Popen([sys.executable, "-m", "eddymail", *args], stdin=subprocess.DEVNULL,
+    child = subprocess.Popen([sys.executable, "-m", "eddymail", *args], stdin=slave,
                              stdout=slave, stderr=slave, env=environment)
     os.close(slave)
     shown = bytearray()

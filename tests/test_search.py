@@ -7,6 +7,7 @@ same tickets on both (the words are folded by eddymail, not by the engine).
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -95,6 +96,34 @@ def test_subject_body_requester_and_participants_are_searched(eddymail, engine, 
     # A phrase keeps its order.
     assert found(eddymail, '"numbers quarterly"') == []
     assert found(eddymail, '"quarterly numbers"') == [by_body["ticket_id"]]
+
+
+@pytest.mark.parametrize(("rank_limit", "probe_share", "how"), [
+    (5000, 8, "rank"), (-1, 0, "set"), (-1, 10**9, "probe")])
+def test_every_way_of_finding_matches_finds_the_same(eddymail, engine, deliver, monkeypatch,
+                                                     rank_limit, probe_share, how):
+    """Few matches are ranked; many come newest first, found as a set or ticket by ticket."""
+    from eddymail.services.tickets import search
+
+    monkeypatch.setattr(search, "RANK_LIMIT", rank_limit)
+    monkeypatch.setattr(search, "PROBE_SHARE", probe_share)
+    wanted = [deliver(f"Заказ {n}", f"Где мой ЗАКАЗ номер {n}? Жду ёлку.\n")["ticket_id"]
+              for n in range(4)]
+    other = deliver("Unrelated", "Nothing here.\n")["ticket_id"]
+    eddymail("ticket", "close", str(wanted[0]))
+    assert search.strategy(search.query_terms("заказ")) == how
+    listing = eddymail.json("ticket", "list", "--status", "all", "--search", "заказ елку")
+    tickets = listing["tickets"]
+    assert sorted(t["id"] for t in tickets) == sorted(wanted) and other not in wanted
+    for ticket in tickets:
+        match = ticket["match"]
+        assert (match["score"] is None) == (how != "rank")
+        assert [match["snippet"][a:b] for a, b in match["highlights"]] == ["ЗАКАЗ", "ёлку"]
+    if how != "rank":  # newest activity first, like the list without a search (closing is)
+        assert [t["id"] for t in tickets] == [wanted[0], *sorted(wanted[1:], reverse=True)]
+    active = eddymail.json("ticket", "list", "--search", "заказ", "--limit", "2")["tickets"]
+    assert len(active) == 2 and wanted[0] not in [t["id"] for t in active]
+    assert len(found(eddymail, "заказ", "--offset", "3")) == 1
 
 
 def test_ranked_with_a_snippet(eddymail, engine, deliver):
@@ -214,3 +243,30 @@ def test_the_upgrade_indexes_the_mail_already_stored(eddymail, engine, deliver, 
         eddymail("db", "migrate")
     assert sorted(found(eddymail, "ключ")) == sorted(tickets)
     assert found(eddymail, "нашелся охраны") == [tickets[0]]
+
+
+def test_a_search_reads_the_index_not_every_message(eddymail, deliver, database_path,
+                                                     monkeypatch):
+    """The plan behind ``--search`` (SQLite): the FTS index finds the messages, each message
+    and ticket is then read by its key; no table is scanned whole."""
+    from eddymail.db.connection import close_database, open_database
+    from tests.test_ticket_list_plan import query_plan, recorded_statements
+
+    eddymail("department", "add", "Support")
+    for number in range(5):
+        deliver(f"Printer {number}", f"The printer number {number} jams.\n")
+    database = open_database(f"sqlite:///{database_path}")
+    try:
+        rows, statements = recorded_statements(database, monkeypatch, search="printer jams",
+                                               status="all")
+        assert len(rows) == 5
+        (sql, params), = [(sql, params) for sql, params in statements
+                          if "MATCH" in sql and 'FROM "ticket"' in sql]
+        plan = query_plan(database, sql, params)
+    finally:
+        close_database()
+    shown = "\n".join(plan)
+    assert any(line.startswith("SCAN") and "VIRTUAL TABLE INDEX" in line for line in plan), shown
+    assert not [line for line in plan if re.match(r"SCAN (message|t\d)\b(?!.*VIRTUAL)", line)
+                and "SCAN hits" not in line], shown
+    assert any(re.match(r"SEARCH \w+ USING INTEGER PRIMARY KEY", line) for line in plan), shown

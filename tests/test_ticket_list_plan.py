@@ -79,6 +79,7 @@ CASES = [
     pytest.param({}, id="first-page"),
     pytest.param({"department": "Billing"}, id="department"),
     pytest.param({"status": "all"}, id="status-all"),
+    pytest.param({"priority": "normal", "status": "all"}, id="priority"),
 ]
 
 

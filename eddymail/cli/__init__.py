@@ -21,6 +21,7 @@ cli.lazy_commands.update({
     "settings": "eddymail.cli.settings:settings_group",
     "log": "eddymail.cli.log:log_command",
     "search": "eddymail.cli.search:search_group",
+    "snippet": "eddymail.cli.snippets:snippet_group",
 })
 
 # The first paragraph of each command's help, so `eddymail --help` lists the commands without

@@ -1,4 +1,4 @@
-"""``eddymail ticket reply|note|close|reopen|move|assign|attachments|attachment``.
+"""``eddymail ticket reply|note|move|merge|attachments|attachment``.
 
 Kept apart from listing and reading, so ``ticket list`` and ``ticket show`` do not import
 the mail-sending machinery.
@@ -13,8 +13,11 @@ import click
 
 from eddymail.cli.app import agent_option, json_option, state, with_database
 from eddymail.cli.tickets import DIRECTION_LABELS
+from eddymail.errors import NotFoundError
+from eddymail.services import snippets
 from eddymail.services.outgoing import outbox
 from eddymail.services.tickets import attachments, replies, workflow
+from eddymail.services.tickets import merge as merging
 from eddymail.services.tickets import queries as tickets
 from eddymail.services.tickets.queries import TicketDetail
 
@@ -26,7 +29,12 @@ def _draft(detail: TicketDetail) -> str:
              f"# To: {detail.requester}"]
     if detail.participants:
         lines.append(f"# Cc: {', '.join(detail.participants)}")
-    lines += ["# Markdown works: - lists, [links](https://example.com), **bold**.", "#"]
+    lines += ["# Markdown works: - lists, [links](https://example.com), **bold**."]
+    names = snippets.names()
+    if names:
+        lines.append("# A line '/snippet NAME' becomes that canned reply: "
+                     + ", ".join(names[:12]) + (" ..." if len(names) > 12 else ""))
+    lines.append("#")
     for message in detail.messages[-5:]:
         if message.direction == "system":
             continue
@@ -53,11 +61,17 @@ def _read_text(message: str | None, file: str | None, what: str,
             raise click.UsageError(f"Cannot read {file}: {error}") from None
     if not sys.stdin.isatty():
         return sys.stdin.read()
-    edited = click.edit(_draft(detail) if detail else f"\n{MARKER}\n", extension=".txt")
-    text = (edited or "").split(MARKER, 1)[0]
-    if not text.strip():
-        raise click.UsageError(f"The {what} is empty: nothing was done.")
-    return text
+    draft = _draft(detail) if detail else f"\n{MARKER}\n"
+    while True:
+        edited = click.edit(draft, extension=".txt") or ""
+        text = edited.split(MARKER, 1)[0]
+        if not text.strip():
+            raise click.UsageError(f"The {what} is empty: nothing was done.")
+        try:
+            snippets.compose(text)
+            return text
+        except NotFoundError as error:  # back to the editor: the draft is not lost
+            draft = edited.replace(MARKER, f"{MARKER}\n# Not sent: {error.message}", 1)
 
 
 @click.command("reply")
@@ -77,32 +91,44 @@ def _read_text(message: str | None, file: str | None, what: str,
 @click.option("--html/--no-html", "html", default=None,
               help="Add an HTML part rendered from the text's Markdown (default: [reply] html).")
 @click.option("--close", is_flag=True, help="Close the ticket after replying.")
+@click.option("--snippet", "snippet_names", multiple=True, metavar="NAME",
+              help="Add this canned reply (repeatable; alone, it is the whole reply).")
 @agent_option
 @json_option
 @with_database
 def reply(ticket_id: int, message: str | None, file: str | None, to: tuple[str, ...],
           cc: tuple[str, ...], bcc: tuple[str, ...], no_cc: bool,
-          attachments: tuple[Path, ...], html: bool | None, close: bool) -> None:
+          attachments: tuple[Path, ...], html: bool | None, close: bool,
+          snippet_names: tuple[str, ...]) -> None:
     """Answer by mail, from the mailbox of the ticket's department, signed by you.
 
     The reply goes To the requester and Cc the ticket's participants; --to, --cc, --bcc
     and --no-cc change that for this reply. Without -m or -F, $EDITOR opens on a draft
     that quotes the thread below a marker line; an empty draft aborts. The reply is queued
     and sent at once; if the server cannot be reached it stays in the outbox and the next
-    fetch retries it.
+    fetch retries it. A line '/snippet NAME' in the text becomes that canned reply;
+    --snippet NAME adds one after the text (with only --snippet, no editor opens).
 
     \b
     Examples:
       eddymail ticket reply 42
       eddymail ticket reply 42 -m "Fixed, please try again." --close
+      eddymail ticket reply 42 --snippet refund-done --close
       eddymail ticket reply 42 -F answer.md --html --attach invoice.pdf --cc boss@customer.example
       eddymail --as anna ticket reply 42 --to accounts@customer.example --no-cc -m "..."
     """
     app = state()
     actor = app.actor()
     config = app.runtime.config
-    detail = tickets.show_ticket(ticket_id) if message is None and file is None else None
-    text = _read_text(message, file, "reply", detail)
+    tickets.require_ticket(ticket_id)
+    for name in snippet_names:
+        snippets.show_snippet(name)  # an unknown name fails before any text is asked for
+    if snippet_names and message is None and file is None:
+        text = ""
+    else:
+        detail = tickets.show_ticket(ticket_id) if message is None and file is None else None
+        text = _read_text(message, file, "reply", detail)
+    text = snippets.compose(text, snippet_names)
     options = replies.ReplyOptions(
         to=to, cc=cc, bcc=bcc, no_cc=no_cc, attachments=attachments, close=close,
         html=bool(config.get("reply", "html")) if html is None else html,
@@ -145,25 +171,6 @@ def note(ticket_id: int, message: str | None, file: str | None) -> None:
     out.emit({"ticket": change}, lambda: out.success(f"Note added to ticket #{ticket_id}."))
 
 
-def _status_command(name: str, status: str, summary: str) -> click.Command:
-    @click.command(name, help=f"{summary}\n\n\b\nExample:\n  eddymail ticket {name} 42")
-    @click.argument("ticket_id", type=int)
-    @agent_option
-    @json_option
-    @with_database
-    def command(ticket_id: int) -> None:
-        change = workflow.set_status(ticket_id, status, actor=state().actor())
-        out = state().output
-        out.emit({"ticket": change},
-                 lambda: out.success(f"Ticket #{ticket_id} is {change.status}."))
-
-    return command
-
-
-close = _status_command("close", "closed", "Close a ticket (a customer reply reopens it).")
-reopen = _status_command("reopen", "open", "Reopen a closed ticket.")
-
-
 @click.command("move")
 @click.argument("ticket_id", type=int)
 @click.argument("department")
@@ -181,40 +188,6 @@ def move(ticket_id: int, department: str) -> None:
     out = state().output
     out.emit({"ticket": change},
              lambda: out.success(f"Ticket #{ticket_id} is now in {change.department}."))
-
-
-@click.command("assign")
-@click.argument("ticket_id", type=int)
-@click.argument("agent", required=False)
-@click.option("--me", is_flag=True, help="Assign it to myself (see --as).")
-@click.option("--unassign", is_flag=True, help="Take the ticket back to the team.")
-@agent_option
-@json_option
-@with_database
-def assign(ticket_id: int, agent: str | None, me: bool, unassign: bool) -> None:
-    """Assign a ticket to an agent (by handle or name); they are notified.
-
-    \b
-    Examples:
-      eddymail ticket assign 42 anna
-      eddymail --as bob ticket assign 42 --me
-      eddymail ticket assign 42 --unassign
-    """
-    if sum((bool(agent), me, unassign)) != 1:
-        raise click.UsageError("Give an AGENT, --me or --unassign.")
-    actor = state().actor()
-    if me:
-        if actor.handle is None:
-            raise click.UsageError("--me needs an agent: see eddymail agent add.")
-        agent = actor.handle
-    change = workflow.assign(ticket_id, None if unassign else agent, actor=actor)
-    if change.notifications:  # the new assignee hears of it now, not at the next fetch
-        outbox.send_due(ids=change.notifications,
-                        timeout=float(state().runtime.config.get("network", "timeout")))
-    out = state().output
-    out.emit({"ticket": change},
-             lambda: out.success(f"Ticket #{ticket_id} assigned to {change.assignee}."
-                                 if change.assignee else f"Ticket #{ticket_id} unassigned."))
 
 
 @click.command("attachments")
@@ -262,3 +235,33 @@ def save(attachment_id: int, folder: Path) -> None:
     saved = attachments.save_attachment(attachment_id, folder)
     out = state().output
     out.emit({"saved": saved}, lambda: out.success(f"Saved {saved.path} ({saved.size} bytes)."))
+
+
+@click.command("merge")
+@click.argument("ticket_id", type=int)
+@click.argument("others", nargs=-1, type=int, required=True, metavar="OTHER...")
+@click.option("-y", "--yes", is_flag=True, help="Merge without asking.")
+@agent_option
+@json_option
+@with_database
+def merge(ticket_id: int, others: tuple[int, ...], yes: bool) -> None:
+    """Merge other tickets into TICKET_ID: their messages, people, tags and history.
+
+    The others are closed and point at TICKET_ID; mail that still carries their tag
+    ([#OTHER]) lands in TICKET_ID from then on.
+
+    \b
+    Examples:
+      eddymail ticket merge 42 57
+      eddymail ticket merge 42 57 58 --yes
+    """
+    if not yes:
+        question = (f"Merge ticket(s) #{', #'.join(map(str, others))} into #{ticket_id}")
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"{question}? Add --yes to go ahead.")
+        click.confirm(question + "?", abort=True, err=True)
+    result = merging.merge(ticket_id, others, actor=state().actor())
+    out = state().output
+    out.emit({"merge": result}, lambda: out.success(
+        f"Merged #{', #'.join(map(str, result.merged))} into #{result.ticket_id} "
+        f"({result.messages_moved} message(s) moved)."))

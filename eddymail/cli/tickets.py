@@ -7,15 +7,22 @@ import click
 from eddymail.cli.app import LazyGroup, agent_option, json_option, state, with_database
 from eddymail.cli.output import Styled, short_age
 from eddymail.services.tickets import queries as tickets
-from eddymail.services.tickets.queries import STATUS_FILTERS, TicketDetail, TicketSummary
+from eddymail.services.tickets.queries import (
+    PRIORITIES,
+    STATUS_FILTERS,
+    TicketDetail,
+    TicketSummary,
+)
 
 
 @click.group("ticket", cls=LazyGroup, lazy_commands={
-    name: f"eddymail.cli.ticket_actions:{attribute}" for name, attribute in (
-        ("reply", "reply"), ("note", "note"), ("close", "close"), ("reopen", "reopen"),
-        ("move", "move"), ("assign", "assign"), ("attachments", "attachments_"),
-        ("attachment", "attachment_group"),
-    )
+    **{name: f"eddymail.cli.ticket_actions:{attribute}" for name, attribute in (
+        ("reply", "reply"), ("note", "note"), ("move", "move"), ("merge", "merge"),
+        ("attachments", "attachments_"), ("attachment", "attachment_group"),
+    )},
+    **{name: f"eddymail.cli.ticket_bulk:{name}" for name in (
+        "close", "reopen", "assign", "priority", "tag")},
+    "export": "eddymail.cli.ticket_export:export",
 })
 def ticket_group() -> None:
     """Tickets: list, read and answer customer requests.
@@ -38,23 +45,28 @@ def ticket_group() -> None:
 @click.option("--search", metavar="WORDS",
               help="Only tickets with all these words (subject, people, any message), "
                    'best match first; "a phrase", prefix*.')
+@click.option("--priority", type=click.Choice(PRIORITIES), help="Only tickets of this priority.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG",
+              help="Only tickets with this tag (repeatable: with all of them).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0, help="Skip this many (paging).")
 @agent_option
 @json_option
 @with_database
 def list_(status: str, department: str | None, requester: str | None, assignee: str | None,
-          mine: bool, unassigned: bool, search: str | None, limit: int, offset: int) -> None:
+          mine: bool, unassigned: bool, search: str | None, priority: str | None,
+          tags: tuple[str, ...], limit: int, offset: int) -> None:
     """List tickets, newest activity first (with --search: best match first).
 
     A "*" after the number marks tickets whose last message is from the customer (waiting
-    for us). Age is the time since the last activity. Search ignores case (and ё/е) in
-    every language.
+    for us); "!" after the status a high priority, "!!" an urgent one. Age is the time
+    since the last activity. Search ignores case (and ё/е) in every language.
 
     \b
     Examples:
       eddymail ticket list --mine
       eddymail ticket list --unassigned --department Support --limit 20
+      eddymail ticket list --priority urgent --tag vip
       eddymail ticket list --status all --search invoice --json
     """
     if sum((assignee is not None, mine, unassigned)) > 1:
@@ -67,8 +79,11 @@ def list_(status: str, department: str | None, requester: str | None, assignee: 
     elif unassigned:
         assignee = tickets.UNASSIGNED
     items = tickets.list_tickets(status=status, department=department, requester=requester,
-                                 assignee=assignee, search=search, limit=limit, offset=offset)
+                                 assignee=assignee, search=search, priority=priority,
+                                 tags=tags, limit=limit, offset=offset)
     out = state().output
+    if items and items[0].match is not None and items[0].match.score is None:
+        out.info("Too many messages match to rank them: newest first (more words narrow it).")
     out.emit({"tickets": items}, lambda: render_list(items))
 
 
@@ -85,8 +100,10 @@ def render_list(items: list[TicketSummary]) -> None:
     rows = []
     for ticket in items:
         waiting = ticket.awaiting_reply and ticket.status != "closed"
+        status = ("merged" if ticket.merged_into
+                  else ticket.status + PRIORITY_MARKS.get(ticket.priority, ""))
         row: list[object] = [
-            f"{ticket.id}*" if waiting else ticket.id, ticket.status,
+            f"{ticket.id}*" if waiting else ticket.id, status,
             short_age(ticket.last_activity_at),
             _subject_cell(ticket), ticket.requester or "(unidentified sender)"]
         if wide:
@@ -96,13 +113,18 @@ def render_list(items: list[TicketSummary]) -> None:
               grow={"Subject": 3, "Requester": 2, "Department": 1, "Assignee": 1})
 
 
+PRIORITY_MARKS = {"low": "", "normal": "", "high": " !", "urgent": " !!"}
+
+
 def _subject_cell(ticket: TicketSummary) -> object:
-    """The subject, and under it the search snippet with the matching words in bold."""
-    subject = ticket.subject or "(no subject)"
+    """The subject (and its tags, dim), under it the search snippet with the words in bold."""
+    pieces = [(ticket.subject or "(no subject)", "")]
+    if ticket.tags:
+        pieces.append(("  " + " ".join(f"#{tag}" for tag in ticket.tags), "dim"))
     match = ticket.match
     if match is None:
-        return subject
-    pieces = [(subject, ""), ("\n", "")]
+        return Styled(tuple(pieces))
+    pieces.append(("\n", ""))
     position = 0
     for start, end in match.highlights:
         pieces += [(match.snippet[position:start], "dim"), (match.snippet[start:end], "bold")]
@@ -147,7 +169,10 @@ def render_ticket(detail: TicketDetail, *, full: bool = False) -> None:
     out = state().output
     pairs = [
         ("Subject", detail.subject or "(no subject)"),
-        ("Status", detail.status),
+        ("Status", detail.status if detail.merged_into is None
+         else f"{detail.status}, merged into #{detail.merged_into}"),
+        ("Priority", detail.priority),
+        ("Tags", " ".join(detail.tags) or "-"),
         ("Department", detail.department),
         ("Requester", f"{detail.requester} ({detail.requester_name})"
          if detail.requester_name else detail.requester or "(unidentified sender)"),
@@ -158,6 +183,8 @@ def render_ticket(detail: TicketDetail, *, full: bool = False) -> None:
     if detail.cc_not_added:
         pairs.append(("Cc, not added", ", ".join(detail.cc_not_added)
                       + " (the sender was not verified; add them with ticket reply --cc)"))
+    if detail.merged_from:
+        pairs.append(("Merged in", ", ".join(f"#{number}" for number in detail.merged_from)))
     if detail.carried_tag:
         pairs.append(("Carried tag", f"#{detail.carried_tag} (not joined: the sender takes no "
                                      "part in that ticket)"))
@@ -220,6 +247,16 @@ def describe_event(entry: tickets.HistoryEntry) -> str:
         reason = f" ({detail['reason']})" if detail.get("reason") else ""
         return (f"assigned it to {detail.get('to')}" if entry.action == "assign"
                 else f"unassigned {detail.get('from') or 'it'}") + reason
+    if entry.action == "priority":
+        return f"set the priority from {detail.get('from')} to {detail.get('to')}"
+    if entry.action == "tag":
+        changes = [f"+{name}" for name in detail.get("added", [])]
+        changes += [f"-{name}" for name in detail.get("removed", [])]
+        return "tagged it " + " ".join(changes)
+    if entry.action == "merge":
+        return f"merged #{detail.get('from')} into it ({detail.get('messages')} message(s))"
+    if entry.action == "merged":
+        return f"merged it into #{detail.get('into')}"
     if entry.action == "move":
         return f"moved it from {detail.get('from')} to {detail.get('to')}"
     if entry.action == "status":

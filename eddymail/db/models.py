@@ -197,6 +197,7 @@ class Ticket(BaseModel):
     requester_id: int | None  # see BaseModel
     assignee_id: int | None  # see BaseModel
     channel_id: int | None  # see BaseModel
+    merged_into_id: int | None  # see BaseModel
     subject = peewee.TextField(default="")
     status = peewee.CharField(default="open", index=True)  # open | pending | closed
     department = peewee.ForeignKeyField(Department, backref="tickets", on_delete="RESTRICT")
@@ -212,14 +213,43 @@ class Ticket(BaseModel):
     message_count = peewee.IntegerField(default=0)
     created_at = peewee.DateTimeField(default=utcnow)
     last_activity_at = peewee.DateTimeField(default=utcnow, index=True)
+    priority = peewee.CharField(default="normal")  # low | normal | high | urgent
+    # The ticket this one was merged into: its messages, people and history went there.
+    merged_into = peewee.ForeignKeyField("self", null=True, backref="merged",
+                                         on_delete="SET NULL")
 
     class Meta:
         # Partial indexes over the active tickets and the requester one come from migration
-        # 0002 (peewee's Meta cannot spell a WHERE clause), the assignee one from 0005.
+        # 0002 (peewee's Meta cannot spell a WHERE clause), the assignee one from 0005, the
+        # priority one from 0009.
         indexes = (
             (("status", "last_activity_at"), False),
             (("department", "last_activity_at"), False),
         )
+
+
+class TicketTag(BaseModel):
+    """One tag of a ticket (lower-case, no spaces): ``billing``, ``vip``, ``spam``."""
+
+    id = peewee.AutoField()
+    ticket_id: int  # see BaseModel
+    ticket = peewee.ForeignKeyField(Ticket, backref="tags", on_delete="CASCADE")
+    name = peewee.CharField()
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("ticket", "name"), True), (("name", "ticket"), False))
+
+
+class Snippet(BaseModel):
+    """A canned reply, inserted by name into a reply (``ticket reply --snippet``)."""
+
+    id = peewee.AutoField()
+    name = peewee.CharField(unique=True)
+    body = peewee.TextField(default="")
+    created_by = peewee.CharField(default="")  # the agent's handle, or empty
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
 
 
 class TicketParticipant(BaseModel):
@@ -441,6 +471,8 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     Agent,
     AgentDepartment,
     Ticket,
+    TicketTag,
+    Snippet,
     TicketParticipant,
     RawMessage,
     Message,

@@ -175,6 +175,60 @@ def tsquery_literal(terms: list[Term]) -> str:
     return " & ".join(parts)
 
 
+def count_matches(database: Database, terms: list[Term]) -> int:
+    """How many indexed messages match (read from the index alone: no ranking, no rows)."""
+    if is_postgresql(database):
+        cursor = database.execute_sql(
+            "SELECT count(*) FROM search_message WHERE document @@ CAST(%s AS tsquery)",
+            (tsquery_literal(terms),))
+    else:
+        cursor = database.execute_sql(
+            "SELECT count(*) FROM search_message WHERE search_message MATCH ?",
+            (fts5_expression(terms),))
+    return int(cursor.fetchone()[0])
+
+
+def ticket_has_match(database: Database, terms: list[Term],
+                     ticket_id: peewee.Node) -> peewee.Node:
+    """``EXISTS`` (a message of the ticket ``ticket_id`` matches): a condition for a ticket
+    query that walks tickets in its own order (newest first) and stops at its LIMIT.
+
+    Each ticket's messages are found by their ticket index and each is looked up in the
+    full-text index by its key, so a query that matches half the mail costs a page's worth
+    of lookups, not a pass over every match.
+    """
+    message = peewee.Table("message").alias("matching_message")
+    if is_postgresql(database):
+        entries = peewee.Table(TABLE).alias("matching_entry")
+        found = peewee.Expression(entries.c.document, "@@",
+                                  peewee.Value(tsquery_literal(terms)).cast("tsquery"))
+        key = entries.c.message_id
+    else:
+        entries = peewee.Table(TABLE)
+        found = peewee.Expression(getattr(entries.c, TABLE), "MATCH", fts5_expression(terms))
+        key = entries.c.rowid
+    return peewee.fn.EXISTS(
+        message.select(peewee.SQL("1")).join(entries, on=(key == message.c.id))
+        .where(message.c.ticket_id == ticket_id, found))
+
+
+def matching_tickets(database: Database, terms: list[Term]) -> peewee.Select:
+    """A subquery of the ids of the tickets with a matching message (for ``IN``): every
+    match is read once from the index, none is ranked."""
+    message = peewee.Table("message")
+    if is_postgresql(database):
+        entries = peewee.Table(TABLE)
+        return (entries.select(message.c.ticket_id)
+                .join(message, on=(message.c.id == entries.c.message_id))
+                .where(peewee.Expression(entries.c.document, "@@", peewee.Value(
+                    tsquery_literal(terms)).cast("tsquery"))))
+    entries = peewee.Table(TABLE)
+    return (entries.select(message.c.ticket_id)
+            .join(message, on=(message.c.id == entries.c.rowid))
+            .where(peewee.Expression(getattr(entries.c, TABLE), "MATCH",
+                                     fts5_expression(terms))))
+
+
 def best_matches(database: Database, terms: list[Term]) -> peewee.Select:
     """A subquery: for every ticket with a matching message, the best one.
 

@@ -2,9 +2,10 @@
 
 Strongest signal first: our own Message-IDs in In-Reply-To/References (replies and
 notifications we sent), then Message-IDs stored on a ticket's inbound mail, then the subject
-tag (``[#123]``). Every signal is only honoured when the sender already takes part in that
-ticket: a tag or a forged In-Reply-To from a stranger must not let him read or reopen
-someone else's ticket, so his mail opens a ticket of its own that records the tag it carried.
+tag (``[#123]``); a ticket merged into another stands for that one. Every signal is only
+honoured when the sender already takes part in that ticket: a tag or a forged In-Reply-To
+from a stranger must not let him read or reopen someone else's ticket, so his mail opens a
+ticket of its own that records the tag it carried.
 """
 
 from __future__ import annotations
@@ -53,11 +54,10 @@ def _ticket_candidates(parsed: ParsedMessage, tag_format: str) -> list[tuple[Tic
     seen: set[int] = set()
 
     def add(ticket_id: int | None, signal: str) -> None:
-        if ticket_id is not None and ticket_id not in seen:
-            ticket = Ticket.get_or_none(Ticket.id == ticket_id)
-            if ticket is not None:
-                seen.add(ticket_id)
-                found.append((ticket, signal))
+        ticket = _current(ticket_id)
+        if ticket is not None and ticket.id not in seen:
+            seen.add(ticket.id)
+            found.append((ticket, signal))
 
     if ids:
         for row in Message.select(Message.ticket).where(
@@ -77,3 +77,16 @@ def _ticket_candidates(parsed: ParsedMessage, tag_format: str) -> list[tuple[Tic
     for ticket_id in find_ticket_tags(parsed.subject, tag_format):
         add(ticket_id, "subject_tag")
     return found
+
+
+MAX_MERGE_HOPS = 20
+
+
+def _current(ticket_id: int | None) -> Ticket | None:
+    """The ticket, or the one it was merged into (and so on: A into B, B into C)."""
+    ticket = Ticket.get_or_none(Ticket.id == ticket_id) if ticket_id is not None else None
+    for _ in range(MAX_MERGE_HOPS):
+        if ticket is None or ticket.merged_into_id is None:
+            return ticket
+        ticket = Ticket.get_or_none(Ticket.id == ticket.merged_into_id)
+    return ticket

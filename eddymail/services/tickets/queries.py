@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import peewee
 
-from eddymail.db.models import Agent, Attachment, Channel, Department, Message, Ticket, User
-from eddymail.errors import NotFoundError, ValidationError
+from eddymail.db.models import (
+    Agent,
+    Attachment,
+    Channel,
+    Department,
+    Message,
+    Ticket,
+    TicketTag,
+    User,
+)
+from eddymail.errors import ConflictError, NotFoundError, ValidationError
 from eddymail.mail.message.quotes import split_quoted
 from eddymail.services.agents import find_agent
 from eddymail.services.departments import find_department
@@ -18,6 +28,7 @@ from eddymail.services.tickets.search import SearchMatch
 from eddymail.services.tickets.users import participant_list
 
 STATUS_FILTERS = ("active", "open", "pending", "closed", "all")
+PRIORITIES = ("low", "normal", "high", "urgent")
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,9 @@ class TicketSummary:
     message_count: int
     created_at: datetime
     last_activity_at: datetime
+    priority: str
+    tags: list[str]
+    merged_into: int | None  # set: merged into that ticket (and closed)
     match: SearchMatch | None = None  # with ``search``: why the ticket was found
 
 
@@ -95,6 +109,10 @@ class TicketDetail:
     awaiting_reply: bool
     created_at: datetime
     last_activity_at: datetime
+    priority: str
+    tags: list[str]
+    merged_into: int | None  # set: merged into that ticket, which now has its messages
+    merged_from: list[int]  # tickets merged into this one
     messages: list[ThreadMessage]
     history: list[HistoryEntry]
 
@@ -109,6 +127,8 @@ def list_tickets(
     requester: str | None = None,
     assignee: str | None = None,
     search: str | None = None,
+    priority: str | None = None,
+    tags: Sequence[str] = (),
     limit: int = 50,
     offset: int = 0,
 ) -> list[TicketSummary]:
@@ -116,7 +136,7 @@ def list_tickets(
 
     ``assignee`` is an agent's handle or name, or ``UNASSIGNED`` for tickets nobody has.
     With ``search``, only tickets whose messages match it (see ``services.tickets.search``),
-    best match first, each with its ``match``.
+    best match first, each with its ``match``. ``tags``: tickets with every one of them.
     """
     if status not in STATUS_FILTERS:
         raise ValidationError(f"--status must be one of {', '.join(STATUS_FILTERS)}.")
@@ -146,9 +166,24 @@ def list_tickets(
         query = query.where(Ticket.assignee.is_null())
     elif assignee is not None:
         query = query.where(Ticket.assignee == find_agent(assignee).id)
+    if priority is not None:
+        query = query.where(Ticket.priority == priority.strip().casefold())
+    for tag in tags:
+        query = query.where(Ticket.id.in_(
+            TicketTag.select(TicketTag.ticket).where(TicketTag.name == tag.strip().casefold())))
     if search is None:
-        return [_summary(ticket) for ticket in query.limit(limit).offset(offset)]
+        found_tickets = list(query.limit(limit).offset(offset))
+        labels = tags_of(ticket.id for ticket in found_tickets)
+        return [_summary(ticket, labels[ticket.id]) for ticket in found_tickets]
     terms = ticket_search.query_terms(search)
+    how = ticket_search.strategy(terms)
+    if how != ticket_search.RANK:  # too many matches to rank: newest first
+        query = query.where(ticket_search.has_match(terms, Ticket.id, how))
+        found_tickets = list(query.limit(limit).offset(offset))
+        labels = tags_of(ticket.id for ticket in found_tickets)
+        page = ticket_search.describe_page(terms, [ticket.id for ticket in found_tickets])
+        return [_summary(ticket, labels[ticket.id], page.get(ticket.id))
+                for ticket in found_tickets]
     hits = ticket_search.best_matches(terms).alias("hits")
     query = (query.switch(Ticket).join(hits, on=(Ticket.id == hits.c.ticket_id))
              .select_extend(hits.c.message_id.alias("match_message_id"),
@@ -158,10 +193,23 @@ def list_tickets(
     found = [(ticket, vars(ticket)["hits"]) for ticket in query.limit(limit).offset(offset)]
     matches = ticket_search.describe_matches(
         terms, {hit["match_message_id"]: hit["match_score"] for _, hit in found})
-    return [_summary(ticket, matches.get(hit["match_message_id"])) for ticket, hit in found]
+    labels = tags_of(ticket.id for ticket, _ in found)
+    return [_summary(ticket, labels[ticket.id], matches.get(hit["match_message_id"]))
+            for ticket, hit in found]
 
 
-def _summary(ticket: Ticket, match: SearchMatch | None = None) -> TicketSummary:
+def tags_of(ticket_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The tags of each ticket (alphabetical; an empty list for a ticket without)."""
+    found: dict[int, list[str]] = {ticket_id: [] for ticket_id in ticket_ids}
+    if found:
+        for row in (TicketTag.select(TicketTag.ticket, TicketTag.name)
+                    .where(TicketTag.ticket.in_(list(found))).order_by(TicketTag.name)):
+            found[row.ticket_id].append(row.name)
+    return found
+
+
+def _summary(ticket: Ticket, tags: list[str], match: SearchMatch | None = None
+             ) -> TicketSummary:
     return TicketSummary(
         id=ticket.id,
         subject=ticket.subject,
@@ -175,6 +223,9 @@ def _summary(ticket: Ticket, match: SearchMatch | None = None) -> TicketSummary:
         message_count=ticket.message_count,
         created_at=ticket.created_at,
         last_activity_at=ticket.last_activity_at,
+        priority=ticket.priority,
+        tags=tags,
+        merged_into=ticket.merged_into_id,
         match=match,
     )
 
@@ -187,9 +238,19 @@ def find_ticket(ticket_id: int) -> Ticket:
     return ticket
 
 
+def active_ticket(ticket_id: int) -> Ticket:
+    """The ticket to change: like ``find_ticket``, but a merged one is refused
+    (``ConflictError`` naming the ticket that has its messages now)."""
+    ticket = find_ticket(ticket_id)
+    if ticket.merged_into_id is not None:
+        raise ConflictError(f"Ticket #{ticket.id} was merged into #{ticket.merged_into_id}: "
+                            f"work on #{ticket.merged_into_id}.")
+    return ticket
+
+
 def require_ticket(ticket_id: int) -> None:
-    """Raise ``NotFoundError`` unless ticket ``ticket_id`` exists (before asking for text)."""
-    find_ticket(ticket_id)
+    """Raise unless ticket ``ticket_id`` exists and can be changed (before asking for text)."""
+    active_ticket(ticket_id)
 
 
 def show_ticket(ticket_id: int) -> TicketDetail:
@@ -229,6 +290,11 @@ def show_ticket(ticket_id: int) -> TicketDetail:
         awaiting_reply=ticket.awaiting_reply,
         created_at=ticket.created_at,
         last_activity_at=ticket.last_activity_at,
+        priority=ticket.priority,
+        tags=tags_of([ticket.id])[ticket.id],
+        merged_into=ticket.merged_into_id,
+        merged_from=[row.id for row in Ticket.select(Ticket.id)
+                     .where(Ticket.merged_into == ticket.id).order_by(Ticket.id)],
         messages=[_thread_message(m, attachments.get(m.id, [])) for m in messages],
         history=history_of(ticket),
     )

@@ -31,7 +31,7 @@ from eddymail.services.agents import Actor
 from eddymail.services.outgoing import notifications
 from eddymail.services.outgoing.outbox import queue_mail
 from eddymail.services.tickets import history, search, users
-from eddymail.services.tickets.queries import find_ticket
+from eddymail.services.tickets.queries import active_ticket
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # what common providers accept in one message
 
@@ -89,7 +89,7 @@ def reply(ticket_id: int, text: str, *, actor: Actor,
             "servers refuse such a message.")
     body = text.strip()
     with database_proxy.atomic():
-        ticket = find_ticket(ticket_id)
+        ticket = active_ticket(ticket_id)
         department = Department.get_by_id(ticket.department_id)
         channel = _outgoing_channel(department)
         recipients = _recipients(ticket, options)

@@ -5,8 +5,17 @@ sender, the recipients, the agent) and body. It is written in the transaction th
 message (``index_message``: ingest, replies, notes), so a search never misses a committed
 message, and rebuilt from the stored messages by ``eddymail search rebuild``.
 
-``ticket list --search`` joins ``best_matches`` to its own filters, so status, department
-and assignee narrow the matches inside one query and the page is cut by LIMIT there.
+``ticket list --search`` narrows its own query with the search, so status, department and
+assignee filters apply inside one query and the page is cut by LIMIT there. Two ways:
+
+- up to ``RANK_LIMIT`` matching messages: every match is ranked (bm25 on SQLite, ts_rank on
+  PostgreSQL; a word in the subject counts most) and the best ticket comes first;
+- more: ranking them all would cost seconds (a word half the mail contains), and the order
+  would mean little, so the tickets come newest first, unscored. When the matches are a
+  good share of all mail, the tickets are walked newest first and each is looked up in the
+  index by key, so the page is found after a page's worth of lookups ("probe"); otherwise
+  the matching tickets are read from the index once and the page is cut from them ("set").
+  The page's snippets are found in its own text.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from eddymail.db.models import Message
 from eddymail.errors import ValidationError
 from eddymail.searchtext import MAX_TERMS, Term, parse_query, words
 
+RANK_LIMIT = 5_000  # matching messages; beyond, newest first (see the module docstring)
+PROBE_SHARE = 8  # probe when more than one message in this many matches
 SNIPPET_CHARS = 160
 SNIPPET_LEAD = 20  # characters shown before the first match (narrow screens show little)
 SCAN_CHARS = 300_000  # the snippet is looked for in this much of a field (the index: less)
@@ -32,7 +43,7 @@ class SearchMatch:
     """Why a ticket matched: its best message, where, and a line of text around the words."""
 
     message_id: int
-    score: float  # higher is better; comparable only within one search
+    score: float | None  # higher is better, within one search; None: too many to rank
     field: str  # subject | people | body: where the snippet comes from
     snippet: str  # one line, from the message as stored (not folded)
     highlights: list[tuple[int, int]]  # [start, end) of the matching words in ``snippet``
@@ -68,23 +79,61 @@ def query_terms(text: str) -> list[Term]:
     return terms
 
 
+RANK, SET, PROBE = "rank", "set", "probe"
+
+
+def strategy(terms: list[Term]) -> str:
+    """How to find a page of matches: ``RANK``, ``SET`` or ``PROBE`` (module docstring)."""
+    count = searchindex.count_matches(database_proxy, terms)
+    if count <= RANK_LIMIT:
+        return RANK
+    newest = Message.select(peewee.fn.MAX(Message.id)).scalar() or 1  # ~ how many messages
+    # A prefix costs more per lookup (it is expanded each time): probe only for more matches.
+    share = PROBE_SHARE // 2 if any(term.prefix for term in terms) else PROBE_SHARE
+    return PROBE if count * share > newest else SET
+
+
 def best_matches(terms: list[Term]) -> peewee.Select:
     """Per matching ticket its best message: columns ``ticket_id``, ``message_id``, ``score``."""
     return searchindex.best_matches(database_proxy, terms)
 
 
+def has_match(terms: list[Term], ticket_id: peewee.Field, how: str) -> peewee.Node:
+    """A condition on a ticket query: the ticket has a matching message (``SET``/``PROBE``)."""
+    if how == PROBE:
+        return searchindex.ticket_has_match(database_proxy, terms, ticket_id)
+    return ticket_id.in_(searchindex.matching_tickets(database_proxy, terms))
+
+
+_SHOWN = (Message.id, Message.ticket, Message.subject, Message.from_address, Message.from_name,
+          Message.author_name, Message.to, Message.cc, Message.body_text)
+
+
 def describe_matches(terms: list[Term], scored: dict[int, float]) -> dict[int, SearchMatch]:
-    """``SearchMatch`` by message id for the messages of one page of results."""
-    if not scored:
-        return {}
+    """``SearchMatch`` by message id for the (ranked) best messages of one page."""
     found = {}
-    for message in Message.select(
-            Message.id, Message.subject, Message.from_address, Message.from_name,
-            Message.author_name, Message.to, Message.cc, Message.body_text,
-    ).where(Message.id.in_(list(scored))):
+    if scored:
+        for message in Message.select(*_SHOWN).where(Message.id.in_(list(scored))):
+            field, snippet, highlights = _snippet(message, terms)
+            found[message.id] = SearchMatch(message.id, scored[message.id], field, snippet,
+                                            highlights)
+    return found
+
+
+def describe_page(terms: list[Term], ticket_ids: list[int]) -> dict[int, SearchMatch]:
+    """``SearchMatch`` by ticket id for a page of unranked matches: each ticket's newest
+    message that has one of the words (found here, in the page's text, not in the index)."""
+    found: dict[int, SearchMatch] = {}
+    if not ticket_ids:
+        return found
+    for message in (Message.select(*_SHOWN).where(Message.ticket.in_(ticket_ids))
+                    .order_by(Message.id.desc())):
+        if message.ticket_id is None or message.ticket_id in found:
+            continue
         field, snippet, highlights = _snippet(message, terms)
-        found[message.id] = SearchMatch(message.id, scored[message.id], field, snippet,
-                                        highlights)
+        if highlights:
+            found[message.ticket_id] = SearchMatch(message.id, None, field, snippet,
+                                                   highlights)
     return found
 
 

@@ -16,7 +16,7 @@ from eddymail.services.agents import Actor, find_agent
 from eddymail.services.departments import find_department
 from eddymail.services.outgoing import staff
 from eddymail.services.tickets import history, search
-from eddymail.services.tickets.queries import find_ticket
+from eddymail.services.tickets.queries import active_ticket
 
 STATUSES = ("open", "pending", "closed")
 
@@ -38,7 +38,7 @@ def note(ticket_id: int, text: str, *, actor: Actor) -> TicketChange:
     if not text.strip():
         raise ValidationError("The note is empty.")
     with database_proxy.atomic():
-        ticket = find_ticket(ticket_id)
+        ticket = active_ticket(ticket_id)
         message = Message.create(ticket=ticket, direction="note", author_name=actor.label,
                                  body_text=text.strip() + "\n")
         search.index_message(message)
@@ -54,7 +54,7 @@ def set_status(ticket_id: int, status: str, *, actor: Actor) -> TicketChange:
     if status not in STATUSES:
         raise ValidationError(f"Unknown status '{status}'.")
     with database_proxy.atomic():
-        ticket = find_ticket(ticket_id)
+        ticket = active_ticket(ticket_id)
         if ticket.status == status:
             return _change(ticket)
         message = _system(ticket, f"{actor.label} changed the status from {ticket.status} "
@@ -70,7 +70,7 @@ def set_status(ticket_id: int, status: str, *, actor: Actor) -> TicketChange:
 def move(ticket_id: int, department_name: str, *, actor: Actor) -> TicketChange:
     """Move a ticket to another department; its next reply goes out from that one's mailbox."""
     with database_proxy.atomic():
-        ticket = find_ticket(ticket_id)
+        ticket = active_ticket(ticket_id)
         target = find_department(department_name)
         source = Department.get_by_id(ticket.department_id)
         if target.id == source.id:
@@ -91,7 +91,7 @@ def assign(ticket_id: int, identity: str | None, *, actor: Actor) -> TicketChang
     it to themselves or switched that notification off.
     """
     with database_proxy.atomic():
-        ticket = find_ticket(ticket_id)
+        ticket = active_ticket(ticket_id)
         agent = find_agent(identity) if identity else None
         previous = Agent.get_or_none(Agent.id == ticket.assignee_id) if ticket.assignee_id else None
         if (agent.id if agent else None) == (previous.id if previous else None):
