@@ -43,6 +43,8 @@ cli.lazy_summaries.update({
     "agent": "Agents: the people who answer tickets, get assigned and are notified.",
     "watch": ("Turn new mail into tickets within seconds, until stopped "
               "(a service, not a cron job)."),
+    "search": "The search index of ticket messages (subject, people, body).",
+    "snippet": "Canned replies: texts agents insert into a reply by name.",
 })
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
 
 from eddymail.cli.app import agent_option, json_option, state, with_database
+from eddymail.cli.texts import given_text
 from eddymail.services import snippets
 
 HELP_LINE = "# Write the canned reply above this line; everything below it is ignored."
@@ -29,19 +28,9 @@ def snippet_group() -> None:
 
 def _text(message: str | None, file: str | None, current: str = "") -> str:
     """From -m, -F (``-`` for stdin), piped stdin, or else $EDITOR."""
-    if message is not None and file is not None:
-        raise click.UsageError("Give either -m or -F, not both.")
-    if message is not None:
-        return message
-    if file is not None:
-        if file == "-":
-            return sys.stdin.read()
-        try:
-            return Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise click.UsageError(f"Cannot read {file}: {error}") from None
-    if not sys.stdin.isatty():
-        return sys.stdin.read()
+    text = given_text(message, file)
+    if text is not None:
+        return text
     edited = click.edit(f"{current}\n{HELP_LINE}\n", extension=".txt") or ""
     return edited.split(HELP_LINE, 1)[0]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from eddymail.cli.app import agent_option, json_option, state, with_database
+from eddymail.cli.texts import given_text
 from eddymail.cli.tickets import DIRECTION_LABELS
 from eddymail.errors import NotFoundError
 from eddymail.services import snippets
@@ -48,19 +49,9 @@ def _draft(detail: TicketDetail) -> str:
 def _read_text(message: str | None, file: str | None, what: str,
                detail: TicketDetail | None = None) -> str:
     """The text from -m, -F (or -F - for stdin), stdin when piped, else $EDITOR."""
-    if message is not None and file is not None:
-        raise click.UsageError("Give either -m or -F, not both.")
-    if message is not None:
-        return message
-    if file is not None:
-        if file == "-":
-            return sys.stdin.read()
-        try:
-            return Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise click.UsageError(f"Cannot read {file}: {error}") from None
-    if not sys.stdin.isatty():
-        return sys.stdin.read()
+    text = given_text(message, file)
+    if text is not None:
+        return text
     draft = _draft(detail) if detail else f"\n{MARKER}\n"
     while True:
         edited = click.edit(draft, extension=".txt") or ""
@@ -68,7 +59,8 @@ def _read_text(message: str | None, file: str | None, what: str,
         if not text.strip():
             raise click.UsageError(f"The {what} is empty: nothing was done.")
         try:
-            snippets.compose(text)
+            if what == "reply":  # its /snippet lines must name snippets that exist
+                snippets.compose(text)
             return text
         except NotFoundError as error:  # back to the editor: the draft is not lost
             draft = edited.replace(MARKER, f"{MARKER}\n# Not sent: {error.message}", 1)
