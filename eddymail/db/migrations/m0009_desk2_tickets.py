@@ -15,13 +15,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import peewee as pw
+from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
 
 def upgrade(database: pw.Database) -> None:
     """Create the snippet and tag tables and add the priority and merge columns."""
-    # Here, not at the top: every run loads the migrations to compare them with the database,
-    # and playhouse.migrate brings PostgreSQL's driver and extensions with it.
-    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
     class Base(pw.Model):
         class Meta:
