@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -133,12 +133,7 @@ class EddymailGroup(LazyGroup):
                 runtime.prepare_database_library(ctx.params.get("config_path"))
             return super().invoke(ctx)
         except EddymailError as error:
-            output = _output_of(ctx)
-            # An overlapping cron run stays silent under -q; an empty message means the
-            # command already reported the failures itself, one line each.
-            if error.message and not (isinstance(error, LockBusyError) and output.quiet):
-                output.error(error.message, error.hint)
-            ctx.exit(error.exit_code)
+            _report(ctx, error)
         except click.ClickException as error:
             # click prints its own messages raw, and some quote what was typed (a file
             # name given to -F): shown, like everything else, with controls spelled out.
@@ -156,7 +151,11 @@ class EddymailGroup(LazyGroup):
             import traceback
 
             from eddymail.secrets import carried_by, scrub
+            from eddymail.services.runtime import expected_error
 
+            expected = expected_error(error)
+            if expected is not None:  # e.g. the database locked under a statement
+                _report(ctx, expected)
             output = _output_of(ctx)
             logging.getLogger("eddymail").debug("unexpected error", exc_info=True)
             # A library's message may quote its arguments, a password among them: the one
@@ -173,6 +172,16 @@ class EddymailGroup(LazyGroup):
             state = ctx.find_object(AppState)
             if state is not None and state._runtime is not None:
                 state._runtime.close()
+
+
+def _report(ctx: click.Context, error: EddymailError) -> NoReturn:
+    """Print an expected failure on stderr and exit with its code."""
+    output = _output_of(ctx)
+    # An overlapping cron run stays silent under -q; an empty message means the
+    # command already reported the failures itself, one line each.
+    if error.message and not (isinstance(error, LockBusyError) and output.quiet):
+        output.error(error.message, error.hint)
+    ctx.exit(error.exit_code)
 
 
 def _output_of(ctx: click.Context) -> Output:

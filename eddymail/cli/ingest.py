@@ -8,9 +8,13 @@ from pathlib import Path
 import click
 
 from eddymail.cli.app import json_option, state, with_database
-from eddymail.errors import EXIT_ENVIRONMENT, EddymailError, PartialFailure, TemporaryFailure
+from eddymail.errors import EXIT_ENVIRONMENT, EXIT_LOCKED, PartialFailure, TemporaryFailure
 from eddymail.services.ingest import pipeline as ingestion
 from eddymail.services.ingest import rawmail as messages
+from eddymail.services.runtime import expected_error
+
+# Exit codes of conditions that pass by themselves or once an administrator acts.
+TEMPORARY_CODES = (EXIT_ENVIRONMENT, EXIT_LOCKED)
 
 
 @click.command("ingest")
@@ -38,10 +42,15 @@ def ingest_command(files: tuple[Path, ...], channel_name: str | None,
     from_stdin = not files or any(str(f) == "-" for f in files)
     try:
         _ingest(files, channel_name, department_name, no_notify)
-    except EddymailError as error:
-        if from_stdin and error.exit_code == EXIT_ENVIRONMENT:
-            raise TemporaryFailure(error.message + " (temporary failure: retry later)",
-                                   hint=error.hint) from None
+    except Exception as error:
+        # A mail server bounces on any other code: every condition that may pass (database
+        # locked, disk full, database unreachable, no driver, keyring away) is EX_TEMPFAIL.
+        expected = expected_error(error)
+        if from_stdin and expected is not None and expected.exit_code in TEMPORARY_CODES:
+            raise TemporaryFailure(expected.message + " (temporary failure: retry later)",
+                                   hint=expected.hint) from None
+        if expected is not None and expected is not error:
+            raise expected from None
         raise
 
 

@@ -12,6 +12,7 @@ exception zoo.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlparse
@@ -123,14 +124,24 @@ def open_database(url: str, *, busy_timeout: float = 15.0,
         raise DatabaseError(f"Cannot use database URL {redact_url(url)}: {error}.") from None
     except OSError as error:
         raise DatabaseError(f"Cannot create the database directory: {error}.") from None
-    database_proxy.initialize(database)
     with translate_errors(url):
-        database.connect(reuse_if_open=True)
+        try:
+            database_proxy.initialize(database)  # the models ask the driver for its types
+            database.connect(reuse_if_open=True)
+        except peewee.ImproperlyConfigured as error:
+            raise _missing_driver(url, error) from None
         if prepare_schema:
             from eddymail.db import migrations
 
             migrations.prepare_schema(database)
     return database
+
+
+def _missing_driver(url: str, error: Exception) -> DatabaseError:
+    return DatabaseError(
+        f"Cannot use database {redact_url(url)}: {str(error).rstrip('.')}.",
+        hint="Install the PostgreSQL driver: pip install 'eddymail[postgresql]'.",
+    )
 
 
 def close_database() -> None:
@@ -165,8 +176,14 @@ def database_error(error: peewee.DatabaseError, url: str = "") -> DatabaseError:
         message = (
             f"The database{where} is locked by another eddymail process; try again in a moment."
         )
-    elif "full" in lowered:
-        message = f"The database{where} is full (disk or size limit): free space, then retry."
+    elif "full" in lowered or ("disk i/o error" in lowered and _disk_nearly_full()):
+        # A full disk often shows as "disk I/O error" (SQLite could not grow its shared
+        # memory file or write the WAL): free space on the database's disk tells them apart.
+        if _disk_nearly_full():
+            message = f"Disk full: the database{where} cannot be written; free space, then retry."
+        else:
+            message = (f"The database{where} is full (its size limit, or a disk full a moment "
+                       "ago): free space, then retry.")
     elif "readonly" in lowered or "read-only" in lowered:
         message = f"The database{where} is read-only for this user."
     elif "unable to open" in lowered:
@@ -174,6 +191,22 @@ def database_error(error: peewee.DatabaseError, url: str = "") -> DatabaseError:
     else:
         message = f"Database error{where}: {text}."
     return DatabaseError(message)
+
+
+#: Less free room than this on the database's disk counts as a full disk.
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def _disk_nearly_full() -> bool:
+    """Whether the disk of the open SQLite database has (almost) no room left."""
+    database = database_proxy.obj
+    if not isinstance(database, peewee.SqliteDatabase) or database.database == ":memory:":
+        return False
+    try:
+        stats = os.statvfs(os.path.dirname(os.path.abspath(database.database)))
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < NEARLY_FULL_BYTES
 
 
 def _is_cleanup_failure(error: BaseException) -> bool:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from eddymail import secrets
 from eddymail.config import Config, load_config
-from eddymail.errors import ConfigError
+from eddymail.errors import ConfigError, EddymailError
 from eddymail.safetext import for_terminal
 
 if TYPE_CHECKING:
@@ -78,6 +79,22 @@ def prepare_database_library(config_path: str | os.PathLike[str] | None) -> None
     from eddymail.db import drivers
 
     drivers.import_peewee_for(config.database_url)
+
+
+def expected_error(error: BaseException) -> EddymailError | None:
+    """The ``EddymailError`` that ``error`` stands for, or None when it is a bug.
+
+    A database engine's operational errors (locked, full, read-only, unreachable) can surface
+    from any statement of any command; they are conditions a person can act on, not bugs.
+    """
+    if isinstance(error, EddymailError):
+        return error
+    peewee_module = sys.modules.get("peewee")  # not loaded: no database error possible
+    if peewee_module is not None and isinstance(error, peewee_module.OperationalError):
+        from eddymail.db import connection as db
+
+        return db.database_error(error)
+    return None
 
 
 def start(config_path: str | os.PathLike[str] | None, verbose: int = 0) -> Runtime:
