@@ -14,8 +14,9 @@ from typing import Literal, cast, overload
 
 from eddymail import templates
 from eddymail.db.models import Channel, Department, OutboxItem, Template, Ticket, User, utcnow
-from eddymail.mail.message.compose import OutgoingMail
-from eddymail.services import settings
+from eddymail.errors import ValidationError
+from eddymail.mail.message.compose import OutgoingMail, validate_address
+from eddymail.services import errorlog, settings
 from eddymail.services.outgoing.outbox import queue_mail
 
 DAY = timedelta(days=1)
@@ -77,17 +78,33 @@ def queue_notification(
     reason = over_daily_caps(user.email)
     if reason:
         return None, reason
-    rendered = render_for_department(name, department, {
-        "user": {"name": user.name, "email": user.email},
-        "ticket": {"id": ticket.id, "subject": ticket.subject},
-    })
-    if rendered is None:
-        return None, f"the {name} template is switched off"
-    mail = automatic_mail(channel, department, rendered, to=user.email,
-                          extra_headers={"X-Eddymail-Ticket": str(ticket.id)})
+    # Neither a customer's address nor a staff member's template may fail the message (or
+    # the whole batch) that triggered this mail: that mail is skipped, the log says why.
+    try:
+        validate_address(user.email)
+        rendered = render_for_department(name, department, {
+            "user": {"name": user.name, "email": user.email},
+            "ticket": {"id": ticket.id, "subject": ticket.subject},
+        })
+        if rendered is None:
+            return None, f"the {name} template is switched off"
+        mail = automatic_mail(channel, department, rendered, to=user.email,
+                              extra_headers={"X-Eddymail-Ticket": str(ticket.id)})
+    except ValidationError as error:
+        return None, skipped(name, channel, error, ticket_id=ticket.id)
     item = queue_mail(kind="notification", channel=channel, mail=mail, ticket=ticket,
                       template=name)
     return item, None
+
+
+def skipped(name: str, channel: Channel, error: ValidationError, *, ticket_id: int) -> str:
+    """Record in the error log that notification ``name`` was not sent; return why."""
+    reason = f"not sent: {error.message}"
+    errorlog.record_failure(
+        channel=channel, operation=f"{name} notification for ticket #{ticket_id}",
+        error=ValidationError(f"The {name} notification for ticket #{ticket_id} was {reason}",
+                              hint=error.hint))
+    return reason
 
 
 def helpdesk_name(department: Department) -> str:
