@@ -204,6 +204,9 @@ def render_ticket(detail: TicketDetail, *, full: bool = False) -> None:
         if message.auth_status == "fail":
             out.line("   Sender verification FAILED: the From address may be forged "
                      "(kept, but it registered nobody and joined no ticket)", style="red")
+        elif message.auth_status == "missing":
+            out.line("   Sender NOT VERIFIED: the mail provider added no Authentication-Results "
+                     "(kept, but it registered nobody and joined no ticket)", style="red")
         for label, entries in (("Cc", message.cc), ("Bcc", message.bcc)):
             if entries:
                 out.line(f"   {label}: " + ", ".join(entry["address"] for entry in entries),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from eddymail.mail.message.authresults import FAIL, NONE, PASS
+from eddymail.mail.message.authresults import FAIL, MISSING, NONE, PASS
 from eddymail.mail.message.authresults import verify_sender as verify_results
 from eddymail.mail.message.parse import parse_message
 from tests.mailfactory import make_mail
@@ -58,7 +58,7 @@ class Inbox:
     def __call__(self, *raws: bytes, notify: bool = True) -> list[dict]:
         """Ingest ``raws`` in order; return the per-message outcomes."""
         paths = []
-        for raw in raws:
+        for raw in map(stamped, raws):
             self.count += 1
             path = self.directory / f"mail-{self.count}.eml"
             path.write_bytes(raw)
@@ -99,6 +99,16 @@ def verify_sender(raw: bytes, authserv_id: str, from_domain: str) -> str:
 def authenticated(raw: bytes, results: str, authserv_id: str = AUTHSERV) -> bytes:
     """``raw`` with an Authentication-Results header on top, as the provider's MX adds it."""
     return f"Authentication-Results: {authserv_id}; {results}\r\n".encode() + raw
+
+
+def stamped(raw: bytes) -> bytes:
+    """``raw`` as the provider's MX hands it on: with its own Authentication-Results header
+    (RFC 8601 "none": no checks ran) unless the test wrote one. Mail without any header
+    from the trusted authserv-id is unverified (issue 11, class 7)."""
+    if b"Authentication-Results:" in raw.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]:
+        return raw
+    line_end = b"\r\n" if raw.split(b"\n", 1)[0].endswith(b"\r") else b"\n"
+    return f"Authentication-Results: {AUTHSERV}; none".encode() + line_end + raw
 
 
 def open_ticket_with_history(eddymail, inbox, desk) -> str:
@@ -332,8 +342,8 @@ def test_only_the_topmost_header_with_our_authserv_id_counts():
     assert verify_sender(passing, AUTHSERV, "customer.example") == PASS
     lookalike = (f"Authentication-Results: {AUTHSERV}.evil.example; dmarc=pass\r\n"
                  f"Authentication-Results: x{AUTHSERV}; dmarc=pass\r\n").encode() + raw
-    assert verify_sender(lookalike, AUTHSERV, "customer.example") == NONE
-    assert verify_sender(raw, AUTHSERV, "customer.example") == NONE
+    assert verify_sender(lookalike, AUTHSERV, "customer.example") == MISSING
+    assert verify_sender(raw, AUTHSERV, "customer.example") == MISSING
 
 
 def test_failed_verification_is_stored_marked_and_powerless(eddymail, desk, inbox):
@@ -429,8 +439,8 @@ def test_a_thousand_forged_senders_get_at_most_the_daily_cap(eddymail, desk, tmp
     eddymail("settings", "set", "auto-mail-per-day", "20")
     box = mailbox.mbox(str(tmp_path / "flood.mbox"))
     for number in range(1000):
-        box.add(make_mail(f"Flood {number}", sender=f"victim{number}@victims.example",
-                          message_id=f"<flood{number}@evil.example>"))
+        box.add(stamped(make_mail(f"Flood {number}", sender=f"victim{number}@victims.example",
+                                  message_id=f"<flood{number}@evil.example>")))
     box.flush()
     outcomes = eddymail.json("ingest", "--channel", "support",
                              str(tmp_path / "flood.mbox"))["messages"]
@@ -443,7 +453,7 @@ def test_a_thousand_forged_senders_get_at_most_the_daily_cap(eddymail, desk, tmp
     assert len({m.rcpt_tos[0] for m in received}) == 20
     # The cap holds across runs: a later mail still sends nothing today.
     later = tmp_path / "later.eml"
-    later.write_bytes(make_mail("One more", sender="late@victims.example"))
+    later.write_bytes(stamped(make_mail("One more", sender="late@victims.example")))
     eddymail("ingest", "--channel", "support", str(later))
     assert len(eddymail.json("outbox", "list", "--all")["outbox"]) == 20
 
@@ -455,7 +465,7 @@ def test_many_mails_from_one_address_cap_at_the_per_recipient_limit(eddymail, de
         # The same victim in every spelling a forger might try.
         sender = ["anna@customer.example", "ANNA@Customer.Example",
                   "Anna <anna@CUSTOMER.example>"][number % 3]
-        box.add(make_mail(f"Request {number}", sender=sender))
+        box.add(stamped(make_mail(f"Request {number}", sender=sender)))
     box.flush()
     eddymail("ingest", "--channel", "support", str(tmp_path / "one.mbox"))
     eddymail("outbox", "retry")

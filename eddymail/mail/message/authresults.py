@@ -9,7 +9,9 @@ sender himself.
 The verdict: a DMARC pass or fail for the From domain decides when present; otherwise a
 passing SPF or DKIM check whose domain is aligned with the From domain passes, checks that
 ran but gave no aligned pass fail, and no checks at all mean "none" (not verified, not
-failed).
+failed). No header with the configured authserv-id at all is "missing": the provider vouched
+for nothing, so the mail is as unverified as one that failed (anyone can send mail around a
+provider's checks, e.g. straight to the mailbox's server).
 
 Even the trusted header carries text the sender chose (the envelope sender, a DKIM
 identity), so it is read token by token: quoted strings and comments are never split on
@@ -23,7 +25,9 @@ from collections.abc import Sequence
 
 from eddymail.mail.message.parttree import Headers
 
-PASS, FAIL, NONE = "pass", "fail", "none"
+PASS, FAIL, NONE, MISSING = "pass", "fail", "none", "missing"
+#: Verdicts that leave the sender unverified: such mail registers nobody and triggers nothing.
+UNVERIFIED = (FAIL, MISSING)
 
 # method[/version] = result, then its properties (RFC 8601 section 2.2).
 _RESULT = re.compile(r"^\s*([a-z0-9_-]+)(?:\s*/\s*\d+)?\s*=\s*([a-z]+)(.*)$",
@@ -45,19 +49,19 @@ def authentication_results(headers: Headers) -> list[str]:
 
 
 def verify_sender(results: Sequence[str], authserv_id: str, from_domain: str) -> str:
-    """``pass``, ``fail`` or ``none`` for the From domain, by the trusted header only.
+    """``pass``, ``fail``, ``none`` or ``missing`` for the From domain, by the trusted header.
 
     ``results`` are the message's Authentication-Results values, topmost first
-    (``ParsedMessage.authentication_results``).
+    (``ParsedMessage.authentication_results``); ``missing``: none has ``authserv_id``.
     """
     trusted = authserv_id.strip().lower()
-    if not trusted or not from_domain:
+    if not trusted:
         return NONE
     for value in results[:MAX_HEADERS]:
         server, checks = _parse(value)
         if server == trusted:
-            return _verdict(checks, from_domain.lower())
-    return NONE
+            return _verdict(checks, from_domain.lower()) if from_domain else FAIL
+    return MISSING
 
 
 def split_header(value: str) -> list[str]:

@@ -339,7 +339,7 @@ def _store(parsed: ParsedMessage, channel: Channel | None, department: Departmen
     # marked, and given no power: it registers nobody (not even its Cc), triggers no mail,
     # and can neither join nor reopen an existing ticket.
     identified = parsed.sender_valid and parsed.from_ is not None
-    trusted = auth != authresults.FAIL and identified
+    trusted = auth not in authresults.UNVERIFIED and identified
     # Only a sender the provider verified may bring others into a ticket: anyone can write a
     # Cc into forged mail. Unverified mail's Cc stay on the message, shown, not added.
     verified = auth == authresults.PASS and identified
@@ -401,6 +401,10 @@ def _store(parsed: ParsedMessage, channel: Channel | None, department: Departmen
     users.add_participants(ticket, cc_users)
     if auth == authresults.FAIL:
         notices.append("sender verification failed: nobody registered, nothing sent")
+    elif auth == authresults.MISSING:
+        notices.append("sender not verified (no Authentication-Results from "
+                       f"{channel.authserv_id if channel else ''}): nobody registered, "
+                       "nothing sent")
     elif not trusted:
         notices.append("unidentified sender (not one From address): nobody registered, "
                        "nothing sent")
@@ -422,7 +426,8 @@ def _store(parsed: ParsedMessage, channel: Channel | None, department: Departmen
 
 
 def sender_verification(parsed: ParsedMessage, channel: Channel | None) -> str | None:
-    """pass/fail/none by the channel's trusted Authentication-Results; None: not configured."""
+    """pass/fail/none/missing by the channel's trusted Authentication-Results; None: not
+    configured."""
     if channel is None or not channel.authserv_id or parsed.from_ is None:
         return None
     domain = parsed.from_.address.rpartition("@")[2]
