@@ -211,6 +211,9 @@ def render_ticket(detail: TicketDetail, *, full: bool = False) -> None:
             if entries:
                 out.line(f"   {label}: " + ", ".join(entry["address"] for entry in entries),
                          style="dim")
+        if message.message_id_reused:
+            out.line("   Its Message-ID came before with a different message (stored "
+                     "anyway; threaded by its other headers)", style="yellow")
         if message.reply_to_differs:
             shown = ", ".join(entry["address"] for entry in message.reply_to)
             out.line(f"   Reply-To differs from From: {shown} (replies go to the requester)",

@@ -306,6 +306,8 @@ class Message(BaseModel):
     raw = peewee.ForeignKeyField(RawMessage, null=True, on_delete="SET NULL")  # type: ignore[assignment]
     automatic = peewee.CharField(null=True)  # auto_reply | bounce | mailing_list | own
     auth_status = peewee.CharField(null=True)  # pass | fail | none (sender verification)
+    # Another, different message already came with this Message-ID (see m0006).
+    message_id_reused = peewee.BooleanField(default=False)
     created_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
@@ -425,6 +427,8 @@ class OutboxItem(BaseModel):
     last_error = peewee.TextField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     sent_at = peewee.DateTimeField(null=True)
+    # Set just before SMTP DATA: after a crash, the mail may have gone out (see m0006).
+    data_started_at = peewee.DateTimeField(null=True)
 
     class Meta:
         indexes = (

@@ -9,10 +9,12 @@ its bytes and the run goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from eddymail.crashpoints import crash_point
 from eddymail.db import fastsql, keylocks
@@ -178,13 +180,14 @@ def _ingest_parsed(prepared: Prepared, *, channel: Channel | None, department: D
     stored_raw, fresh = _store_raw(raw, sha256)
     if parsed is None:
         return _quarantine(channel, source, entry, stored_raw, sha256, len(raw), error or "")
-    duplicate = _duplicate_of(parsed, channel, stored_raw, fresh)
+    duplicate, reused = _duplicate_of(parsed, channel, stored_raw, fresh)
     if duplicate is not None:
         _record(channel, source, entry, sha256=sha256, size=len(raw),
                 message_id=parsed.message_id, status=DUPLICATE, raw=stored_raw,
                 ticket_message=duplicate)
         return IngestResult(DUPLICATE, duplicate.ticket_id, duplicate.id, duplicate.subject)
-    result, message = _store(parsed, channel, department, stored_raw, options)
+    result, message = _store(parsed, channel, department, stored_raw, options,
+                             reused=reused)
     _record(channel, source, entry, sha256=sha256, size=len(raw),
             message_id=parsed.message_id, status="imported", raw=stored_raw,
             ticket_message=message)
@@ -220,12 +223,13 @@ def reprocess(raw: bytes, *, entry: LedgerEntry, channel: Channel | None,
         return IngestResult(QUARANTINED, error=problem.message)
     with database_proxy.atomic():
         stored_raw = RawMessage(id=entry.raw_id)
-        duplicate = _duplicate_of(parsed, channel, stored_raw, fresh=False)
+        duplicate, reused = _duplicate_of(parsed, channel, stored_raw, fresh=False)
         if duplicate is not None:
             result, message = IngestResult(DUPLICATE, duplicate.ticket_id, duplicate.id,
                                            duplicate.subject), duplicate
         else:
-            result, message = _store(parsed, channel, department, stored_raw, options)
+            result, message = _store(parsed, channel, department, stored_raw, options,
+                                     reused=reused)
         LedgerEntry.update(
             status="imported" if duplicate is None else DUPLICATE, error=None,
             message_id=parsed.message_id, ticket_message=message, updated_at=utcnow(),
@@ -289,18 +293,50 @@ def _store_raw(raw: bytes, sha256: str, headers_only: bool = False) -> tuple[Raw
                           headers_only=headers_only), True
 
 
+_SAME_CONTENT_COLUMNS = ("id", "ticket", "subject", "from_address", "sent_at", "body_text")
+
+
 def _duplicate_of(parsed: ParsedMessage, channel: Channel | None, stored_raw: RawMessage,
-                  fresh: bool) -> Message | None:
-    """An earlier message with the same bytes, or the same Message-ID to the same channel."""
+                  fresh: bool) -> tuple[Message | None, bool]:
+    """(the earlier copy of this message, whether its Message-ID was used by another one).
+
+    A copy has the same bytes, or the same Message-ID to the same channel *and* the same
+    content (sender, Date, text): the same mail through a second route differs only in its
+    trace headers. A Message-ID alone proves nothing (a broken client reuses one, a list
+    rewrites the message, a forger pre-empts the ID of a mail he expects): a different
+    message under a known ID is stored, threaded by its own evidence, and marked.
+    """
     if not fresh:  # bytes seen before: the message made of them, if any
         same_bytes = Message.select().where(Message.raw == stored_raw).first()
         if same_bytes is not None:
-            return same_bytes
-    if parsed.message_id:
-        return fastsql.first(Message, columns=("id", "ticket", "subject"),
-                             channel=channel.id if channel else None,
-                             message_id=parsed.message_id, direction="in")
-    return None
+            return same_bytes, False
+    if not parsed.message_id:
+        return None, False
+    where = {"channel": channel.id if channel else None, "message_id": parsed.message_id,
+             "direction": "in"}
+    earlier = fastsql.first(Message, columns=_SAME_CONTENT_COLUMNS, **where)
+    if earlier is None:
+        return None, False
+    if _same_content(parsed, earlier):
+        return earlier, False
+    # The ID was reused: perhaps more than once, so look at every message that has it.
+    others = Message.select(*(getattr(Message, name) for name in _SAME_CONTENT_COLUMNS)).where(
+        *(getattr(Message, name) == value for name, value in where.items()))
+    copy = next((other for other in others if _same_content(parsed, other)), None)
+    return copy, copy is None
+
+
+def _same_content(parsed: ParsedMessage, stored: Message) -> bool:
+    """Whether ``stored`` holds what ``parsed`` says: the same sender, Date and text."""
+    sender = parsed.from_.address if parsed.sender_valid and parsed.from_ else _raw_sender(parsed)
+    return (sender.lower() == stored.from_address.lower()
+            and _sent_at(parsed) == stored.sent_at
+            and " ".join(parsed.body_text.split()) == " ".join(stored.body_text.split()))
+
+
+def _sent_at(parsed: ParsedMessage) -> datetime | None:
+    """The Date header as it is stored (the sender's wall-clock time, as written)."""
+    return parsed.date.replace(tzinfo=None) if parsed.date else None
 
 
 def _quarantine(channel: Channel | None, source: Source, entry: LedgerEntry | None,
@@ -332,7 +368,21 @@ def automatic_kind(parsed: ParsedMessage, own_addresses: set[str]) -> str | None
 
 
 def _store(parsed: ParsedMessage, channel: Channel | None, department: Department,
-           stored_raw: RawMessage, options: IngestOptions) -> tuple[IngestResult, Message]:
+           stored_raw: RawMessage, options: IngestOptions,
+           reused: bool = False) -> tuple[IngestResult, Message]:
+    result, message = _store_message(parsed, channel, department, stored_raw, options)
+    if not reused:
+        return result, message
+    fastsql.update(Message, message.id, message_id_reused=True)
+    log.info("message %s: its Message-ID was used before by a different message",
+             message.id)
+    notice = "Message-ID used before by a different message: stored, marked"
+    return dataclasses.replace(result, notices=(*result.notices, notice)), message
+
+
+def _store_message(parsed: ParsedMessage, channel: Channel | None,
+                   department: Department, stored_raw: RawMessage,
+                   options: IngestOptions) -> tuple[IngestResult, Message]:
     kind = automatic_kind(parsed, options.own_addresses)
     auth = sender_verification(parsed, channel)
     # Mail that failed sender verification, or whose From names no single address, is kept,

@@ -85,7 +85,8 @@ class ThreadMessage:
     new_text: str  # body_text without the quoted history of earlier mails
     quoted_lines: int
     reply_to_differs: bool  # Reply-To names someone else than From (replies go to From)
-    auth_status: str | None  # sender verification: pass | fail | none; None: not checked
+    auth_status: str | None  # sender verification: pass|fail|none|missing; None: not checked
+    message_id_reused: bool  # an earlier, different message came with the same Message-ID
 
 
 @dataclass(frozen=True)
@@ -323,4 +324,5 @@ def _thread_message(message: Message, attachments: list[AttachmentInfo]) -> Thre
         quoted_lines=split.quoted_lines if split else 0,
         reply_to_differs=bool(reply_to) and reply_to != [sender],
         auth_status=message.auth_status,
+        message_id_reused=message.message_id_reused,
     )
