@@ -136,10 +136,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def fill(directory: Path) -> None:
     """Write a file until the disk refuses another byte."""
-    with open(directory / "filler", "wb", buffering=0) as filler:
-        with contextlib.suppress(OSError):
-            while True:
-                filler.write(b"\0" * 512)
+    with open(directory / "filler", "wb", buffering=0) as filler, contextlib.suppress(OSError):
+        while True:
+            filler.write(b"\0" * 512)
 
 
 @pytest.mark.parametrize("first", ["pipe", "file", "note"])
