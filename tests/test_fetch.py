@@ -241,7 +241,7 @@ def test_poison_message_is_quarantined_and_the_others_go_on(eddymail, channel, d
         "WHERE l.status = 'quarantined'").fetchone()
     assert stored == poison_mail().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     assert SEEN in flags_by_subject(dovecot, mail_user)["nested"]
-    retried = eddymail.json("mail", "retry", str(quarantined[0]["id"]))["result"]
+    retried = eddymail.json("mail", "retry", str(quarantined[0]["id"]), code=1)["result"]
     assert retried["status"] == "quarantined"
 
 

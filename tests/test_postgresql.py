@@ -362,7 +362,7 @@ def test_a_poison_message_is_quarantined_and_kept(eddymail, on_postgresql, suppo
         "SELECT r.data FROM ledger_entry l JOIN raw_message r ON r.id = l.raw_id "
         "WHERE l.status = 'quarantined'")
     assert [bytes(data) for (data,) in stored] == [poison_mail()]
-    retried = eddymail.json("mail", "retry", str(entry["id"]))["result"]
+    retried = eddymail.json("mail", "retry", str(entry["id"]), code=1)["result"]
     assert retried["status"] == "quarantined"
 
 

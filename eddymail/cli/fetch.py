@@ -72,7 +72,14 @@ def fetch_command(names: tuple[str, ...], initial: str | None, no_notify: bool,
     for result in unsent:
         out.error(f"outbox #{result.id} ({result.kind} to {', '.join(result.recipients)}) not "
                   f"sent: {result.error}", result.hint)
-    if failed or unsent:
+    quarantined = [report for report in reports if report.ok and report.quarantined]
+    if out.quiet:
+        # Under cron nobody reads the summary, and the server was told the message was taken
+        # (marked read, moved or deleted): the quarantine must not pass in silence.
+        for report in quarantined:
+            out.error(f"{report.name}: {report.quarantined} message(s) quarantined",
+                      "See eddymail mail quarantine list; eddymail mail retry ID after a fix.")
+    if failed or unsent or (out.quiet and quarantined):
         raise PartialFailure("")  # each failure was reported above, one line each
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
 
 from eddymail.cli.app import json_option, state, with_database
+from eddymail.errors import EddymailError, UsageError
+from eddymail.services.ingest import quarantine
 from eddymail.services.ingest import rawmail as messages
-from eddymail.services.ingest.pipeline import IngestOptions
+from eddymail.services.ingest.pipeline import QUARANTINED, IngestOptions
 
 
 @click.group("mail")
@@ -95,6 +99,8 @@ def list_(quarantined: bool, channel: str | None, limit: int) -> None:
 def retry(entry_id: int) -> None:
     """Parse a quarantined message again and file it if it can be filed now.
 
+    Exits 1 (with the reason on stderr) while the message stays quarantined.
+
     \b
     Example:
       eddymail mail retry 17
@@ -103,10 +109,86 @@ def retry(entry_id: int) -> None:
     result = messages.retry_quarantined(
         entry_id, IngestOptions.for_run(max_message_bytes=max_bytes))
     out = state().output
-    text = (f"Message #{entry_id} is still quarantined: {result.error}" if result.error
-            else f"Message #{entry_id} filed: {result.status}"
-            + (f" (ticket #{result.ticket_id})" if result.ticket_id else ""))
+    if result.status == QUARANTINED:
+        if out.json_mode:
+            out.emit({"result": result})
+        raise EddymailError(f"Message #{entry_id} is still quarantined: {result.error}")
+    text = f"Message #{entry_id} filed: {result.status}" + (
+        f" (ticket #{result.ticket_id})" if result.ticket_id else "")
     out.emit({"result": result}, lambda: out.line(text))
+
+
+@mail_group.group("quarantine")
+def quarantine_group() -> None:
+    """Mail that could not be filed: who sent it, why it is held, its raw bytes.
+
+    \b
+    Examples:
+      eddymail mail quarantine list
+      eddymail mail quarantine export 17 held.eml
+      eddymail mail retry 17
+    """
+
+
+@quarantine_group.command("list")
+@click.option("--channel", help="Only this channel's messages.")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@json_option
+@with_database
+def quarantine_list(channel: str | None, limit: int) -> None:
+    """List quarantined messages: sender, subject, date and the reason, newest first.
+
+    \b
+    Example:
+      eddymail mail quarantine list --json
+    """
+    items = quarantine.list_quarantine(channel_name=channel, limit=limit)
+    out = state().output
+    out.emit(
+        {"messages": items},
+        lambda: out.table(
+            ["ID", "Channel", "From", "Subject", "Date", "Reason"],
+            [[m.id, m.channel or "-", m.sender or "-", m.subject or "-",
+              m.date or "-", m.reason] for m in items],
+            empty="No quarantined messages.",
+            wrap=("Subject", "Reason"),
+        ),
+    )
+
+
+@quarantine_group.command("export")
+@click.argument("entry_id", type=int)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@with_database
+def quarantine_export(entry_id: int, file: Path) -> None:
+    """Write a quarantined message's raw bytes to FILE (a new file; "-": stdout).
+
+    The file is created readable by you only and never replaces another; stdout must not
+    be a terminal (the bytes are hostile mail: pipe them into a file or a program).
+
+    \b
+    Examples:
+      eddymail mail quarantine export 17 held.eml
+      eddymail mail quarantine export 17 - | less
+    """
+    data = quarantine.quarantined_bytes(entry_id)
+    if str(file) == "-":
+        if sys.stdout.isatty():
+            raise UsageError("Not writing raw mail to a terminal: give a file name, or "
+                             "redirect stdout.")
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    try:
+        descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                             | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:
+        raise UsageError(f"{file} exists already; give a new file name.") from None
+    except OSError as error:
+        raise UsageError(f"Cannot write {file}: {error.strerror}.") from None
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    state().output.success(f"Message #{entry_id} ({len(data)} bytes) written to {file}.")
 
 
 @mail_group.command("forget")
