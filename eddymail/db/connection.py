@@ -89,7 +89,7 @@ def open_database(url: str, *, busy_timeout: float = 15.0,
         if path is not None:
             if str(path) != ":memory:":
                 path = path.expanduser()
-                path.parent.mkdir(parents=True, exist_ok=True)
+                _create_private(path)
             database: peewee.Database = _SqliteDatabase(
                 str(path),
                 timeout=busy_timeout,
@@ -123,7 +123,7 @@ def open_database(url: str, *, busy_timeout: float = 15.0,
     except (ValueError, RuntimeError) as error:
         raise DatabaseError(f"Cannot use database URL {redact_url(url)}: {error}.") from None
     except OSError as error:
-        raise DatabaseError(f"Cannot create the database directory: {error}.") from None
+        raise DatabaseError(f"Cannot create the database or its folder: {error}.") from None
     with translate_errors(url):
         try:
             database_proxy.initialize(database)  # the models ask the driver for its types
@@ -135,6 +135,19 @@ def open_database(url: str, *, busy_timeout: float = 15.0,
 
             migrations.prepare_schema(database)
     return database
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file (and its folder) for its owner's eyes only, if new.
+
+    The database holds other people's mail: a new folder is 0700 and a new file 0600,
+    whatever the umask allows; SQLite gives its WAL and shared-memory files the database
+    file's mode. Existing ones are left as their owner set them.
+    """
+    # Modes pass through the umask, which can only take permissions away.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _missing_driver(url: str, error: Exception) -> DatabaseError:

@@ -38,6 +38,10 @@ def list_attachments(ticket_id: int) -> list[AttachmentInfo]:
     return [AttachmentInfo(a.id, a.filename, a.content_type, a.size, a.inline) for a in query]
 
 
+#: Saved attachments are readable and writable by their owner only.
+PRIVATE_FILE_MODE = 0o600
+
+
 def safe_file_name(name: str, attachment_id: int,
                    content_type: str = "application/octet-stream") -> str:
     """One harmless file name made from an untrusted one.
@@ -79,12 +83,13 @@ def save_attachment(attachment_id: int, folder: Path) -> SavedAttachment:
                 f"{stem} ({number}).{extension}" if extension else f"{stem} ({number})")
             try:
                 # O_EXCL: never replace a file, and fail on any link with the name (POSIX);
-                # O_NOFOLLOW as well, for systems that would follow one; 0o644 minus the
-                # umask: never executable, whatever the name or the umask say.
+                # O_NOFOLLOW as well, for systems that would follow one; 0o600: other
+                # people's mail is for the one who saved it, and never executable,
+                # whatever the name or the umask say.
                 descriptor = os.open(
                     candidate,
                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
-                    0o644,
+                    PRIVATE_FILE_MODE,
                     dir_fd=folder_handle,
                 )
             except FileExistsError:
