@@ -33,6 +33,7 @@ from eddymail.db.models import (
 )
 from eddymail.errors import MessageParseError, NotFoundError
 from eddymail.mail.message import authresults
+from eddymail.mail.message.addresskeys import address_key
 from eddymail.mail.message.parse import ParsedMessage, ParseLimits, parse_message
 from eddymail.services import settings
 from eddymail.services.ingest.threads import find_thread
@@ -329,7 +330,7 @@ def _duplicate_of(parsed: ParsedMessage, channel: Channel | None, stored_raw: Ra
 def _same_content(parsed: ParsedMessage, stored: Message) -> bool:
     """Whether ``stored`` holds what ``parsed`` says: the same sender, Date and text."""
     sender = parsed.from_.address if parsed.sender_valid and parsed.from_ else _raw_sender(parsed)
-    return (sender.lower() == stored.from_address.lower()
+    return (address_key(sender) == address_key(stored.from_address)
             and _sent_at(parsed) == stored.sent_at
             and " ".join(parsed.body_text.split()) == " ".join(stored.body_text.split()))
 
@@ -355,7 +356,7 @@ def _quarantine(channel: Channel | None, source: Source, entry: LedgerEntry | No
 
 def automatic_kind(parsed: ParsedMessage, own_addresses: set[str]) -> str | None:
     """Why this mail is not a person writing to us, if it is not: own, bounce, auto_reply, list."""
-    sender = parsed.from_.address.lower() if parsed.from_ else ""
+    sender = address_key(parsed.from_.address) if parsed.from_ else ""
     if sender and sender in own_addresses:
         return "own"
     if parsed.bounce:
@@ -414,7 +415,7 @@ def _store_message(parsed: ParsedMessage, channel: Channel | None,
     user, created = (users.get_or_create_user(sender.address, sender.name) if sender and trusted
                      else (None, False))
     cc_users = [users.get_or_create_user(a.address, a.name)[0] for a in parsed.cc
-                if verified and a.address.lower() not in options.own_addresses]
+                if verified and address_key(a.address) not in options.own_addresses]
     notices: list[str] = []
     if match.ticket is not None:
         ticket = match.ticket
@@ -439,7 +440,7 @@ def _store_message(parsed: ParsedMessage, channel: Channel | None,
         subject=parsed.subject,
         department=department,
         requester=user,
-        requester_address=sender.address if sender else _raw_sender(parsed),
+        requester_address=address_key(sender.address) if sender else _raw_sender(parsed),
         channel=channel,
         carried_tag=match.refused_tag,
         awaiting_reply=True,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eddymail.db.models import Message, OutboxItem, Ticket
+from eddymail.mail.message.addresskeys import address_key
 from eddymail.mail.message.parse import ParsedMessage
 from eddymail.mail.message.subjects import find_ticket_tags
 from eddymail.services.tickets.users import participant_addresses
@@ -37,7 +38,7 @@ def find_thread(parsed: ParsedMessage, tag_format: str, *, trusted: bool = True)
     participant's and the next the writer's own.
     """
     trusted = trusted and parsed.sender_valid
-    sender = parsed.from_.address.lower() if parsed.from_ else ""
+    sender = address_key(parsed.from_.address) if parsed.from_ else ""
     candidates = _ticket_candidates(parsed, tag_format)
     refused: int | None = None
     for ticket, signal in candidates:

@@ -15,6 +15,7 @@ from typing import Literal, cast, overload
 from eddymail import templates
 from eddymail.db.models import Channel, Department, OutboxItem, Template, Ticket, User, utcnow
 from eddymail.errors import ValidationError
+from eddymail.mail.message.addresskeys import address_key
 from eddymail.mail.message.compose import OutgoingMail, validate_address
 from eddymail.services import errorlog, settings
 from eddymail.services.outgoing.outbox import queue_mail
@@ -50,7 +51,7 @@ def over_daily_caps(recipient: str) -> str | None:
     automatic = OutboxItem.select().where(OutboxItem.automatic & (OutboxItem.kind != "staff")
                                           & (OutboxItem.created_at >= since))
     per_recipient = settings.get_value(settings.AUTO_MAIL_PER_RECIPIENT)
-    if automatic.where(OutboxItem.recipient == recipient.lower()).count() >= per_recipient:
+    if automatic.where(OutboxItem.recipient == address_key(recipient)).count() >= per_recipient:
         return f"{recipient} already got {per_recipient} automatic mails in 24 hours"
     per_day = settings.get_value(settings.AUTO_MAIL_PER_DAY)
     if automatic.count() >= per_day:
@@ -73,7 +74,7 @@ def queue_notification(
             "no channel can send notifications: set one with eddymail settings set "
             "system-channel NAME, or give the department an outgoing channel"
         )
-    if user.email.lower() in own:
+    if address_key(user.email) in own:
         return None, "the recipient is one of our own channels"
     reason = over_daily_caps(user.email)
     if reason:
@@ -160,7 +161,7 @@ def automatic_mail(channel: Channel, department: Department, rendered: templates
 
 
 def own_addresses() -> set[str]:
-    """Every channel's address, lower-cased: mail from or to them is ours."""
+    """Every channel's address as its ``address_key``: mail from or to them is ours."""
     # peewee's stubs type .tuples() rows as models, hence the cast
     rows = cast(Iterable[tuple[str]], Channel.select(Channel.email).tuples())
-    return {address.lower() for (address,) in rows}
+    return {address_key(address) for (address,) in rows}

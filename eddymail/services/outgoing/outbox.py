@@ -24,6 +24,7 @@ from eddymail.crashpoints import crash_point
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, Message, OutboxItem, Ticket, utcnow
 from eddymail.errors import EddymailError, MailServerError, ValidationError
+from eddymail.mail.message.addresskeys import address_key
 from eddymail.mail.message.compose import (
     OutgoingMail,
     build_message,
@@ -81,7 +82,7 @@ def queue_mail(
         message=message,
         mail_from=channel.email,
         recipients=recipients,
-        recipient=recipients[0].lower() if recipients else "",
+        recipient=address_key(recipients[0]) if recipients else "",
         raw=raw,
         message_id=message_id,
         automatic=mail.automatic,

@@ -19,6 +19,7 @@ from eddymail.db.models import (
     User,
 )
 from eddymail.errors import ConflictError, NotFoundError, ValidationError
+from eddymail.mail.message.addresskeys import address_key
 from eddymail.mail.message.quotes import split_quoted
 from eddymail.services.agents import find_agent
 from eddymail.services.departments import find_department
@@ -162,7 +163,7 @@ def list_tickets(
     if department:
         query = query.where(Ticket.department == find_department(department))
     if requester:
-        query = query.where(Ticket.requester_address == requester.strip().lower())
+        query = query.where(Ticket.requester_address == address_key(requester))
     if assignee == UNASSIGNED:
         query = query.where(Ticket.assignee.is_null())
     elif assignee is not None:

@@ -11,6 +11,7 @@ import peewee
 from eddymail.db import fastsql
 from eddymail.db.models import Ticket, TicketParticipant, User, utcnow
 from eddymail.errors import NotFoundError
+from eddymail.mail.message.addresskeys import address_key
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,8 @@ class UserInfo:
 
 
 def find_user(email: str) -> User | None:
-    """The user with this address (case-insensitive), if any."""
-    return User.get_or_none(User.email == email.strip().lower())
+    """The user with this address (in any spelling, see ``address_key``), if any."""
+    return User.get_or_none(User.email == address_key(email))
 
 
 # Something shaped like an e-mail address inside a display name.
@@ -41,9 +42,9 @@ def plausible_name(name: str, email: str) -> str:
     of the address; adopted as the user's name it would speak for the sender in every
     listing and every letter that greets him.
     """
-    own = email.strip().lower()
+    own = address_key(email)
     for found in _ADDRESS_LIKE.findall(name):
-        if found.strip(".").lower() != own:
+        if address_key(found.strip(".")) != own:
             return ""
     return name
 
@@ -56,7 +57,7 @@ def get_or_create_user(email: str, name: str, *, registered_by: str = "email"
     display name of any single mail is too easy to forge to rename a customer. A name that
     is (or holds) another address is never taken at all (see ``plausible_name``).
     """
-    key = email.strip().lower()
+    key = address_key(email)
     name = plausible_name(name, key)
     user = fastsql.first(User, email=key)
     if user is not None:
@@ -77,7 +78,8 @@ def list_users(*, search: str | None = None, limit: int = 100) -> list[UserInfo]
     """Users by address, optionally those whose address or name contains ``search``."""
     query = User.select().order_by(User.email).limit(limit)
     if search:
-        query = query.where(User.email.contains(search.lower()) | User.name.contains(search))
+        query = query.where(User.email.contains(address_key(search))
+                            | User.name.contains(search))
     return [describe(user) for user in query]
 
 
@@ -102,7 +104,7 @@ def describe(user: User) -> UserInfo:
 
 def participant_addresses(ticket: Ticket) -> set[str]:
     """Every address that takes part in a ticket: the requester and the Cc'd users."""
-    addresses = {ticket.requester_address.lower()} if ticket.requester_address else set()
+    addresses = {address_key(ticket.requester_address)} if ticket.requester_address else set()
     query = (
         User.select(User.email)
         .join(TicketParticipant)
