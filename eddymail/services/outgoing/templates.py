@@ -149,7 +149,9 @@ def save_template(
 ) -> TemplateDetail:
     """Store ``source`` as the text of ``name`` in ``language``, keeping it switched on or off.
 
-    The text is checked first (``ValidationError`` with the line, nothing stored). A text
+    The text is checked first (``ValidationError`` with the line, nothing stored), and
+    rendered with sample values (``try_rendering``): a text that fails then would fail at
+    fetch time too, where it can only be skipped. A text
     equal to the shipped default is stored as "the default", so it stays not customised.
     ``expected``, when given, is the text the caller started editing from: if someone saved
     another text meanwhile, ``ConflictError`` rather than silently overwriting their work.
@@ -159,6 +161,7 @@ def save_template(
     # Editors on Windows add a BOM and CR LF; store the text the way every other one is.
     source = source.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     templates.validate(name, source)
+    try_rendering(name, language, source)
     default = templates.default_source(name, language)
     stored: str | None = None if source.strip() == default.strip() else source
     with database_proxy.atomic():
@@ -180,6 +183,28 @@ def save_template(
         else:
             row.save()
     return _detail(name, language, row)
+
+
+def try_rendering(name: str, language: str, source: str) -> None:
+    """Render ``source`` with the sample values and with sparse ones; raise if either fails.
+
+    Sparse values are what real mail often brings: a sender without a name, an empty
+    subject. ``ValidationError`` names the line, as ``validate`` does.
+    """
+    sample = templates.sample_context(name, language)
+    for context in (sample, _sparse(sample)):
+        try:
+            templates.render(name, source, context)
+        except ValidationError as error:
+            raise ValidationError(f"{error.message} (rendering it with sample values); "
+                                  "nothing saved", hint=error.hint) from None
+
+
+def _sparse(context: dict) -> dict:
+    """``context`` with every text emptied, except codes the template must carry."""
+    return {key: _sparse(value) if isinstance(value, dict)
+            else "" if isinstance(value, str) and key != "token" else value
+            for key, value in context.items()}
 
 
 def set_enabled(name: str, enabled: bool) -> TemplateSummary:
