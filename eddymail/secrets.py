@@ -23,10 +23,12 @@ import getpass
 import logging
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -40,8 +42,9 @@ KEYRING_SERVICE = "eddymail"
 # lower it. A command that asks a hardware token may need a while, one that hangs must not
 # hold the cron run (and its lock) for ever.
 PASSWORD_COMMAND_TIMEOUT = 20.0
-# More than any password; a command that floods its output is not printing one.
-PASSWORD_COMMAND_MAX_OUTPUT = 64 * 1024
+# The longest first line taken from a password command: more than any password, and read
+# while it arrives, so a command that floods its output never fills the memory.
+PASSWORD_COMMAND_MAX_OUTPUT = 4 * 1024
 
 NO_KEYRING_FIX = (
     "No usable keyring backend here (a headless server or cron has no desktop keyring). "
@@ -188,12 +191,15 @@ def _read_password(source: PasswordSource) -> str:
 def run_password_command(
     channel_name: str, argv: Sequence[str], timeout: float | None = None
 ) -> str:
-    """Run ``argv`` (no shell) and return its output less exactly one trailing newline.
+    """Run ``argv`` (no shell) and return the first line of its output.
 
-    The output is the secret: it never appears in an exception, a log or stderr of ours, and
-    neither does the command's own stderr (a failing ``pass`` may print what it decrypted).
-    A command that outlives ``timeout`` (default ``PASSWORD_COMMAND_TIMEOUT``) is killed
-    with everything it started.
+    Only the first line is read, and at most ``PASSWORD_COMMAND_MAX_OUTPUT`` bytes of it:
+    ``pass show`` prints the password and then notes, and a command that floods its output
+    (``yes``, a wrong file) must not fill the memory. The line end (LF or CR LF) is not
+    part of the password. The output is the secret: it never appears in an exception, a log
+    or stderr of ours, and neither does the command's own stderr (a failing ``pass`` may
+    print what it decrypted), which goes nowhere. A command that outlives ``timeout``
+    (default ``PASSWORD_COMMAND_TIMEOUT``) is killed with everything it started.
     """
     what = f"The password command of channel '{channel_name}'"
     limit = PASSWORD_COMMAND_TIMEOUT if timeout is None else timeout
@@ -202,7 +208,7 @@ def run_password_command(
         # (sh -c 'sleep 100; ...') would keep the pipe open and the wait would never end.
         process = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True,
+            stderr=subprocess.DEVNULL, start_new_session=True,
         )
     except FileNotFoundError:
         raise SecretError(f"{what} ({argv[0]}) was not found.") from None
@@ -210,9 +216,12 @@ def run_password_command(
         raise SecretError(f"{what} ({argv[0]}) is not executable.") from None
     except OSError as error:
         raise SecretError(f"{what} could not be started: {error.strerror}.") from None
+    deadline = time.monotonic() + limit
     try:
-        # Its stderr is read (or the command could block on a full pipe) and dropped.
-        output, _ = process.communicate(timeout=limit)
+        line = _first_line(process, deadline, what)
+        assert process.stdout is not None
+        process.stdout.close()  # the rest is never read: a writer that goes on gets SIGPIPE
+        process.wait(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         _kill_group(process)
         raise SecretError(
@@ -220,21 +229,44 @@ def run_password_command(
             hint="Run the command by hand: it may be waiting for a passphrase or a token "
             "that nobody can give it under cron.",
         ) from None
-    if process.returncode != 0:
+    except SecretError:
+        _kill_group(process)
+        raise
+    # Killed by SIGPIPE: it went on writing after the first line, which is all we wanted.
+    if process.returncode not in (0, -signal.SIGPIPE):
         raise SecretError(f"{what} failed with exit code {process.returncode}.",
                           hint="Run the command by hand to see its own message.")
-    if len(output) > PASSWORD_COMMAND_MAX_OUTPUT:
-        raise SecretError(f"{what} printed {len(output)} bytes; that is not a password.")
-    for ending in (b"\r\n", b"\n"):
-        if output.endswith(ending):
-            output = output[: -len(ending)]
-            break
-    if not output:
+    if not line:
         raise SecretError(f"{what} printed nothing.")
     try:
-        return output.decode("utf-8")
+        return line.decode("utf-8")
     except UnicodeDecodeError:
         raise SecretError(f"{what} printed something that is not UTF-8 text.") from None
+
+
+def _first_line(process: subprocess.Popen[bytes], deadline: float, what: str) -> bytes:
+    """The command's first output line without its line end; reads no more than it needs.
+
+    Raises ``subprocess.TimeoutExpired`` at ``deadline``, ``SecretError`` when the first line
+    is longer than ``PASSWORD_COMMAND_MAX_OUTPUT``.
+    """
+    assert process.stdout is not None
+    descriptor = process.stdout.fileno()
+    data = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([descriptor], [], [], remaining)[0]:
+            raise subprocess.TimeoutExpired(process.args, 0)
+        chunk = os.read(descriptor, PASSWORD_COMMAND_MAX_OUTPUT + 1 - len(data))
+        if not chunk:  # end of output without a line end
+            return data.removesuffix(b"\r")
+        data += chunk
+        end = data.find(b"\n")
+        if end >= 0:
+            return data[:end].removesuffix(b"\r")
+        if len(data) > PASSWORD_COMMAND_MAX_OUTPUT:
+            raise SecretError(f"{what} printed more than {PASSWORD_COMMAND_MAX_OUTPUT} bytes "
+                              "without a line end; that is not a password.")
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -69,6 +69,10 @@ _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"}
 _PERCENT_DIRECTIVE = re.compile(r"%[^a-zA-Z%]*")
 _FORMAT_FIELD = re.compile(r"\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}")
 _BIG_NUMBER = re.compile(r"\d{6,}")
+_NUMBER = re.compile(r"\d+")
+# The most characters a number prints in a field without a width: a float in 'f' notation
+# has up to 309 digits before the point.
+_NUMBER_CHARS = 330
 
 
 class RenderLimitError(Exception):
@@ -139,15 +143,44 @@ def _check_length(length: int, what: str) -> None:
 
 
 def _check_format_string(template: str, arguments: Iterable[object], percent: bool) -> None:
-    """Refuse format strings whose widths would build a huge string."""
+    """Refuse a format operation whose result could be too long, before it runs.
+
+    Each field can produce at most its width or precision plus its longest argument (a
+    float in ``f`` notation adds up to ``_NUMBER_CHARS`` digits), so the sum over the
+    fields bounds the result: hundreds of fields each under the width limit, or one long
+    argument repeated in every field, are refused as surely as one huge width.
+    """
+    arguments = list(arguments)
     directives = (_PERCENT_DIRECTIVE if percent else _FORMAT_FIELD).findall(template)
+    longest = max((_printed_length(argument) for argument in arguments), default=0)
+    # A width taken from the arguments ('%*s', '{:{}}') may be any of the integers given.
+    widest = max((argument for argument in arguments if isinstance(argument, int)
+                  and not isinstance(argument, bool)), default=0)
+    bound = len(template)
     for directive in directives:
         if _BIG_NUMBER.search(directive):
             raise RenderLimitError(f"the width in {directive!r} is too large")
-        # A width taken from the arguments: '%*s' or '{:{}}'.
-        if "*" in directive or directive.count("{") > 1:
-            for argument in arguments:
-                _check_width(argument, "a format width of")
+        numbers = [int(number) for number in _NUMBER.findall(directive)]
+        taken = widest if "*" in directive or directive.count("{") > 1 else 0
+        bound += max([0, *numbers]) + taken + longest + _NUMBER_CHARS
+        if bound > MAX_TEXT_CHARS:
+            raise RenderLimitError(
+                f"formatting {len(directives)} field(s) could build a text over the limit of "
+                f"{MAX_TEXT_CHARS} characters")
+
+
+def _printed_length(value: object) -> int:
+    """How long ``value`` can print in one format field (containers print their items)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, Mapping) and len(value) < 1000:  # '%(name)s' % {...}, or its repr
+        return sum(_printed_length(key) + _printed_length(item) + 4
+                   for key, item in value.items())
+    if isinstance(value, Sized) and not isinstance(value, range):
+        if len(value) >= 1000:
+            return MAX_TEXT_CHARS + 1
+        return sum(_printed_length(item) + 4 for item in value)  # type: ignore[attr-defined]
+    return 0  # a number: covered by _NUMBER_CHARS
 
 
 def _bounded_range(*args: int) -> range:

@@ -475,10 +475,10 @@ def test_a_hanging_password_command_times_out_with_everything_it_started(
 
 
 @pytest.mark.parametrize("printed, password", [
-    ("pw-one\n", "pw-one"), ("pw-one\r\n", "pw-one"), ("pw-one\n\n", "pw-one\n"),
-    ("pw-one", "pw-one"), (" pw-one \n", " pw-one "),
+    ("pw-one\n", "pw-one"), ("pw-one\r\n", "pw-one"), ("pw-one\n\n", "pw-one"),
+    ("pw-one", "pw-one"), (" pw-one \n", " pw-one "), ("pw-one\nlogin: anna\nurl: x\n", "pw-one"),
 ])
-def test_exactly_one_trailing_newline_is_stripped(tmp_path, printed, password):
+def test_the_first_line_is_the_password(tmp_path, printed, password):
     command = script(tmp_path, "pw", f"import sys\nsys.stdout.write({printed!r})\n").split()
     assert secrets.run_password_command("cmd", command) == password
 
