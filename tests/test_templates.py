@@ -156,9 +156,9 @@ def test_default_validates_and_renders_with_samples(name, language):
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_greeting_without_a_name_has_no_dangling_comma(language):
-    context = sample_context("ticket_created", language)
+    context = sample_context("reply", language)
     context["user"]["name"] = ""  # type: ignore[index]
-    body = render("ticket_created", default_source("ticket_created", language), context).body
+    body = render("reply", default_source("reply", language), context).body
     assert body.splitlines()[0] == ("Здравствуйте!" if language == "ru" else "Hello,")
 
 
@@ -442,11 +442,11 @@ def test_small_loops_still_work():
     ],
 )
 def test_header_injection_in_the_subject_stays_on_one_line(subject):
-    context = sample_context("ticket_created", "en")
+    # The reply frame: automatic notifications offer no subject at all (issue 11, class 4).
+    context = sample_context("reply", "en")
     context["ticket"]["subject"] = subject  # type: ignore[index]
-    rendered = render("ticket_created", default_source("ticket_created", "en"), context)
-    assert rendered.subject == "[#1042] Request received: Help Bcc: victim@example.com"
-    assert "Subject: Help Bcc: victim@example.com" in rendered.body
+    rendered = render("reply", default_source("reply", "en"), context)
+    assert rendered.subject == "Re: [#1042] Help Bcc: victim@example.com"
 
 
 def test_line_breaks_written_by_the_template_into_the_subject_are_flattened():
@@ -456,9 +456,9 @@ def test_line_breaks_written_by_the_template_into_the_subject_are_flattened():
 
 
 def test_hostile_names_cannot_add_lines_or_terminal_escapes_to_the_body():
-    context = sample_context("ticket_created", "en")
+    context = sample_context("reply", "en")
     context["user"]["name"] = "Eve\r\n\r\nYour account is closed,\x1b[2J"  # type: ignore[index]
-    body = render("ticket_created", default_source("ticket_created", "en"), context).body
+    body = render("reply", default_source("reply", "en"), context).body
     assert body.splitlines()[0] == "Hello Eve Your account is closed, [2J,"
     assert "\x1b" not in body
 
@@ -471,15 +471,15 @@ def test_agent_reply_keeps_its_line_breaks_normalised():
 
 
 def test_long_subject_is_cut_but_keeps_the_ticket_tag():
-    context = sample_context("ticket_created", "ru")
+    context = sample_context("reply", "ru")
     context["ticket"]["subject"] = "очень длинная тема " * 50  # type: ignore[index]
-    subject = render("ticket_created", default_source("ticket_created", "ru"), context).subject
+    subject = render("reply", default_source("reply", "ru"), context).subject
     assert len(subject) == MAX_SUBJECT_CHARS
-    assert subject.startswith("[#1042] ") and subject.endswith("…")
+    assert subject.startswith("Re: [#1042] ") and subject.endswith("…")
 
 
 def test_none_values_render_as_empty_text():
-    context = sample_context("ticket_created", "en")
+    context = sample_context("reply", "en")
     context["ticket"]["subject"] = None  # type: ignore[index]
-    rendered = render("ticket_created", default_source("ticket_created", "en"), context)
-    assert rendered.subject == "[#1042] Request received: (no subject)"
+    rendered = render("reply", default_source("reply", "en"), context)
+    assert rendered.subject == "Re: [#1042] (no subject)"

@@ -28,33 +28,24 @@ LANGUAGES: tuple[str, ...] = ("en", "ru")
 _USER_NAME = TemplateVariable("user.name", "Customer's name from their email (may be empty)")
 _USER_EMAIL = TemplateVariable("user.email", "Customer's email address")
 
+# Automatic notifications go to addresses nobody has verified (anyone can write any From):
+# they offer only values the team wrote, never the sender's name, address or subject, so
+# the company's mailbox cannot be made to mail a stranger's words to anyone.
+_TEAM_WRITTEN = (TICKET_ID, DEPARTMENT, HELPDESK)
+
 _SPECS: dict[str, TemplateSpec] = {
     spec.name: spec
     for spec in (
         TemplateSpec(
             name="registration",
             description="Sent to a new user created automatically from an unknown sender",
-            variables=(
-                _USER_NAME,
-                _USER_EMAIL,
-                TICKET_ID,
-                TICKET_SUBJECT,
-                DEPARTMENT,
-                HELPDESK,
-            ),
+            variables=_TEAM_WRITTEN,
             automatic=True,
         ),
         TemplateSpec(
             name="ticket_created",
             description="Confirms to the customer that their email opened a new ticket",
-            variables=(
-                _USER_NAME,
-                _USER_EMAIL,
-                TICKET_ID,
-                TICKET_SUBJECT,
-                DEPARTMENT,
-                HELPDESK,
-            ),
+            variables=_TEAM_WRITTEN,
             automatic=True,
         ),
         TemplateSpec(
@@ -162,42 +153,40 @@ _SIGNED_RU = _SIGNED_EN
 
 _EN = {
     "registration": """\
-Subject: [#{{ ticket.id }}] Welcome to {{ helpdesk.name }}
+Subject: [#{{ ticket.id }}] Your request to {{ helpdesk.name }} is registered
 
-{% if user.name %}Hello {{ user.name }},{% else %}Hello,{% endif %}
+Hello,
 
-Thank you for contacting {{ helpdesk.name }}.
-
-As this is your first message to us, we have registered you with our
-helpdesk as {{ user.email }}. There is nothing you need to do: all
-answers about your request will come to this address.
-
-Your request has been logged:
+We have received a message sent from this address and registered it with
+our helpdesk:
 
   Ticket number: {{ ticket.id }}
-  Subject: {{ ticket.subject or "(no subject)" }}
   Department: {{ department.name }}
 
-If you would like to add anything, just reply to this message and keep
-[#{{ ticket.id }}] in the subject line so that your reply joins this ticket.
+All answers about it will come to this address; there is nothing you need
+to do. To add anything, reply to this message and keep [#{{ ticket.id }}]
+in the subject line.
+
+If you did not write to us, someone used your address: you may ignore
+this message.
 
 Kind regards,
 """ + _SIGNED_EN,
     "ticket_created": """\
-Subject: [#{{ ticket.id }}] Request received: {{ ticket.subject or "(no subject)" }}
+Subject: [#{{ ticket.id }}] Request received
 
-{% if user.name %}Hello {{ user.name }},{% else %}Hello,{% endif %}
+Hello,
 
-Thank you for getting in touch. We have received your request and logged it
-as ticket #{{ ticket.id }}:
+We have received your request and logged it:
 
-  Subject: {{ ticket.subject or "(no subject)" }}
+  Ticket number: {{ ticket.id }}
   Department: {{ department.name }}
 
-We will get back to you as soon as we can.
+We will get back to you as soon as we can. To add anything, reply to this
+message and keep [#{{ ticket.id }}] in the subject line.
 
-If you would like to add anything, just reply to this message and keep
-[#{{ ticket.id }}] in the subject line so that your reply joins this ticket.
+If you did not write to us, someone used your address: you may ignore
+this message.
 
 Kind regards,
 """ + _SIGNED_EN,
@@ -241,42 +230,38 @@ _RU = {
     "registration": """\
 Subject: [#{{ ticket.id }}] Обращение зарегистрировано ({{ helpdesk.name }})
 
-{% if user.name %}Здравствуйте, {{ user.name }}!{% else %}Здравствуйте!{% endif %}
+Здравствуйте!
 
-Спасибо за ваше обращение.
+Мы получили письмо, отправленное с этого адреса, и зарегистрировали его
+в нашей службе поддержки:
 
-Вы написали нам впервые, поэтому мы зарегистрировали вас в нашей службе
-поддержки с адресом {{ user.email }}. Ничего делать не нужно: все ответы
-по вашему обращению будут приходить на этот адрес.
-
-Ваше обращение зарегистрировано:
-
-  Номер: {{ ticket.id }}
-  Тема: {{ ticket.subject or "(без темы)" }}
+  Номер обращения: {{ ticket.id }}
   Отдел: {{ department.name }}
 
-Если захотите что-то добавить, просто ответьте на это письмо. Только
-не удаляйте из темы номер [#{{ ticket.id }}]: по нему мы поймём, к какому
-обращению относится ваш ответ.
+Все ответы по нему будут приходить на этот адрес, ничего делать не нужно.
+Если захотите что-то добавить, ответьте на это письмо, не удаляя из темы
+номер [#{{ ticket.id }}].
+
+Если вы нам не писали, кто-то воспользовался вашим адресом: это письмо
+можно просто удалить.
 
 С уважением,
 """ + _SIGNED_RU,
     "ticket_created": """\
-Subject: [#{{ ticket.id }}] Обращение принято: {{ ticket.subject or "(без темы)" }}
+Subject: [#{{ ticket.id }}] Обращение принято
 
-{% if user.name %}Здравствуйте, {{ user.name }}!{% else %}Здравствуйте!{% endif %}
+Здравствуйте!
 
-Спасибо, что написали нам! Ваше обращение получено и зарегистрировано
-под номером {{ ticket.id }}.
+Ваше обращение получено и зарегистрировано:
 
-  Тема: {{ ticket.subject or "(без темы)" }}
+  Номер обращения: {{ ticket.id }}
   Отдел: {{ department.name }}
 
-Мы ответим вам в ближайшее время.
+Мы ответим вам в ближайшее время. Если захотите что-то добавить, ответьте
+на это письмо, не удаляя из темы номер [#{{ ticket.id }}].
 
-Если захотите что-то добавить или уточнить, просто ответьте на это
-письмо. Только не удаляйте из темы номер [#{{ ticket.id }}]: по нему мы
-поймём, к какому обращению относится ваш ответ.
+Если вы нам не писали, кто-то воспользовался вашим адресом: это письмо
+можно просто удалить.
 
 С уважением,
 """ + _SIGNED_RU,

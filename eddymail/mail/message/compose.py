@@ -105,6 +105,7 @@ class OutgoingMail:
     auto_submitted: str = "auto-replied"
     bcc: Sequence[str] = ()  # envelope only: no header names them
     body_html: str | None = None  # an HTML alternative to ``body_text``
+    reply_to: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         def store(name: str, value: Any) -> None:
@@ -140,6 +141,7 @@ class OutgoingMail:
         store("extra_headers", _validated_extra_headers(self.extra_headers))
         if self.auto_submitted not in ("auto-replied", "auto-generated"):
             raise ValidationError(f"Auto-Submitted cannot be {self.auto_submitted!r}.")
+        store("reply_to", tuple(_address_list(self.reply_to, "reply_to")))
 
 
 def validate_address(address: str) -> str:
@@ -300,6 +302,8 @@ def build_message(mail: OutgoingMail, *, message_id: str, date: datetime | None 
         lines += address_list("To", mail.to)
     if mail.cc:
         lines += address_list("Cc", mail.cc)
+    if mail.reply_to:
+        lines += address_list("Reply-To", mail.reply_to)
     lines += unstructured("Subject", mail.subject)
     lines += folded("Date", [format_datetime(when)])
     lines += folded("Message-ID", [f"<{clean_id}>"])

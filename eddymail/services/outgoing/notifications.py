@@ -83,14 +83,13 @@ def queue_notification(
     # the whole batch) that triggered this mail: that mail is skipped, the log says why.
     try:
         validate_address(user.email)
-        rendered = render_for_department(name, department, {
-            "user": {"name": user.name, "email": user.email},
-            "ticket": {"id": ticket.id, "subject": ticket.subject},
-        })
+        # The ticket number only: nothing the sender wrote (see templates.defaults).
+        rendered = render_for_department(name, department, {"ticket": {"id": ticket.id}})
         if rendered is None:
             return None, f"the {name} template is switched off"
         mail = automatic_mail(channel, department, rendered, to=user.email,
-                              extra_headers={"X-Eddymail-Ticket": str(ticket.id)})
+                              extra_headers={"X-Eddymail-Ticket": str(ticket.id)},
+                              reply_to=department_mailbox(department))
     except ValidationError as error:
         return None, skipped(name, channel, error, ticket_id=ticket.id)
     item = queue_mail(kind="notification", channel=channel, mail=mail, ticket=ticket,
@@ -143,9 +142,24 @@ def render_for_department(name: str, department: Department, context: dict, *,
     })
 
 
+def department_mailbox(department: Department) -> list[str]:
+    """Where an answer to the department's notifications should go: a mailbox we fetch.
+
+    Notifications may leave from the ``system-channel`` (a no-reply mailbox, or another
+    department's); a customer who answers one must still reach this department. Its
+    outgoing channel when that one is fetched, else any fetched channel of it; [] if none.
+    """
+    channels = list(Channel.select(Channel.id, Channel.email).where(
+        (Channel.department == department) & (Channel.protocol != "none")
+    ).order_by(Channel.id))
+    preferred = [c for c in channels if c.id == department.outgoing_channel_id] or channels
+    return [preferred[0].email] if preferred else []
+
+
 def automatic_mail(channel: Channel, department: Department, rendered: templates.RenderedTemplate,
                    *, to: str, extra_headers: dict[str, str],
-                   auto_submitted: str = "auto-replied") -> OutgoingMail:
+                   auto_submitted: str = "auto-replied",
+                   reply_to: list[str] | None = None) -> OutgoingMail:
     """A rendered template as mail that no person wrote (RFC 3834 headers come with it)."""
     return OutgoingMail(
         from_address=channel.email,
@@ -157,6 +171,7 @@ def automatic_mail(channel: Channel, department: Department, rendered: templates
         automatic=True,
         auto_submitted=auto_submitted,
         extra_headers=extra_headers,
+        reply_to=reply_to or [],
     )
 
 
