@@ -176,10 +176,11 @@ def _printed_length(value: object) -> int:
     if isinstance(value, Mapping) and len(value) < 1000:  # '%(name)s' % {...}, or its repr
         return sum(_printed_length(key) + _printed_length(item) + 4
                    for key, item in value.items())
-    if isinstance(value, Sized) and not isinstance(value, range):
+    if isinstance(value, Iterable) and isinstance(value, Sized) \
+            and not isinstance(value, range):
         if len(value) >= 1000:
             return MAX_TEXT_CHARS + 1
-        return sum(_printed_length(item) + 4 for item in value)  # type: ignore[attr-defined]
+        return sum(_printed_length(item) + 4 for item in value)
     return 0  # a number: covered by _NUMBER_CHARS
 
 

@@ -72,8 +72,9 @@ def _describe(entry: LedgerEntry) -> QuarantinedMessage:
                              RawMessage.headers_only)
            .where(RawMessage.id == entry.raw_id).first()) if entry.raw_id else None
     sender, subject, date = _headers(bytes(raw.head) if raw else b"")
+    channel = entry.channel if entry.channel_id else None
     return QuarantinedMessage(
-        id=entry.id, channel=entry.channel.name if entry.channel_id else None,
+        id=entry.id, channel=channel.name if channel else None,
         sender=sender, subject=subject, date=date, reason=entry.error or "",
         size=entry.size, headers_only=bool(raw and raw.headers_only),
         quarantined_at=entry.created_at,
