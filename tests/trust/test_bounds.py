@@ -69,7 +69,7 @@ def test_endless_output_without_a_line_end_is_refused_early(tmp_path, then):
 
 # --- templates -------------------------------------------------------------------------------
 
-SAMPLE = templates.sample_context("ticket_created", "en")
+SAMPLE = templates.sample_context("reply", "en")
 #: Each builds a string far over ``MAX_TEXT_CHARS`` from a short source, if allowed.
 HUGE = {
     "many fields under the width limit": "{{ '" + "{0:199999}" * 400 + "'.format('x') }}",
@@ -87,11 +87,11 @@ def test_format_tricks_cannot_build_a_huge_text(body):
     """Refused before the text is built: a check of the result would come after the memory
     was taken (each of these is tens of megabytes)."""
     source = f"Subject: [#{{{{ ticket.id }}}}] x\n\n{body}\n"
-    templates.validate("ticket_created", source)  # compiled outside the measurement
+    templates.validate("reply", source)  # compiled outside the measurement
     tracemalloc.start()
     try:
         with pytest.raises(ValidationError, match=r"limit|too large|longer"):
-            templates.render("ticket_created", source, SAMPLE)
+            templates.render("reply", source, SAMPLE)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -101,5 +101,5 @@ def test_format_tricks_cannot_build_a_huge_text(body):
 def test_ordinary_formatting_still_works():
     source = ("Subject: [#{{ ticket.id }}] x\n\n{{ '%-10s|' % user.name }}"
               "{{ '{:>8}'.format(ticket.id) }} {{ '{:.2f}'.format(2.5) }}\n")
-    body = templates.render("ticket_created", source, SAMPLE).body
+    body = templates.render("reply", source, SAMPLE).body
     assert body == "Anna Petrova|    1042 2.50\n"

@@ -28,21 +28,27 @@ FAILING_AT_RENDER = {
 
 
 @pytest.mark.parametrize("body", FAILING_AT_RENDER.values(), ids=FAILING_AT_RENDER.keys())
-def test_a_template_that_cannot_render_is_not_saved(eddymail, support, tmp_path, body):
-    source = tmp_path / "registration.txt"
+@pytest.mark.parametrize("template", ["reply", "registration"])
+def test_a_template_that_cannot_render_is_not_saved(eddymail, support, tmp_path, body,
+                                                    template):
+    if template == "registration" and ("user." in body or "subject" in body):
+        body = body.replace("user.name", "helpdesk.name").replace("ticket.subject",
+                                                                  "department.name")
+        body = body.replace("user.email", "helpdesk.name")
+    source = tmp_path / f"{template}.txt"
     source.write_text(HEADER + body + "\n")
-    refused = eddymail("template", "edit", "registration", "--file", str(source), code=2)
-    assert "sample values" in refused.stderr and "nothing saved" in refused.stderr
-    shown = eddymail.json("template", "show", "registration")["template"]
+    refused = eddymail("template", "edit", template, "--file", str(source), code=2)
+    assert "nothing saved" in refused.stderr
+    shown = eddymail.json("template", "show", template)["template"]
     assert shown["customised"] is False
 
 
 def test_a_template_that_renders_is_saved(eddymail, support, tmp_path):
-    source = tmp_path / "registration.txt"
+    source = tmp_path / "reply.txt"
     source.write_text(HEADER + "{% if user.name %}Dear {{ user.name[0] }}.{% endif %}\n"
-                      "{{ ticket.subject.split()[:1] | join }}\n")
-    eddymail("template", "edit", "registration", "--file", str(source))
-    assert eddymail.json("template", "show", "registration")["template"]["customised"]
+                      "{{ ticket.subject.split()[:1] | join }}\n{{ reply.body }}\n")
+    eddymail("template", "edit", "reply", "--file", str(source))
+    assert eddymail.json("template", "show", "reply")["template"]["customised"]
 
 
 def test_at_fetch_time_a_failing_template_skips_its_mail_only(eddymail, helpdesk, dovecot,
