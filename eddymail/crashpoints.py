@@ -15,7 +15,8 @@ commit (``... committed``), between marking a message deleted and expunging it (
 deleted flag set``), after the server was told (``imap server told``, each ``pop3 dele
 sent``, ``pop3 quit``) and after the ledger noted it (``imap flagged``); in ingestion once a
 message's ticket change is written but not yet committed (``ingest stored``); and in the
-outbox once the SMTP server accepted a mail (``outbox accepted``).
+outbox once a mail is claimed (``outbox claimed``), once DATA is about to begin (``outbox
+data started``) and once the SMTP server accepted a mail (``outbox accepted``).
 
 Step hooks, for tests that arrange a race between processes without sleeping: with
 ``EDDYMAIL_PAUSE_AT=NAME`` and ``EDDYMAIL_PAUSE_DIR=DIR`` the process stops at the first

@@ -13,10 +13,15 @@ from eddymail.services.outgoing import digests, outbox
 def outbox_group() -> None:
     """Outgoing mail waiting to be sent (replies, notifications, test letters).
 
+    A mail interrupted during sending is sent again by the next run: at once if the
+    server never got its text, after an hour (with the same Message-ID) if it may have.
+
     \b
     Examples:
       eddymail outbox list
       eddymail outbox retry
+      eddymail outbox cancel 12
+      eddymail outbox purge --failed
     """
 
 
@@ -56,6 +61,7 @@ def retry(ids: tuple[int, ...]) -> None:
       eddymail outbox retry 12 13
     """
     timeout = float(state().runtime.config.get("network", "timeout"))
+    outbox.release_abandoned()  # what a dead process left "sending" may be due again
     if not ids:
         digests.send_due_digests()
     if ids:
@@ -71,3 +77,38 @@ def retry(ids: tuple[int, ...]) -> None:
     failed = [r for r in results if not r.sent]
     if failed:
         raise PartialFailure(f"{len(failed)} mail(s) could not be sent (details: eddymail log).")
+
+
+@outbox_group.command("cancel")
+@click.argument("item_id", type=int)
+@json_option
+@with_database
+def cancel(item_id: int) -> None:
+    """Never send this mail (queued or failed); it stays listed until purged.
+
+    \b
+    Example:
+      eddymail outbox cancel 12
+    """
+    entry = outbox.cancel(item_id)
+    out = state().output
+    out.emit({"cancelled": entry}, lambda: out.success(
+        f"Outbox mail #{entry.id} ({entry.template or entry.kind} to "
+        f"{', '.join(entry.recipients)}) cancelled."))
+
+
+@outbox_group.command("purge")
+@click.option("--failed", is_flag=True, help="Delete failed and cancelled mail.")
+@json_option
+@with_database
+def purge(failed: bool) -> None:
+    """Delete mail that will never be sent (failed, e.g. a channel test letter, or cancelled).
+
+    \b
+    Example:
+      eddymail outbox purge --failed
+    """
+    removed = outbox.purge(failed=failed)
+    out = state().output
+    out.emit({"purged": removed}, lambda: out.success(f"{removed} mail(s) removed from the "
+                                                      "outbox."))

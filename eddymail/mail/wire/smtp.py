@@ -244,13 +244,16 @@ class SmtpClient:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def send(self, mail_from: str, recipients: list[str], raw: bytes) -> str:
+    def send(self, mail_from: str, recipients: list[str], raw: bytes,
+             before_data: Callable[[], None] | None = None) -> str:
         """Send ``raw`` to ``recipients``; return the server's answer to DATA.
 
         Line endings are normalised to CRLF (bare LF is refused by strict servers). If any
         recipient is refused, the transaction is reset before DATA and
         :class:`MailServerError` names them: nobody got the message. A connection lost
-        *during* DATA leaves it unknown whether the server took the message.
+        *during* DATA leaves it unknown whether the server took the message: so
+        ``before_data`` is called once every recipient was accepted, just before DATA, for
+        the caller to record that from now on the mail may have been delivered.
         """
         if not recipients:
             raise ValidationError("A message needs at least one recipient.")
@@ -293,6 +296,8 @@ class SmtpClient:
                 "smtp rcpt to",
                 f"refused {len(refused)} of {len(recipients)} recipients: {', '.join(refused)}",
             )
+        if before_data is not None:
+            before_data()
         code, answer = self._call("smtp data", smtp.data, raw)
         if code != 250:
             self._reset()

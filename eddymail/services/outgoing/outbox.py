@@ -4,6 +4,19 @@ A row is written in the same transaction as the ticket message it belongs to, so
 can never leave a reply that was recorded but not queued (or sent but not recorded). Sending
 happens later (``send_due``), marks the row sent only once the server accepted the mail,
 and keeps a failed row queued with its error and a back-off.
+
+Sending is restartable. A row is claimed (``sending``) before anything is said to the
+server, and ``data_started_at`` is written just before SMTP DATA. A process that dies
+leaves a ``sending`` row behind, and the next run decides by that column:
+
+- not set: the server never received the text; the row is queued again once the claim is
+  ``STALE_CLAIM`` old (no live sender takes that long: its deadline ends it first);
+- set: the mail may have been delivered (the server may have taken it just before the
+  crash); the row is sent again only after ``UNSURE_DELAY``, with the very same bytes and
+  so the same Message-ID, which lets mail clients and servers collapse a duplicate, and
+  the error log says so. A mail is never lost; at worst it arrives twice, recognisably.
+
+Rows that will never be sent (``failed``, ``cancelled``) stay until ``purge`` removes them.
 """
 
 from __future__ import annotations
@@ -23,7 +36,7 @@ from eddymail import secrets
 from eddymail.crashpoints import crash_point
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, Message, OutboxItem, Ticket, utcnow
-from eddymail.errors import EddymailError, MailServerError, ValidationError
+from eddymail.errors import EddymailError, MailServerError, NotFoundError, ValidationError
 from eddymail.mail.message.addresskeys import address_key
 from eddymail.mail.message.compose import (
     OutgoingMail,
@@ -96,13 +109,15 @@ def queue_mail(
 
 # --- sending ---------------------------------------------------------------------------------
 
-QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+QUEUED, SENDING, SENT, FAILED, CANCELLED = "queued", "sending", "sent", "failed", "cancelled"
 MAX_ATTEMPTS = 20
 # Waits after the 1st, 2nd, ... failed attempt; the last one repeats.
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
            timedelta(hours=1), timedelta(hours=3), timedelta(hours=6))
-# A row claimed for sending by a process that then died is handed back after this long.
-STALE_CLAIM = timedelta(minutes=15)
+# A row claimed by a process that died before DATA is handed back after this long.
+STALE_CLAIM = timedelta(minutes=5)
+# A row whose DATA had begun when its process died is sent again only after this long.
+UNSURE_DELAY = timedelta(hours=1)
 _PERMANENT = re.compile(r"^\s*5\d\d\b")
 
 
@@ -127,13 +142,12 @@ def send_due(*, timeout: float = 30.0, ids: list[int] | None = None,
     Each row is claimed first (queued → sending, see ``claim_next``) so two processes, on
     one host or several, never send the same row and share the queue between them; it
     becomes sent only once the server accepted it. A crash in between hands the row back
-    after ``STALE_CLAIM``: mail may then go out twice, but is never lost. ``deadline`` (a
+    by the rule of the module docstring (``release_abandoned``): mail may then go out
+    twice, with one Message-ID, but is never lost. ``deadline`` (a
     ``time.monotonic()`` value) ends the round; a channel whose server failed is not tried
     again in the same round, so one dead server costs one timeout, not one per row.
     """
-    OutboxItem.update(status=QUEUED).where(
-        (OutboxItem.status == SENDING) & (OutboxItem.next_attempt_at < utcnow() - STALE_CLAIM)
-    ).execute()
+    release_abandoned()
     results = []
     unreachable: set[int | None] = set()
     tried: set[int] = set()
@@ -180,7 +194,7 @@ def claim_next(*, ids: list[int] | None = None, include_failed: bool = False,
         row = query.tuples().first()
         if row is None:
             return None
-        OutboxItem.update(status=SENDING, next_attempt_at=now).where(
+        OutboxItem.update(status=SENDING, next_attempt_at=now, data_started_at=None).where(
             OutboxItem.id == row[0]).execute()
     return int(row[0])
 
@@ -188,7 +202,8 @@ def claim_next(*, ids: list[int] | None = None, include_failed: bool = False,
 def send_one(item_id: int, *, timeout: float = 30.0,
              deadline: float | None = None) -> SendResult | None:
     """Claim and send one row; None when another process claimed it first."""
-    claimed = OutboxItem.update(status=SENDING, next_attempt_at=utcnow()).where(
+    claimed = OutboxItem.update(status=SENDING, next_attempt_at=utcnow(),
+                                data_started_at=None).where(
         (OutboxItem.id == item_id) & OutboxItem.status.in_([QUEUED, FAILED])
     ).execute()
     if not claimed:
@@ -201,6 +216,7 @@ def _send_claimed(item_id: int, *, timeout: float, deadline: float | None) -> Se
     # Imported here: queueing a notification (every new ticket) needs no SMTP client.
     from eddymail.mail.wire.smtp import SmtpClient
 
+    crash_point("outbox claimed")
     item = OutboxItem.get_by_id(item_id)
     channel = Channel.get_or_none(Channel.id == item.channel_id) if item.channel_id else None
     try:
@@ -214,7 +230,8 @@ def _send_claimed(item_id: int, *, timeout: float, deadline: float | None) -> Se
 
         def send(credential: Credential) -> str:
             with SmtpClient(endpoint, credential, hints) as client:
-                return client.send(item.mail_from, list(item.recipients), bytes(item.raw))
+                return client.send(item.mail_from, list(item.recipients), bytes(item.raw),
+                                   before_data=lambda: _data_starts(item.id))
 
         answer = with_sign_in(channel, timeout=timeout, protocol="smtp", action=send)
     except EddymailError as error:
@@ -227,6 +244,60 @@ def _send_claimed(item_id: int, *, timeout: float, deadline: float | None) -> Se
     return SendResult(item.id, item.kind, list(item.recipients), True, SENT, answer=answer)
 
 
+def _data_starts(item_id: int) -> None:
+    """Record, committed, that DATA begins: from now on the mail may have been delivered."""
+    OutboxItem.update(data_started_at=utcnow()).where(OutboxItem.id == item_id).execute()
+    crash_point("outbox data started")
+
+
+def release_abandoned(now: datetime | None = None) -> int:
+    """Queue again the rows a dead process left ``sending`` (see the module docstring).
+
+    Returns how many. A row whose DATA had begun is logged: it may arrive twice.
+    """
+    now = now or utcnow()
+    released = OutboxItem.update(status=QUEUED).where(
+        (OutboxItem.status == SENDING) & OutboxItem.data_started_at.is_null()
+        & (OutboxItem.next_attempt_at < now - STALE_CLAIM)
+    ).execute()
+    unsure = list(OutboxItem.select().where(
+        (OutboxItem.status == SENDING) & (OutboxItem.data_started_at < now - UNSURE_DELAY)))
+    for item in unsure:
+        note = ("interrupted during SMTP DATA; it may have been delivered: sent again with "
+                f"the same Message-ID <{item.message_id}>")
+        updated = OutboxItem.update(
+            status=QUEUED, data_started_at=None, attempts=item.attempts + 1, last_error=note,
+            next_attempt_at=now,
+        ).where((OutboxItem.id == item.id) & (OutboxItem.status == SENDING)).execute()
+        if updated:
+            channel = Channel.get_or_none(Channel.id == item.channel_id) \
+                if item.channel_id else None
+            errorlog.record_failure(channel=channel, operation=f"send {item.kind}",
+                                    error=EddymailError(f"Outbox #{item.id}: {note}."))
+            released += 1
+    return released
+
+
+def cancel(item_id: int) -> OutboxEntry:
+    """Never send row ``item_id`` (queued or failed); ``ValidationError`` for other states."""
+    item = OutboxItem.get_or_none(OutboxItem.id == item_id)
+    if item is None:
+        raise NotFoundError(f"No outbox mail #{item_id}: see eddymail outbox list.")
+    changed = OutboxItem.update(status=CANCELLED, next_attempt_at=utcnow()).where(
+        (OutboxItem.id == item_id) & OutboxItem.status.in_([QUEUED, FAILED])).execute()
+    if not changed:
+        raise ValidationError(f"Outbox mail #{item_id} is {item.status}: only queued or failed "
+                              "mail can be cancelled.")
+    return _entry(OutboxItem.get_by_id(item_id))
+
+
+def purge(*, failed: bool) -> int:
+    """Delete the rows that will never be sent (failed and cancelled); how many."""
+    if not failed:
+        raise ValidationError("Say what to purge: --failed (failed and cancelled mail).")
+    return OutboxItem.delete().where(OutboxItem.status.in_([FAILED, CANCELLED])).execute()
+
+
 def _failed(item: OutboxItem, channel: Channel | None, error: EddymailError,
             known_secrets: list[str]) -> SendResult:
     attempts = item.attempts + 1
@@ -234,6 +305,10 @@ def _failed(item: OutboxItem, channel: Channel | None, error: EddymailError,
     permanent = bool(_PERMANENT.match(answer)) or isinstance(error, ValidationError)
     status = FAILED if permanent or attempts >= MAX_ATTEMPTS else QUEUED
     wait = BACKOFF[min(attempts, len(BACKOFF)) - 1]
+    if _maybe_delivered(item.id, answer):
+        # Cut off during DATA with no answer: the server may have the mail. Try again
+        # late, with the same bytes (the same Message-ID), as after a crash.
+        wait = max(wait, UNSURE_DELAY)
     entry = errorlog.record_failure(channel=channel, operation=f"send {item.kind}",
                                     error=error, secrets=known_secrets)
     OutboxItem.update(
@@ -242,6 +317,13 @@ def _failed(item: OutboxItem, channel: Channel | None, error: EddymailError,
     ).where(OutboxItem.id == item.id).execute()
     return SendResult(item.id, item.kind, list(item.recipients), False, status,
                       entry.answer or entry.message, entry.hint or None)
+
+
+def _maybe_delivered(item_id: int, answer: str) -> bool:
+    """Whether DATA had begun on this attempt and the server never answered it."""
+    started = OutboxItem.select(OutboxItem.data_started_at).where(
+        OutboxItem.id == item_id).scalar()
+    return started is not None and not re.match(r"^\s*\d{3}\b", answer)
 
 
 def list_outbox(*, include_sent: bool = False, limit: int = 100) -> list[OutboxEntry]:
