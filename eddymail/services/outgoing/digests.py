@@ -19,6 +19,7 @@ import peewee
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import Agent, Department, Message, StaffNotice, Ticket, utcnow
 from eddymail.errors import EddymailError
+from eddymail.mail.message.addresskeys import address_key
 from eddymail.safetext import for_terminal
 from eddymail.services import settings
 from eddymail.services.outgoing import notifications
@@ -97,7 +98,7 @@ def _queue(agent: Agent, notices: Sequence[StaffNotice], run: StaffRun) -> int:
     if sender is None:
         raise EddymailError("no channel can send notifications",
                             hint="eddymail settings set system-channel NAME")
-    if agent.email.lower() in run.own:
+    if address_key(agent.email) in run.own:
         raise EddymailError(f"the address {agent.email} is one of our own channels")
     counts = {kind: sum(1 for n in notices if n.kind == kind)
               for kind in (NEW_TICKET, "customer_reply", ASSIGNED)}

@@ -35,6 +35,7 @@ from eddymail.db.models import (
     User,
 )
 from eddymail.errors import EddymailError
+from eddymail.mail.message.addresskeys import address_key
 from eddymail.mail.message.quotes import split_quoted
 from eddymail.safetext import for_terminal
 from eddymail.services.agents import Actor
@@ -127,7 +128,7 @@ def _notify(kind: str, ticket: Ticket, message: Message | None, department: Depa
     for agent in agents:
         if not agent.email or not getattr(agent, WANTS[kind]):
             continue
-        if agent.email.lower() in run.own:
+        if address_key(agent.email) in run.own:
             run.problem(f"own:{agent.id}", f"Agent {agent.handle}'s address {agent.email} is "
                         "one of our own channels; staff notifications to it would come back "
                         "as mail.", hint=f"eddymail agent edit {agent.handle} --email ADDRESS")

@@ -118,7 +118,7 @@ def participant_list(ticket: Ticket) -> list[str]:
     """The Cc'd participants of a ticket (not the requester), in the order they joined."""
     query = (User.select(User.email).join(TicketParticipant)
              .where(TicketParticipant.ticket == ticket).order_by(TicketParticipant.id))
-    requester = ticket.requester_address.lower()
+    requester = address_key(ticket.requester_address)
     return [user.email for user in query if user.email != requester]
 
 
