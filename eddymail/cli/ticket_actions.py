@@ -196,8 +196,8 @@ def attachments_(ticket_id: int) -> None:
     items = attachments.list_attachments(ticket_id)
     out = state().output
     out.emit({"attachments": items}, lambda: out.table(
-        ["ID", "File name", "Type", "Size"],
-        [[a.id, a.filename, a.content_type, a.size] for a in items],
+        ["ID", "Extension", "File name", "Type", "Size"],
+        [[a.id, a.extension or "-", a.shown_name, a.content_type, a.size] for a in items],
         empty="No attachments."))
 
 

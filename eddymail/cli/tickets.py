@@ -223,8 +223,10 @@ def render_ticket(detail: TicketDetail, *, full: bool = False) -> None:
             out.line(f"   … {message.quoted_lines} quoted line(s) folded (--full shows them)",
                      style="dim")
         for attachment in message.attachments:
-            out.line(f"  [attachment {attachment.id}] {attachment.filename} "
-                     f"({attachment.content_type}, {attachment.size} bytes)", style="dim")
+            # The real extension on its own: padding cannot push ".exe" off the line.
+            out.line(f"  [attachment {attachment.id}] {attachment.extension or 'no extension'}"
+                     f": {attachment.shown_name} ({attachment.content_type}, "
+                     f"{attachment.size} bytes)", style="dim")
     if detail.history:
         out.line("")
         out.line("History", style="bold")

@@ -35,7 +35,8 @@ def list_attachments(ticket_id: int) -> list[AttachmentInfo]:
     query = (Attachment.select(Attachment.id, Attachment.filename, Attachment.content_type,
                                Attachment.size, Attachment.inline)
              .join(Message).where(Message.ticket == ticket).order_by(Attachment.id))
-    return [AttachmentInfo(a.id, a.filename, a.content_type, a.size, a.inline) for a in query]
+    return [AttachmentInfo.of(a.id, a.filename, a.content_type, a.size, a.inline)
+            for a in query]
 
 
 #: Saved attachments are readable and writable by their owner only.

@@ -24,6 +24,7 @@ from eddymail.mail.message.quotes import split_quoted
 from eddymail.services.agents import find_agent
 from eddymail.services.departments import find_department
 from eddymail.services.tickets import search as ticket_search
+from eddymail.services.tickets.attachment_names import real_extension, shown_name
 from eddymail.services.tickets.history import HistoryEntry, history_of
 from eddymail.services.tickets.search import SearchMatch
 from eddymail.services.tickets.users import participant_list
@@ -63,6 +64,15 @@ class AttachmentInfo:
     content_type: str
     size: int
     inline: bool
+    shown_name: str = ""  # the name with runs of blank/invisible characters counted
+    extension: str = ""  # the real extension (after the last dot), e.g. ".exe"
+
+    @classmethod
+    def of(cls, id: int, filename: str, content_type: str, size: int,
+           inline: bool) -> AttachmentInfo:
+        """The description, with the shown name and the real extension worked out."""
+        return cls(id, filename, content_type, size, inline, shown_name(filename),
+                   real_extension(filename))
 
 
 @dataclass(frozen=True)
@@ -266,7 +276,7 @@ def show_ticket(ticket_id: int) -> TicketDetail:
                                    Attachment.content_type, Attachment.size, Attachment.inline)
                  .where(Attachment.message.in_([m.id for m in messages])).order_by(Attachment.id))
         for row in query:
-            attachments.setdefault(row.message_id, []).append(AttachmentInfo(
+            attachments.setdefault(row.message_id, []).append(AttachmentInfo.of(
                 row.id, row.filename, row.content_type, row.size, row.inline))
     requester = ticket.requester if ticket.requester_id else None
     assignee = Agent.get_or_none(Agent.id == ticket.assignee_id) if ticket.assignee_id else None
