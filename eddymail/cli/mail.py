@@ -38,9 +38,10 @@ def inspect(file: Path) -> None:
     """
     parsed = messages.inspect_file(file)
     out = state().output
+    # reply_text: the new text without the quoted history, exactly as ``ticket show`` folds it.
+    document = {**parsed.to_json(), "reply_text": messages.reply_text(parsed.body_text)}
 
     def render() -> None:
-        document = parsed.to_json()
         sender = document["from"]
         out.fields([
             ("Subject", document["subject"]),
@@ -62,7 +63,7 @@ def inspect(file: Path) -> None:
         out.line("")
         out.text(document["body_text"])
 
-    out.emit(parsed.to_json(), render)
+    out.emit(document, render)
 
 
 @mail_group.command("list")

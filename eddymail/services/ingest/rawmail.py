@@ -18,6 +18,7 @@ from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, Department, LedgerEntry, RawMessage
 from eddymail.errors import NotFoundError, UsageError, ValidationError
 from eddymail.mail.message.parse import ParsedMessage, parse_message
+from eddymail.mail.message.quotes import split_quoted
 from eddymail.services.channels.registry import find_channel
 from eddymail.services.departments import find_department
 from eddymail.services.ingest import pipeline as ingestion
@@ -27,6 +28,11 @@ from eddymail.services.ingest.pipeline import QUARANTINED, IngestOptions, Ingest
 def inspect_file(path: Path) -> ParsedMessage:
     """What eddymail makes of one message file (no database involved)."""
     return parse_message(read_file(path))
+
+
+def reply_text(body_text: str) -> str:
+    """The new text of a reply without the quoted history: what ``ticket show`` shows folded."""
+    return split_quoted(body_text).text
 
 
 def read_file(path: Path) -> bytes:
