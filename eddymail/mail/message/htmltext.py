@@ -16,14 +16,13 @@ block), keeps the text that libxml2 nests inside HTML 5 void elements it does no
 shows images as ``[alt text]`` and makes every link target visible as
 ``text <https://target>`` unless the text already is the target, so a link whose text lies
 about where it goes shows where it really goes. If lxml cannot build a tree, or the document
-nests deeper than libxml2 reads, a small stdlib tag stripper is used instead (it keeps all
-text, hidden text included, rather than lose any).
+nests deeper than libxml2 reads, the stdlib tag stripper of ``htmlfallback`` is used
+instead, with the same rules for hidden text and link targets (``htmlhiding``).
 """
 
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 
 import lxml.etree
 import lxml.html
@@ -31,7 +30,16 @@ from inscriptis.css_profiles import CSS_PROFILES
 from inscriptis.html_engine import Inscriptis
 from inscriptis.model.config import ParserConfig
 
-MAX_LINK_CHARS = 2000
+from eddymail.mail.message.htmlfallback import strip_tags
+from eddymail.mail.message.htmlhiding import (
+    STAND_IN_BASE as _STAND_IN_BASE,
+)
+from eddymail.mail.message.htmlhiding import (
+    hidden_by_attributes,
+    hiding_rules,
+    link_suffix,
+)
+
 _LIBXML2_MAX_DEPTH = 250
 _DROPPED_TAGS = (
     "script", "style", "head", "title", "template", "iframe", "object", "embed", "noembed",
@@ -45,28 +53,15 @@ _TABLE_TAGS = ("table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption")
 # (which drops or rewrites some of them): each travels through the tree as a private-use
 # stand-in and is restored afterwards. HTML's own blanks (tab, LF, FF, CR) stay blanks.
 _CONTROLS = re.compile("[\x01-\x08\x0b\x0e-\x1f\x7f-\x9f]")
-_STAND_IN_BASE = 0xF0000
 _STAND_INS = re.compile(
     f"[{chr(_STAND_IN_BASE + 0x01)}-{chr(_STAND_IN_BASE + 0x08)}"
     f"{chr(_STAND_IN_BASE + 0x0B)}{chr(_STAND_IN_BASE + 0x0E)}-{chr(_STAND_IN_BASE + 0x1F)}"
     f"{chr(_STAND_IN_BASE + 0x7F)}-{chr(_STAND_IN_BASE + 0x9F)}]"
 )
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*>", re.IGNORECASE)
-# An unterminated comment runs to the end, so "/* /* /*" costs one scan, not one per "/*".
-_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|\Z)", re.DOTALL)
-_MAX_STYLE_CHARS = 4000
-_MAX_STYLESHEET_CHARS = 100_000
-_MAX_SELECTORS = 50
-_BRACES = re.compile(r"[{}]")
-_SIMPLE_SELECTOR = re.compile(r"([A-Za-z][A-Za-z0-9]*)?((?:[.#][A-Za-z0-9_-]+)*)")
-_SELECTOR_PART = re.compile(r"([.#])([A-Za-z0-9_-]+)")
+_XML_INCOMPATIBLE = re.compile("[\ufffe\uffff\ud800-\udfff]")
 _VOID_READ_AS_CONTAINERS = ("embed", "source", "track", "wbr", "keygen", "bgsound", "image")
-_ZERO = re.compile(r"^[+-]?0*\.?0+(?:px|pt|em|rem|ex|ch|%|vh|vw|cm|mm|in|pc)?$")
 _STAND_IN_RANGE = re.compile(f"[{chr(_STAND_IN_BASE)}-{chr(_STAND_IN_BASE + 0x9F)}]")
-# Browsers drop blanks and controls from a link target; so does the target shown.
-_URL_NOISE = re.compile(
-    rf"[\s\x00-\x1f\x7f{chr(_STAND_IN_BASE)}-{chr(_STAND_IN_BASE + 0x9F)}]+"
-)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _SPACE_RUNS = re.compile(r"\s+")
 
@@ -82,6 +77,9 @@ def html_to_text(html: str) -> str:
     # A private-use character the sender sent in the stand-in range must not come back as a
     # control character; it has no meaning outside the sender's own fonts anyway.
     html = _STAND_IN_RANGE.sub("\ufffd", html)
+    # Characters no XML tree may hold: in an attribute (a link target, an image's alt text)
+    # they made the rewrite of the tree raise. They cannot be displayed anyway.
+    html = _XML_INCOMPATIBLE.sub("\ufffd", html)
     return _restore_controls(_convert(_CONTROLS.sub(_stand_in, html)))
 
 
@@ -106,12 +104,12 @@ def _convert(html: str) -> str:
         tree = lxml.html.document_fromstring(html, parser=parser)
         if _depth(tree) >= _LIBXML2_MAX_DEPTH:
             # libxml2 stops reading at 256 levels and drops the rest of the document.
-            return _finish(_strip_tags(html))
+            return _finish(strip_tags(html))
         _sanitize(tree)
         config = ParserConfig(css=CSS_PROFILES["strict"], display_images=False, display_links=False)
         text = Inscriptis(tree, config).get_text()
     except (lxml.etree.LxmlError, ValueError, RecursionError):
-        text = _strip_tags(html)
+        text = strip_tags(html)
     return _finish(text)
 
 
@@ -136,11 +134,12 @@ def _sanitize(tree: lxml.html.HtmlElement) -> None:
         _unnest(element)
     for image in tree.iter("image"):
         image.tag = "img"  # what HTML 5 (and so every mail client) makes of it
-    hidden_rules = _hiding_rules(tree)
+    hidden_rules = hiding_rules(style.text or "" for style in tree.iter("style"))
     for element in list(tree.iter(*_DROPPED_TAGS)):
         _drop(element)
     for element in [element for element in tree.iter() if isinstance(element.tag, str)]:
-        if _is_hidden(element) or hidden_rules.match(element):
+        if hidden_by_attributes(element.get("hidden"), element.get("style")) or \
+                hidden_rules.match(element.tag, element.get("class"), element.get("id")):
             _drop(element)
     for image in list(tree.iter("img")):
         alt = " ".join((image.get("alt") or "").split())
@@ -211,184 +210,13 @@ def _drop(element: lxml.html.HtmlElement) -> None:
         element.drop_tree()
 
 
-def _is_hidden(element: lxml.html.HtmlElement) -> bool:
-    if element.get("hidden") is not None:
-        return True
-    style = element.get("style")
-    if not style:
-        return False
-    return _declarations_hide(_CSS_COMMENT.sub("", style[:_MAX_STYLE_CHARS]))
-
-
-_Selector = tuple[str | None, frozenset[str], str | None]  # tag, classes, id
-
-
-class _HidingRules:
-    """Simple selectors (``tag``, ``.class``, ``#id`` and their combinations) of stylesheet
-    rules that hide what they select, indexed so each element costs a few lookups."""
-
-    def __init__(self) -> None:
-        self.by_key: dict[tuple[str, str | None], list[_Selector]] = {}
-
-    def add(self, tag: str | None, classes: frozenset[str], ident: str | None) -> None:
-        """Remember one selector under its most specific part."""
-        key = ("id", ident) if ident else ("class", min(classes)) if classes else ("tag", tag)
-        self.by_key.setdefault(key, []).append((tag, classes, ident))
-
-    def match(self, element: lxml.html.HtmlElement) -> bool:
-        """True when a hiding rule selects ``element``."""
-        element_tag = element.tag
-        if not self.by_key or not isinstance(element_tag, str):
-            return False  # (comments and processing instructions have no tag name)
-        classes = frozenset((element.get("class") or "").split())
-        ident = element.get("id")
-        keys: list[tuple[str, str | None]] = [
-            ("tag", element_tag), *(("class", name) for name in classes)]
-        if ident:
-            keys.append(("id", ident))
-        return any(
-            (tag is None or tag == element_tag)
-            and selector_classes <= classes
-            and (selector_id is None or selector_id == ident)
-            for key in keys
-            for tag, selector_classes, selector_id in self.by_key.get(key, ())
-        )
-
-
-def _hiding_rules(tree: lxml.html.HtmlElement) -> _HidingRules:
-    """The rules of the document's ``<style>`` blocks that hide what they select.
-
-    Preheaders and tracking text are commonly hidden by class. Only top-level rules count:
-    a rule inside ``@media`` applies to some screens only (mobile layouts show what the
-    desktop one hides), and complex selectors (descendants, attributes, pseudo-classes)
-    are ignored rather than guessed at, so text is only ever hidden by a rule that clearly
-    hides it.
-    """
-    rules = _HidingRules()
-    sheet = "".join(style.text or "" for style in tree.iter("style"))[:_MAX_STYLESHEET_CHARS]
-    for prelude, body in _top_level_rules(_CSS_COMMENT.sub("", sheet)):
-        if not _declarations_hide(body):
-            continue
-        for selector in prelude.split(",")[:_MAX_SELECTORS]:
-            match = _SIMPLE_SELECTOR.fullmatch(selector.strip())
-            if match is None or not selector.strip():
-                continue
-            tag = match.group(1).lower() if match.group(1) else None
-            parts = _SELECTOR_PART.findall(match.group(2) or "")
-            classes = frozenset(name for kind, name in parts if kind == ".")
-            idents = [name for kind, name in parts if kind == "#"]
-            rules.add(tag, classes, idents[0] if idents else None)
-    return rules
-
-
-def _top_level_rules(sheet: str) -> list[tuple[str, str]]:
-    """(selector list, declarations) of each rule outside an at-rule block, in one scan."""
-    rules: list[tuple[str, str]] = []
-    depth = 0
-    start = 0
-    prelude = ""
-    for brace in _BRACES.finditer(sheet):
-        if brace.group() == "{":
-            if depth == 0:
-                # "@import url(x); .a" -> ".a": statements end with a semicolon.
-                prelude = sheet[start : brace.start()].rsplit(";", 1)[-1].strip()
-                start = brace.end()
-            depth += 1
-        elif depth > 0:
-            depth -= 1
-            if depth == 0:
-                if not prelude.startswith("@"):
-                    rules.append((prelude, sheet[start : brace.start()]))
-                start = brace.end()
-    return rules
-
-
-def _declarations_hide(text: str) -> bool:
-    """True when CSS declarations (``a: b; c: d``) make an element invisible."""
-    declarations: dict[str, str] = {}
-    for declaration in text.split(";"):
-        name, _, value = declaration.partition(":")
-        declarations[name.strip().lower()] = value.lower().replace("!important", "").strip()
-    overflow_hidden = declarations.get("overflow") == "hidden"
-    return (
-        declarations.get("display") == "none"
-        or declarations.get("visibility") in ("hidden", "collapse")
-        or declarations.get("mso-hide") == "all"
-        or bool(_ZERO.match(declarations.get("opacity", "1")))
-        or bool(_ZERO.match(declarations.get("font-size", "1")))
-        or (
-            overflow_hidden
-            and any(
-                _ZERO.match(declarations.get(name, "1"))
-                for name in ("height", "max-height", "width", "max-width")
-            )
-        )
-    )
-
-
 def _show_target(link: lxml.html.HtmlElement) -> None:
-    target = _URL_NOISE.sub("", link.get("href") or "")
-    if not target or target.startswith("#"):
-        return
-    if len(target) > MAX_LINK_CHARS:
-        target = target[:MAX_LINK_CHARS] + "…"
     text = " ".join(link.text_content().split())
-    if _same_target(text, target):
+    suffix = link_suffix(text, link.get("href"))
+    if not suffix:
         return
-    suffix = f" <{target}>" if text else f"<{target}>"
     if len(link):
         last = link[-1]
         last.tail = (last.tail or "") + suffix
     else:
         link.text = (link.text or "") + suffix
-
-
-def _same_target(text: str, target: str) -> bool:
-    """True when showing the target would only repeat the link text."""
-    variants = {target, target.rstrip("/")}
-    for prefix in ("mailto:", "tel:", "https://", "http://"):
-        if target.lower().startswith(prefix):
-            bare = target[len(prefix) :]
-            variants.update({bare, bare.rstrip("/")})
-    return text in variants or text.rstrip("/") in variants
-
-
-_SKIPPED = frozenset({"script", "style", "head", "title", "template"})
-_BLOCKS = frozenset(
-    {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr"}
-)
-
-
-class _TagStripper(HTMLParser):
-    """Last resort when lxml refuses the document: text outside script/style, one per line."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIPPED:
-            self.skipping += 1
-        elif tag in _BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIPPED:
-            self.skipping = max(0, self.skipping - 1)
-        elif tag in _BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skipping:
-            self.parts.append(_SPACE_RUNS.sub(" ", data))
-
-
-def _strip_tags(html: str) -> str:
-    stripper = _TagStripper()
-    try:
-        stripper.feed(html)
-        stripper.close()
-    except Exception:  # html.parser on hostile input: keep what was collected so far
-        return "".join(stripper.parts)
-    return "".join(stripper.parts)
