@@ -8,6 +8,7 @@ send.
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 
@@ -65,6 +66,34 @@ def guess_charset(data: bytes) -> str | None:
     if chosen in _CYRILLIC_FAMILY:
         return _best_cyrillic(sample)
     return chosen
+
+
+# Labels that Cyrillic single-byte text is sent under by mistake: a Western default of the
+# mail client, or the other Cyrillic charset (windows-1251 sent as koi8-r and back).
+_CYRILLIC_SUSPECTS = frozenset(codecs.lookup(name).name for name in (
+    "cp1252", "latin_1", "iso8859_15", "cp1251", "koi8_r"))
+
+
+def mislabelled_cyrillic(data: bytes, codec: str) -> str | None:
+    """cp1251 or koi8-r when text labelled ``codec`` is really Cyrillic in the other one.
+
+    Every byte string decodes in a single-byte charset, so a wrong label never fails: the
+    bytes must look like whole words of Cyrillic letters (``_guess_single_byte_cyrillic``:
+    Western text has accented letters inside ASCII words), and the text decoded by the label
+    must read worse than by the detected charset (a koi8-r text read as windows-1251 comes
+    out in the wrong case: "гДПЮБЯРБСИРЕ").
+    """
+    name = codecs.lookup(codec).name
+    if name not in _CYRILLIC_SUSPECTS or data.isascii():
+        return None
+    sample = data[:DETECTION_SAMPLE]
+    detected = _guess_single_byte_cyrillic(sample)
+    if detected is None or codecs.lookup(detected).name == name:
+        return None
+    if _plausibility(sample.decode(codec, "replace")) >= \
+            _plausibility(sample.decode(detected, "replace")):
+        return None
+    return detected
 
 
 def _guess_single_byte_cyrillic(sample: bytes) -> str | None:

@@ -18,7 +18,11 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from eddymail.mail.message.charsetguess import DETECTION_SAMPLE, guess_charset
+from eddymail.mail.message.charsetguess import (
+    DETECTION_SAMPLE,
+    guess_charset,
+    mislabelled_cyrillic,
+)
 
 # The charset a message's body declares, or a function that finds it (called only when a
 # header really holds raw 8-bit bytes that are not UTF-8, which most mail never does).
@@ -124,6 +128,11 @@ def decode_body(data: bytes, declared: str | None, what: str = "body") -> Decode
                 # fails; but Cyrillic or Latin text in one is practically never valid UTF-8.
                 note = f"{what} was labelled charset {declared.strip()!r} but is UTF-8"
                 return DecodedText(data.decode("utf-8"), "utf-8", note)
+            cyrillic = mislabelled_cyrillic(data, codec)
+            if cyrillic is not None:
+                note = (f"{what} was labelled charset {declared.strip()!r} but is Cyrillic "
+                        f"{mime_name(cyrillic)}")
+                return DecodedText(data.decode(cyrillic), mime_name(cyrillic), note)
             return DecodedText(data.decode(codec), mime_name(codec))
         except UnicodeDecodeError:
             if codec == "utf-8":
