@@ -28,6 +28,10 @@ _SPECIAL = '()<>,;:"\\'
 def parse_address_list(text: str) -> tuple[list[tuple[str, str]], int]:
     """Parse an address header: ``([(address, name), ...], number of invalid entries)``.
 
+    A group's members are read as plain addresses; a group without members
+    (``undisclosed-recipients:;``) gives none. A domainless local name is listed and
+    counted invalid too.
+
     ``text`` is the unfolded value with raw 8-bit bytes already decoded but RFC 2047 encoded
     words still encoded. Addresses come back with the domain lower-cased and the local part
     as sent; names decoded and cleaned ("" when absent).
@@ -35,11 +39,21 @@ def parse_address_list(text: str) -> tuple[list[tuple[str, str]], int]:
     found: list[tuple[str, str]] = []
     invalid = 0
     for mailbox in _split_mailboxes(_tokenize(text)):
+        # One word, or one in angle brackets: "Totally not an address" is no local name.
+        one_name = any(kind == "angle" for kind, _ in mailbox) or sum(
+            kind in ("text", "quoted") for kind, _ in mailbox) == 1
         for address, name in _mailbox_candidates(mailbox):
             normalized = normalize_address(address)
             if normalized is None:
                 invalid += 1
-                continue
+                # A local name without a domain (``<moderator>``, ``postmaster``), as list
+                # servers and local mailers write: kept for people to read, but still
+                # counted invalid, so it never identifies a sender or receives our mail.
+                local = address.strip()
+                if not (one_name and local and "@" not in local
+                        and _LOCAL_PART.fullmatch(local)):
+                    continue
+                normalized = local
             if len(found) < MAX_ADDRESSES:
                 found.append((normalized, _decode_name(name)))
     return found, invalid

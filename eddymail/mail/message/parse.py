@@ -32,6 +32,7 @@ from eddymail.mail.message.body import BodyReader
 from eddymail.mail.message.charsets import decode_header_bytes
 from eddymail.mail.message.classify import classify
 from eddymail.mail.message.filenames import clean_original, safe_filename
+from eddymail.mail.message.headerrepair import repair_header_block
 from eddymail.mail.message.headervalues import extract_ids, parse_date, unfold
 from eddymail.mail.message.mimesplit import split
 from eddymail.mail.message.parselimits import Deadline, ParseLimits, precheck
@@ -167,7 +168,8 @@ def parse_message(raw: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> ParsedMes
 
 
 def _parse(raw: bytes, limits: ParseLimits, deadline: Deadline) -> ParsedMessage:
-    defects: list[str] = []
+    raw, repairs = repair_header_block(raw)
+    defects: list[str] = list(repairs)
     linesep = b"\r\n" if raw.find(b"\r\n", 0, 65536) >= 0 else b"\n"
     root = build_tree(split(raw, deadline), limits, deadline, defects, linesep)
     reader = BodyReader(limits, deadline, defects)

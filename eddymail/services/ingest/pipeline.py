@@ -415,7 +415,8 @@ def _store_message(parsed: ParsedMessage, channel: Channel | None,
     user, created = (users.get_or_create_user(sender.address, sender.name) if sender and trusted
                      else (None, False))
     cc_users = [users.get_or_create_user(a.address, a.name)[0] for a in parsed.cc
-                if verified and address_key(a.address) not in options.own_addresses]
+                if verified and "@" in a.address  # a domainless name is no participant
+                and address_key(a.address) not in options.own_addresses]
     notices: list[str] = []
     if match.ticket is not None:
         ticket = match.ticket
