@@ -9,11 +9,14 @@ visiting all of them.
 from __future__ import annotations
 
 import peewee as pw
-from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
 
 def upgrade(database: pw.Database) -> None:
     """Add the column (empty: no channel was fetched under this rule yet)."""
+    # Imported here, as in m0005: every run loads the migrations to compare them with the
+    # database, and playhouse.migrate brings PostgreSQL's driver and extensions with it.
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
     migrator = (SqliteMigrator(database) if isinstance(database, pw.SqliteDatabase)
                 else PostgresqlMigrator(database))
     migrate(migrator.add_column("channel", "fetch_started_at", pw.DateTimeField(null=True)))
