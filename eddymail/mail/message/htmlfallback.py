@@ -98,14 +98,8 @@ class _Stripper(HTMLParser):
             if tag in _BLOCKS:
                 self._emit("\n")
             return
-        while self.stack:
-            element = self.stack.pop()
-            if element.hidden:
-                self.hidden_depth -= 1
-            if element.text is not None:
-                self._emit(link_suffix(" ".join("".join(element.text).split()), element.href))
-            if element.tag == tag:
-                break
+        while self.stack and self._close().tag != tag:
+            pass
         if tag in _BLOCKS:
             self._emit("\n")
 
@@ -120,14 +114,19 @@ class _Stripper(HTMLParser):
             if element.text is not None:
                 element.text.append(text)
 
+    def _close(self) -> _Open:
+        """Close the innermost open element; a link writes its target after its text."""
+        element = self.stack.pop()
+        if element.hidden:
+            self.hidden_depth -= 1
+        if element.text is not None:
+            self._emit(link_suffix(" ".join("".join(element.text).split()), element.href))
+        return element
+
     def finish(self) -> str:
         """The text; links still open at the end get their targets too."""
         while self.stack:
-            element = self.stack.pop()
-            if element.hidden:
-                self.hidden_depth -= 1
-            if element.text is not None:
-                self._emit(link_suffix(" ".join("".join(element.text).split()), element.href))
+            self._close()
         return "".join(self.parts)
 
 
