@@ -197,7 +197,8 @@ def test_render_answers_simple_templates_without_loading_jinja():
         "for name in ('registration', 'ticket_created'):\n"
         "    render(name, default_source(name, 'ru'), sample_context(name, 'ru'))\n"
         "print('jinja2' in sys.modules)\n"
-        "render('registration', 'Subject: x\\n\\n{{ helpdesk.name|upper }}', {'helpdesk': {'name': 'a'}})\n"
+        "render('registration', 'Subject: x\\n\\n{{ helpdesk.name|upper }}',\n"
+        "       {'helpdesk': {'name': 'a'}})\n"
         "print('jinja2' in sys.modules)\n"
     )
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
