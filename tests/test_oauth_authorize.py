@@ -199,7 +199,7 @@ def test_password_channels_and_missing_registrations_are_told_what_to_do(eddymai
 
 def test_channel_add_at_a_terminal_offers_to_sign_in_right_away(
         eddymail, support, oauth_server, clock: FakeClock, memory_keyring, monkeypatch) -> None:
-    from eddymail.cli import channels as channel_commands
+    from eddymail.cli import channel_add as channel_commands
 
     client = oauth_server.register_client(device_interval=5)
     real_may_ask = channel_commands._may_ask

@@ -4,38 +4,28 @@ The clients catch socket, ssl, imaplib, poplib and smtplib exceptions at each st
 them to :func:`classify`, which returns one :class:`MailServerError` carrying
 
 * ``message`` — a sentence naming the step and ``host:port``,
-* ``answer`` — the server's own words (or the network stack's), passwords scrubbed,
+* ``answer`` — the server's own words (or the network stack's), passwords scrubbed
+  (:mod:`~eddymail.mail.wire.answertext`),
 * ``hint`` — the likely cause and what to do, when the answer is recognisable,
 * ``tls`` — whether the failure was about TLS.
 
-Provider texts are matched loosely and case-insensitively: providers reword them often, and a
-missed match only costs the hint, never the answer.
+This module reads network, TLS and protocol-mismatch failures; what a server's refusal means
+(wrong password, app password, IMAP switched off...) is in :mod:`~eddymail.mail.wire.refusals`.
 """
 
 from __future__ import annotations
 
-import ast
-import base64
-import imaplib
-import poplib
 import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from eddymail.errors import MailServerError
-from eddymail.mail.wire.endpoint import Endpoint, ProviderHints
-
-#: The customary ports: (TLS from the first byte, plain with STARTTLS).
-USUAL_PORTS: dict[str, tuple[int, int]] = {
-    "imap": (993, 143),
-    "pop3": (995, 110),
-    "smtp": (465, 587),
-}
-_PROTOCOL_NAMES = {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP"}
-# What the mailbox settings of providers call the access switch.
-_ACCESS_NAMES = {"imap": "IMAP", "pop3": "POP", "smtp": "SMTP"}
+from eddymail.mail.wire.answertext import answer_of, causes, is_server_answer, redact
+from eddymail.mail.wire.endpoint import PROTOCOL_NAMES, USUAL_PORTS, Endpoint, ProviderHints
+from eddymail.mail.wire.protocolerrors import ResponseTooLarge, UnexpectedGreeting
+from eddymail.mail.wire.refusals import explain_refusal
 
 NETWORK_HINT = (
     "check the server name, the port and that a firewall allows outgoing connections to it"
@@ -49,54 +39,6 @@ STARTTLS_HINT = (
     "the server does not offer STARTTLS on this port: use --security ssl with the SSL port, "
     "or ask the administrator"
 )
-WRONG_CREDENTIALS = "The login or password is wrong."
-
-_SCRUBBED = "********"
-
-
-class Secret:
-    """A password that never shows itself: not in repr, str, logs or tracebacks with locals."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str | None) -> None:
-        self._value = value or ""
-
-    def reveal(self) -> str:
-        """The password itself, for the one call that sends it."""
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-
-class ResponseTooLarge(Exception):
-    """The server announced (or sent) more bytes in one response than the client accepts.
-
-    Raised *before* the bytes are read, so a hostile or broken server cannot make eddymail
-    allocate gigabytes. The connection is unusable afterwards (the bytes are still coming).
-    """
-
-    def __init__(self, size: int | None, limit: int, what: str = "response") -> None:
-        amount = f"{size} bytes" if size is not None else f"more than {limit} bytes"
-        super().__init__(f"the server announced a {what} of {amount}, over the limit of "
-                         f"{limit} bytes")
-        self.size = size
-        self.limit = limit
-
-
-class UnexpectedGreeting(Exception):
-    """The first line on a connection is not the greeting of the expected protocol."""
-
-    def __init__(self, protocol: str, greeting: str) -> None:
-        super().__init__(f"unexpected greeting: {greeting}")
-        self.protocol = protocol
-        self.greeting = greeting
 
 
 def classify(
@@ -134,7 +76,7 @@ def starttls_unavailable(
 
     The clients raise it *before* any password is sent: a configured STARTTLS is mandatory.
     """
-    name = _PROTOCOL_NAMES.get(protocol, protocol.upper())
+    name = PROTOCOL_NAMES.get(protocol, protocol.upper())
     what = "refused STARTTLS" if offered else "does not offer STARTTLS"
     ssl_port = USUAL_PORTS.get(protocol, (None, None))[0]
     hint = STARTTLS_HINT + (f" (the usual {name} SSL port is {ssl_port})" if ssl_port else "")
@@ -161,91 +103,8 @@ def deadline_reached(protocol: str, operation: str, endpoint: Endpoint) -> MailS
     )
 
 
-def redact(text: str, secrets: Iterable[str], *, login: str = "") -> str:
-    """Replace every secret in ``text``, also as quoted or SASL PLAIN base64 on the wire."""
-    for secret in secrets:
-        if not secret:
-            continue
-        forms = {secret, secret.replace("\\", "\\\\").replace('"', '\\"')}
-        for raw in (f"\0{login}\0{secret}", f"{login}\0{login}\0{secret}", secret):
-            forms.add(base64.b64encode(raw.encode("utf-8")).decode("ascii"))
-        for form in sorted(forms, key=len, reverse=True):
-            if len(form) >= 8:
-                text = text.replace(form, _SCRUBBED)
-            else:
-                # A short password is likely to occur inside ordinary words ("x" in a host
-                # name); scrub it where it stands alone.
-                pattern = rf"(?<![\w.-]){re.escape(form)}(?![\w.-])"
-                text = re.sub(pattern, _SCRUBBED, text)
-    return text
-
-
-def answer_of(exc: BaseException) -> str:
-    """The words of the server (or of the network stack) inside ``exc``, as one line."""
-    # imaplib re-raises its errors with the command name in front; the size is what matters.
-    too_large = next((link for link in _chain(exc) if isinstance(link, ResponseTooLarge)), None)
-    if too_large is not None:
-        text = str(too_large)
-    elif isinstance(exc, UnexpectedGreeting):
-        text = exc.greeting
-    elif isinstance(exc, ssl.SSLCertVerificationError):
-        text = f"certificate verify failed: {exc.verify_message or exc.reason}"
-    elif isinstance(exc, ssl.SSLError):
-        text = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc))
-    elif isinstance(exc, smtplib.SMTPRecipientsRefused):
-        text = "; ".join(f"{rcpt}: {_smtp_reply(*reply)}" for rcpt, reply in exc.recipients.items())
-    elif isinstance(exc, smtplib.SMTPResponseException):
-        text = _smtp_reply(exc.smtp_code, exc.smtp_error)
-    elif isinstance(exc, imaplib.IMAP4.error | poplib.error_proto):
-        text = _imap_text(exc.args[0]) if exc.args else type(exc).__name__
-    elif isinstance(exc, UnicodeError):
-        # UnicodeError.object would hold the whole command line, password included.
-        text = "text that cannot be encoded for this server"
-    elif isinstance(exc, OSError):
-        text = str(exc) or type(exc).__name__
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return " ".join(text.split())
-
-
-def _smtp_reply(code: int, text: bytes | str) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return f"{code} {text}" if code and code > 0 else text
-
-
-def _imap_text(value: object) -> str:
-    """Plain text from imaplib's mix of bytes and ``"... [b'...']"`` reprs."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    text = str(value)
-
-    def unrepr(match: re.Match[str]) -> str:
-        try:
-            value = ast.literal_eval(match.group(1))
-        except (ValueError, SyntaxError):
-            return match.group(1)
-        return value.decode("utf-8", "replace") if isinstance(value, bytes) else match.group(1)
-
-    text = re.sub(r"\[(b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\")\]", unrepr, text)
-    text = re.sub(r"(b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\")", unrepr, text)
-    # "UID command error: BAD Error in ..." -> "BAD Error in ..."
-    text = re.sub(r"^(?:command: \w+ => )?\w+ command error: ", "", text)
-    return text
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and its causes: stdlib clients wrap socket errors (smtplib, imaplib.abort)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen and len(seen) < 8:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def _label(protocol: str, operation: str) -> str:
-    name = _PROTOCOL_NAMES.get(protocol, protocol.upper())
+    name = PROTOCOL_NAMES.get(protocol, protocol.upper())
     step = operation.split(" ", 1)[1] if operation.startswith(protocol + " ") else operation
     return f"{name} {step}"
 
@@ -263,7 +122,7 @@ def _diagnose(
     endpoint: Endpoint,
     hints: ProviderHints,
 ) -> tuple[str, str | None, bool]:
-    chain = list(_chain(exc))
+    chain = list(causes(exc))
     for link in chain:
         if isinstance(link, ssl.SSLCertVerificationError):
             return _certificate(link, endpoint)
@@ -318,12 +177,12 @@ def _diagnose(
         )
     for link in chain:
         # smtplib's exceptions are OSErrors too, but they carry the server's answer.
-        if isinstance(link, OSError) and not _is_server_answer(link):
+        if isinstance(link, OSError) and not is_server_answer(link):
             return _network(link, protocol, operation, endpoint)
-    if _is_server_answer(exc):
+    if is_server_answer(exc):
         if operation.endswith(("connect", "greeting")) and _looks_foreign(protocol, answer):
             return _wrong_protocol(protocol, endpoint, answer, tls=False)
-        return _server_answer(answer, protocol, operation, hints)
+        return explain_refusal(answer, protocol, operation, hints)
     return (f"unexpected error ({type(exc).__name__})", None, False)
 
 
@@ -340,10 +199,6 @@ def _closed(operation: str) -> tuple[str, str | None, bool]:
         "try again",
         False,
     )
-
-
-def _is_server_answer(exc: BaseException) -> bool:
-    return isinstance(exc, imaplib.IMAP4.error | poplib.error_proto | smtplib.SMTPException)
 
 
 def _certificate(exc: ssl.SSLCertVerificationError, endpoint: Endpoint) -> tuple[str, str, bool]:
@@ -400,7 +255,7 @@ def _usual_ports(protocol: str) -> str:
     if protocol not in USUAL_PORTS:
         return ""
     ssl_port, plain_port = USUAL_PORTS[protocol]
-    name = _PROTOCOL_NAMES[protocol]
+    name = PROTOCOL_NAMES[protocol]
     return (
         f" (the usual {name} ports are {ssl_port} with --security ssl and {plain_port} with "
         "--security starttls)"
@@ -410,12 +265,12 @@ def _usual_ports(protocol: str) -> str:
 def _wrong_protocol(
     protocol: str, endpoint: Endpoint, greeting: str, *, tls: bool
 ) -> tuple[str, str, bool]:
-    name = _PROTOCOL_NAMES.get(protocol, protocol.upper())
+    name = PROTOCOL_NAMES.get(protocol, protocol.upper())
     guess = _guess_protocol(greeting)
     if tls:
         summary = "the server does not speak TLS on this port"
     elif guess and guess != protocol:
-        other = _PROTOCOL_NAMES[guess]
+        other = PROTOCOL_NAMES[guess]
         article = "a" if other == "POP3" else "an"
         summary = f"the server greeted like {article} {other} server, not {name}"
     else:
@@ -496,161 +351,3 @@ def _network(
     if _is_setup(operation):
         return summary, NETWORK_HINT, False
     return summary, "the connection broke in the middle of the session: try again", False
-
-
-# Provider wordings, matched case-insensitively against the server's answer.
-_WEB_LOGIN = re.compile(r"log ?in via your web browser|web login required|WEBALERT", re.I)
-_BASIC_AUTH_OFF = re.compile(
-    r"basic auth\w* (is )?disabled|SmtpClientAuthentication is disabled|5\.7\.139", re.I
-)
-_APP_PASSWORD = re.compile(
-    r"application[- ]specific password|app(lication)? password|parol prilozheniya"
-    r"|пароль приложения|access rights to this service",
-    re.I,
-)
-_ACCESS_DISABLED = re.compile(
-    r"not enabled for (imap|pop)|enable (your account for )?(imap|pop)"
-    r"|\b(imap|pop3?)\b[^.]{0,30}\b(is |are |has been )?(disabled|not enabled|not allowed|"
-    r"switched off|turned off)"
-    r"|\b(imap|pop3?)\b[^.]{0,40}(отключ|выключ|запрещ)",
-    re.I,
-)
-_CREDENTIALS = re.compile(
-    r"AUTHENTICATIONFAILED|AUTHORIZATIONFAILED|\[AUTH\]|invalid credentials|login failure"
-    r"|authentication (failed|unsuccessful)|credentials invalid|password (is )?(wrong|incorrect)"
-    r"|not accepted|bad (user ?name|password)|invalid (user|password|login)|^5\.7\.8|^535\b",
-    re.I,
-)
-_PLAINTEXT_REFUSED = re.compile(
-    r"PRIVACYREQUIRED|plaintext auth\w* (is )?(disallowed|disabled|not allowed)"
-    r"|must issue a STARTTLS|encryption required|LOGINDISABLED|^538\b",
-    re.I,
-)
-_TEMPORARY = re.compile(
-    r"\[UNAVAILABLE\]|\[IN-USE\]|\[LOGIN-DELAY\]|\[SYS/TEMP\]|^4\d\d\b|try again later", re.I
-)
-
-
-_NO_FOLDER = re.compile(r"NONEXISTENT|doesn't exist|does not exist|no such (mailbox|folder)", re.I)
-
-
-def _server_answer(
-    answer: str, protocol: str, operation: str, hints: ProviderHints
-) -> tuple[str, str | None, bool]:
-    access = _ACCESS_NAMES.get(protocol, protocol.upper())
-    provider = hints.provider or "The provider"
-    login_step = operation.endswith(("login", "auth"))
-    if _WEB_LOGIN.search(answer):
-        return (
-            "the provider blocked the login",
-            f"{provider} wants a confirmation: sign in to the webmail in a browser once, "
-            "confirm the blocked sign-in was you, then try again (an app password avoids this)",
-            False,
-        )
-    if _BASIC_AUTH_OFF.search(answer):
-        return (
-            "the provider does not accept passwords for this mailbox",
-            "password logins (basic authentication) are switched off for this mailbox or "
-            f"organisation: ask the administrator to allow {access} with a password for it",
-            False,
-        )
-    if _APP_PASSWORD.search(answer):
-        return "the server requires an app password", _app_password_hint(provider), False
-    if protocol in ("imap", "pop3") and _ACCESS_DISABLED.search(answer):
-        hint = f"enable {access} access in the mailbox settings"
-        if hints.access_setting:
-            hint += f" ({hints.access_setting})"
-        if _CREDENTIALS.search(answer):
-            # Yandex says "Invalid credentials or IMAP is disabled" for both causes.
-            setting = f" ({hints.access_setting})" if hints.access_setting else ""
-            hint = (
-                f"Either the login or password is wrong, or {access} access is switched off: "
-                f"enable it in the mailbox settings{setting}."
-            )
-            if hints.app_password:
-                hint += f" {_app_password_hint(provider)}"
-            return f"the server rejected the login or {access} access is disabled", hint, False
-        return f"{access} access is disabled for this mailbox", hint, False
-    if _PLAINTEXT_REFUSED.search(answer):
-        ssl_port, plain_port = USUAL_PORTS.get(protocol, (0, 0))
-        return (
-            "the server refuses passwords over an unencrypted connection",
-            f"use --security starttls (port {plain_port}) or --security ssl (port {ssl_port})",
-            False,
-        )
-    if _TEMPORARY.search(answer):
-        return (
-            "the server reported a temporary problem",
-            "the mailbox is busy or the server is overloaded: it will be retried on the next run",
-            False,
-        )
-    if login_step or _CREDENTIALS.search(answer):
-        return "the server rejected the login", _auth_hint(protocol, hints), False
-    if protocol == "smtp":
-        return _smtp_answer(answer, operation)
-    if protocol == "imap" and _NO_FOLDER.search(answer):
-        return (
-            "the folder does not exist",
-            "check the folder name (--folder); INBOX always exists, other names are "
-            "case-sensitive and may be localised",
-            False,
-        )
-    return "the server answered with an error", None, False
-
-
-def _app_password_hint(provider: str) -> str:
-    return (
-        f"{provider} needs an app password (2-step verification on, then create an app "
-        "password) — not your normal mailbox password."
-    )
-
-
-def _auth_hint(protocol: str, hints: ProviderHints) -> str:
-    parts = [WRONG_CREDENTIALS]
-    if hints.app_password:
-        parts.append(_app_password_hint(hints.provider or "This provider"))
-    if protocol in ("imap", "pop3") and hints.access_setting:
-        access = _ACCESS_NAMES[protocol]
-        parts.append(
-            f"Also check that {access} access is enabled in the mailbox settings "
-            f"({hints.access_setting})."
-        )
-    return " ".join(parts)
-
-
-def _smtp_answer(answer: str, operation: str) -> tuple[str, str | None, bool]:
-    lowered = answer.lower()
-    if re.search(r"^530\b|authentication required|auth(entication)? first", answer, re.I):
-        return (
-            "the server requires a login",
-            "set a password for the outgoing mailbox (SMTP login)",
-            False,
-        )
-    if "relay" in lowered:
-        return (
-            "the server refuses to relay the message",
-            "the outgoing mailbox needs a login (a password), or the sender address is not one "
-            "this server sends for",
-            False,
-        )
-    if operation.endswith("mail from") or re.search(
-        r"sender address rejected|not owned|sendasdenied|sender .*not allowed", answer, re.I
-    ):
-        return (
-            "the server refused the sender address",
-            "send from the mailbox's own address (or an alias the provider allows for this login)",
-            False,
-        )
-    if re.search(r"^552\b|5\.3\.4|size|too (big|large)", answer, re.I):
-        return "the message is too large for the server", "the server's size limit applies", False
-    if re.search(
-        r"5\.1\.[0-3]|user unknown|no such user|does not exist|mailbox unavailable", answer, re.I
-    ):
-        return "a recipient address was refused", "check the recipient address", False
-    if re.search(r"spam|policy|blocked|5\.7\.1\b", answer, re.I):
-        return (
-            "the server refused the message by policy",
-            "the provider's filters or sending limits rejected it; the answer says which",
-            False,
-        )
-    return "the server answered with an error", None, False

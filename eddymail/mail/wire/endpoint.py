@@ -20,6 +20,15 @@ from eddymail.errors import ValidationError
 Security = Literal["ssl", "starttls", "none"]
 SECURITY_MODES: tuple[str, ...] = get_args(Security)
 
+#: The customary ports: (TLS from the first byte, plain with STARTTLS).
+USUAL_PORTS: dict[str, tuple[int, int]] = {
+    "imap": (993, 143),
+    "pop3": (995, 110),
+    "smtp": (465, 587),
+}
+#: How the protocols are named in messages.
+PROTOCOL_NAMES = {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP"}
+
 
 @dataclass(frozen=True)
 class Endpoint:

@@ -20,16 +20,9 @@ from typing import Any
 from eddymail.crashpoints import crash_point
 from eddymail.errors import MailServerError
 from eddymail.mail.wire import sasl
-from eddymail.mail.wire.diagnose import (
-    USUAL_PORTS,
-    Secret,
-    UnexpectedGreeting,
-    answer_of,
-    classify,
-    deadline_reached,
-    starttls_unavailable,
-)
-from eddymail.mail.wire.endpoint import NO_HINTS, Endpoint, ProviderHints, Watchdog
+from eddymail.mail.wire.answertext import answer_of
+from eddymail.mail.wire.diagnose import classify, deadline_reached, starttls_unavailable
+from eddymail.mail.wire.endpoint import NO_HINTS, USUAL_PORTS, Endpoint, ProviderHints, Watchdog
 from eddymail.mail.wire.idle import idle_until_announced
 from eddymail.mail.wire.imapconnection import DEFAULT_MAX_LITERAL, ImapConnection
 from eddymail.mail.wire.imapwire import (
@@ -45,7 +38,8 @@ from eddymail.mail.wire.imapwire import (
     uid_sets,
     unquote,
 )
-from eddymail.mail.wire.sasl import BearerToken, plain_response
+from eddymail.mail.wire.protocolerrors import UnexpectedGreeting
+from eddymail.mail.wire.sasl import BearerToken, Secret, plain_response
 from eddymail.mail.wire.socketstream import SocketStream
 from eddymail.mail.wire.stdlib_imaplib import forget_command_log
 from eddymail.mail.wire.tls import make_ssl_context

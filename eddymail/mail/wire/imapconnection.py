@@ -18,7 +18,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from eddymail.mail.wire.diagnose import ResponseTooLarge, UnexpectedGreeting
+from eddymail.mail.wire.protocolerrors import ResponseTooLarge, UnexpectedGreeting
 from eddymail.mail.wire.socketstream import SocketStream
 
 if TYPE_CHECKING:

@@ -18,20 +18,15 @@ from typing import Any
 
 from eddymail.errors import MailServerError, ValidationError
 from eddymail.mail.wire import sasl
-from eddymail.mail.wire.diagnose import (
-    Secret,
-    answer_of,
-    classify,
-    deadline_reached,
-    starttls_unavailable,
-)
+from eddymail.mail.wire.answertext import answer_of
+from eddymail.mail.wire.diagnose import classify, deadline_reached, starttls_unavailable
 from eddymail.mail.wire.endpoint import NO_HINTS, Endpoint, ProviderHints, Watchdog
 from eddymail.mail.wire.pop3connection import (
     DEFAULT_MAX_RESPONSE,
     AnswerTooLarge,
     Pop3Connection,
 )
-from eddymail.mail.wire.sasl import BearerToken
+from eddymail.mail.wire.sasl import BearerToken, Secret
 from eddymail.mail.wire.socketstream import SocketStream
 from eddymail.mail.wire.tls import make_ssl_context
 

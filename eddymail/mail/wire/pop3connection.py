@@ -15,7 +15,7 @@ import binascii
 import poplib
 import ssl
 
-from eddymail.mail.wire.diagnose import ResponseTooLarge
+from eddymail.mail.wire.protocolerrors import ResponseTooLarge
 from eddymail.mail.wire.socketstream import SocketStream
 
 #: The most bytes one multi-line answer (RETR, TOP, UIDL, LIST) may have unless told

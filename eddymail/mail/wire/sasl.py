@@ -24,6 +24,27 @@ OAUTHBEARER = "OAUTHBEARER"
 MECHANISMS = (OAUTHBEARER, XOAUTH2)
 
 
+class Secret:
+    """A password that never shows itself: not in repr, str, logs or tracebacks with locals."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value or ""
+
+    def reveal(self) -> str:
+        """The password itself, for the one call that sends it."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+
 class BearerToken:
     """An access token to sign in with, and the mechanisms to use it with, best first.
 

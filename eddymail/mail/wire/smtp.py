@@ -19,15 +19,10 @@ from typing import Any
 
 from eddymail.errors import MailServerError, ValidationError
 from eddymail.mail.wire import sasl
-from eddymail.mail.wire.diagnose import (
-    Secret,
-    answer_of,
-    classify,
-    deadline_reached,
-    starttls_unavailable,
-)
+from eddymail.mail.wire.answertext import answer_of
+from eddymail.mail.wire.diagnose import classify, deadline_reached, starttls_unavailable
 from eddymail.mail.wire.endpoint import NO_HINTS, Endpoint, ProviderHints, Watchdog
-from eddymail.mail.wire.sasl import BearerToken, plain_response
+from eddymail.mail.wire.sasl import BearerToken, Secret, plain_response
 from eddymail.mail.wire.stdlib_smtplib import ReportingSMTP, ReportingSMTP_SSL
 from eddymail.mail.wire.tls import make_ssl_context
 
