@@ -122,6 +122,9 @@ def test_two_agents_assign_notify_reply_with_cc_customer_answers(
     assert to_address(answer) == ANNA
     assert answer["Subject"] == "[#1] Customer replied: Printer on fire"
     assert "Unplugged, thanks." in text_of(answer)
+    # Carl wrote it, under his own name: not the requester's name with his address.
+    assert "From: Carl Colleague <carl@customer.example>" in text_of(answer)
+    assert "Anna Customer" not in text_of(answer)
     assert "Please unplug it." not in text_of(answer)  # the quoted history is left out
     assert "Assigned to: Anna Petrova" in text_of(answer)
 
@@ -278,6 +281,9 @@ def test_staff_mail_carries_no_html_no_files_and_no_injected_headers(
         assert "\\x1b[2J" in body and "\x1b" not in body  # shown, never obeyed
         assert "\u202e" not in letter["Subject"] and "\u202e" not in body
         assert "\\u202eeulav" in body  # the reversal spelt out where the subject is quoted
+        # The provider vouched for nobody: the agent is told, as ticket show tells them.
+        assert "From: Mallory <mallory@customer.example>" in body
+        assert "Sender NOT VERIFIED" in body
 
 
 def test_a_failing_template_or_address_never_fails_the_ingest(

@@ -24,6 +24,8 @@ _TICKET_STATUS = TemplateVariable("ticket.status", "open, pending or closed")
 _CUSTOMER_NAME = TemplateVariable("customer.name", "The requester's name (may be empty)")
 _CUSTOMER_EMAIL = TemplateVariable("customer.email", "The requester's address")
 _FROM = TemplateVariable("message.from", "Address the customer's message came from")
+_FROM_NAME = TemplateVariable(
+    "message.from_name", "Name its sender gave (a participant's, not always the requester's)")
 _EXCERPT = TemplateVariable(
     "message.excerpt", "The start of the customer's text, quotes left out, as plain text",
     multiline=True)
@@ -32,7 +34,7 @@ _WARNING = TemplateVariable("message.warning", "A warning such as a failed sende
 _ASSIGNEE = TemplateVariable("assignee.name", "The agent the ticket is assigned to, or empty")
 
 _ABOUT_A_MESSAGE = (_AGENT, _AGENT_HANDLE, TICKET_ID, TICKET_SUBJECT, _TICKET_STATUS,
-                    _CUSTOMER_NAME, _CUSTOMER_EMAIL, _FROM, _EXCERPT, _FILES, _WARNING,
+                    _CUSTOMER_NAME, _CUSTOMER_EMAIL, _FROM, _FROM_NAME, _EXCERPT, _FILES, _WARNING,
                     _ASSIGNEE, DEPARTMENT, HELPDESK)
 
 SPECS: tuple[TemplateSpec, ...] = (
@@ -62,8 +64,9 @@ _SEPARATOR = "--\x20\n"  # RFC 3676 signature separator, spelt so editors keep t
 _MESSAGE_EN = """\
   Ticket: #{{ ticket.id }} ({{ department.name }})
   Subject: {{ ticket.subject or "(no subject)" }}
-  From: {% if customer.name %}{{ customer.name }} <{{ message.from or customer.email }}>\
-{% else %}{{ message.from or customer.email }}{% endif %}
+  From: {% if message.from_name %}{{ message.from_name }} <{{ message.from }}>\
+{% elif message.from %}{{ message.from }}{% elif customer.name %}{{ customer.name }} \
+<{{ customer.email }}>{% else %}{{ customer.email }}{% endif %}
 {% if assignee.name %}  Assigned to: {{ assignee.name }}
 {% endif %}{% if message.attachments %}  Files: {{ message.attachments }}
 {% endif %}{% if message.warning %}
@@ -78,8 +81,9 @@ _MESSAGE_EN = """\
 _MESSAGE_RU = """\
   Обращение: № {{ ticket.id }} ({{ department.name }})
   Тема: {{ ticket.subject or "(без темы)" }}
-  От: {% if customer.name %}{{ customer.name }} <{{ message.from or customer.email }}>\
-{% else %}{{ message.from or customer.email }}{% endif %}
+  От: {% if message.from_name %}{{ message.from_name }} <{{ message.from }}>\
+{% elif message.from %}{{ message.from }}{% elif customer.name %}{{ customer.name }} \
+<{{ customer.email }}>{% else %}{{ customer.email }}{% endif %}
 {% if assignee.name %}  Исполнитель: {{ assignee.name }}
 {% endif %}{% if message.attachments %}  Файлы: {{ message.attachments }}
 {% endif %}{% if message.warning %}
@@ -166,7 +170,8 @@ SAMPLES: dict[str, dict[str, object]] = {
     "en": {
         "agent.handle": "sam", "ticket.status": "open", "customer.name": "Anna Petrova",
         "customer.email": "anna.petrova@example.com", "message.from": "anna.petrova@example.com",
-        "message.excerpt": _EXCERPT_EN, "message.attachments": "order-2041.pdf (84 KB)",
+        "message.from_name": "Anna Petrova", "message.excerpt": _EXCERPT_EN,
+        "message.attachments": "order-2041.pdf (84 KB)",
         "message.warning": "", "assignee.name": "", "assigned_by.name": "Maria Ivanova",
         "digest.count": 2, "digest.new_tickets": 1, "digest.replies": 1, "digest.assigned": 0,
         "digest.text": "#1042  new ticket  Printer prints empty pages\n"
@@ -177,7 +182,8 @@ SAMPLES: dict[str, dict[str, object]] = {
     "ru": {
         "agent.handle": "maria", "ticket.status": "open", "customer.name": "Анна Петрова",
         "customer.email": "anna.petrova@example.com", "message.from": "anna.petrova@example.com",
-        "message.excerpt": _EXCERPT_RU, "message.attachments": "order-2041.pdf (84 KB)",
+        "message.from_name": "Анна Петрова", "message.excerpt": _EXCERPT_RU,
+        "message.attachments": "order-2041.pdf (84 KB)",
         "message.warning": "", "assignee.name": "", "assigned_by.name": "Сэм Картер",
         "digest.count": 2, "digest.new_tickets": 1, "digest.replies": 1, "digest.assigned": 0,
         "digest.text": "№ 1042  новое обращение  Принтер печатает пустые листы\n"

@@ -51,6 +51,11 @@ WANTS = {NEW_TICKET: "notify_new_tickets", CUSTOMER_REPLY: "notify_replies",
          ASSIGNED: "notify_assigned"}
 KIND = "staff"  # the outbox kind: not counted in the caps on mail to customers
 EXCERPT_LINES, EXCERPT_CHARS = 15, 1200
+# The sender checks ``ticket show`` warns about, worded for the agent's mail.
+WARNINGS = {
+    "fail": "Sender verification FAILED: the From address may be forged.",
+    "missing": "Sender NOT VERIFIED: the mail provider added no Authentication-Results.",
+}
 
 
 @dataclass
@@ -199,17 +204,17 @@ def staff_context(ticket: Ticket, message: Message | None, agent: Agent | None, 
 def describe_message(message: Message | None) -> dict:
     """A customer message for staff: sender, a plain excerpt, attachment names, a warning."""
     if message is None:
-        return {"from": "", "excerpt": "", "attachments": "", "warning": ""}
+        return {"from": "", "from_name": "", "excerpt": "", "attachments": "", "warning": ""}
     files = [f"{row.filename} ({_size(row.size)})" for row in Attachment.select(
         Attachment.filename, Attachment.size).where(
         (Attachment.message == message) & ~Attachment.inline)]
-    warning = ("Sender verification FAILED: the From address may be forged."
-               if message.auth_status == "fail" else "")
     return {
         "from": _shown(message.from_address),
+        # The name this sender gave, not the requester's: a colleague in Cc may answer.
+        "from_name": _shown(message.from_name or ""),
         "excerpt": excerpt(message.body_text),
         "attachments": _shown(", ".join(files)),
-        "warning": warning,
+        "warning": WARNINGS.get(message.auth_status or "", ""),
     }
 
 
