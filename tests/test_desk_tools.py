@@ -11,6 +11,8 @@ import json
 import mailbox
 import os
 import stat
+import subprocess
+import sys
 from email.policy import default as default_policy
 from pathlib import Path
 
@@ -334,3 +336,30 @@ def test_json_export_to_a_new_file_only(desk, tmp_path):
     only = json.loads(desk("ticket", "export", str(first)).stdout)
     assert [t["id"] for t in only["tickets"]] == [first]
     assert "\\u001b[2J" in desk("ticket", "export", str(first)).stdout
+
+
+def test_export_tells_a_script_what_it_wrote(desk, tmp_path):
+    deliver(desk, tmp_path, "One", "First.\n")
+    deliver(desk, tmp_path, "Two", "Second.\n")
+    target = tmp_path / "tickets.csv"
+    report = desk.json("ticket", "export", "--format", "csv", "-o", str(target))
+    assert report == {"export": {"file": str(target), "format": "csv", "tickets": 2,
+                                 "messages": 2}}
+    assert len(list(csv.DictReader(io.StringIO(target.read_text())))) == 2
+    # Without a file, stdout would be CSV where a JSON document was promised.
+    refused = desk("ticket", "export", "--format", "mbox", "--json", code=2)
+    assert "needs -o FILE" in refused.stderr and refused.stdout == ""
+
+
+def test_an_export_piped_into_head_ends_quietly(desk, tmp_path):
+    # More than a pipe holds, so the writer is still writing when the reader goes away.
+    for number in range(3):
+        deliver(desk, tmp_path, f"Long {number}", "A long line of text.\n" * 4000)
+    child = subprocess.Popen([sys.executable, "-m", "eddymail", "ticket", "export"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout.readline() == b"{\n"
+    child.stdout.close()  # `| head -1`
+    stderr = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 1
+    assert stderr == ""  # no "Unexpected BrokenPipeError", no traceback

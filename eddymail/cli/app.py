@@ -147,6 +147,8 @@ class EddymailGroup(LazyGroup):
             _output_of(ctx).error("Interrupted.")
             ctx.exit(130)
         except Exception as error:
+            if isinstance(error, BrokenPipeError) and _reader_left():
+                _quit_quietly(ctx)
             import logging
             import traceback
 
@@ -172,6 +174,32 @@ class EddymailGroup(LazyGroup):
             state = ctx.find_object(AppState)
             if state is not None and state._runtime is not None:
                 state._runtime.close()
+
+
+def _quit_quietly(ctx: click.Context) -> NoReturn:
+    """End a command whose reader left (`eddymail ticket export | head` had enough).
+
+    Nothing to say on stderr; stdout now goes nowhere, so the exit's own flush of what is
+    still buffered cannot fail a second time.
+    """
+    import os
+    import sys
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    ctx.exit(EXIT_FAILED)
+
+
+def _reader_left() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (``head`` had enough)."""
+    import select
+    import sys
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)  # POLLERR is reported whatever is asked
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll(), or no real stdout (a test's)
+        return False
 
 
 def _report(ctx: click.Context, error: EddymailError) -> NoReturn:

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import click
 
-from eddymail.cli.app import state, with_database
+from eddymail.cli.app import json_option, state, with_database
 from eddymail.cli.output import to_jsonable
 from eddymail.safetext import for_json, for_terminal
 from eddymail.services.tickets import export as exporting
@@ -32,6 +32,7 @@ from eddymail.services.tickets.queries import STATUS_FILTERS
 @click.option("--department", help="Only this department's tickets.")
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only tickets with this tag.")
 @click.option("--search", metavar="WORDS", help="Only the tickets this search finds.")
+@json_option
 @with_database
 def export(tickets: tuple[int, ...], format_: str, path: Path | None, status: str,
            department: str | None, tags: tuple[str, ...], search: str | None) -> None:
@@ -52,11 +53,17 @@ def export(tickets: tuple[int, ...], format_: str, path: Path | None, status: st
     out = state().output
     if path is None and sys.stdout.isatty() and format_ == "mbox":
         raise click.UsageError("An mbox export is raw mail: write it with -o FILE, or pipe it.")
+    if path is None and out.json_mode and format_ != "json":
+        # stdout would hold the CSV or mbox, not the one JSON document --json promises.
+        raise click.UsageError(f"--json with --format {format_} needs -o FILE (the JSON "
+                               "document then says what was written).")
     with _destination(path) as stream:
         summary = _write(format_, ids, stream)
     if path is not None:
-        out.success(f"Exported {summary.tickets} ticket(s) ({summary.messages} message(s)) "
-                    f"to {path}.")
+        out.emit({"export": {"file": str(path), "format": summary.format,
+                             "tickets": summary.tickets, "messages": summary.messages}},
+                 lambda: out.success(f"Exported {summary.tickets} ticket(s) "
+                                     f"({summary.messages} message(s)) to {path}."))
 
 
 def _write(format_: str, ids: list[int], stream: BinaryIO) -> exporting.ExportSummary:
