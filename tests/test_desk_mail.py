@@ -139,6 +139,47 @@ def test_two_agents_assign_notify_reply_with_cc_customer_answers(
         "tickets"]] == [1]
 
 
+def test_an_agent_answering_a_notification_by_mail_adds_a_note(
+        desk, dovecot, mail_user, smtp_server):
+    desk("template", "disable", "registration")
+    deliver(dovecot, mail_user, verified(make_mail("Printer jammed", body="It jams.\n")))
+    desk("fetch")
+    told = {to_address(letter): letter for letter in settle(smtp_server, 2)}
+    to_anna, to_bob = told[ANNA], told[BOB]
+    assert "A reply to this mail becomes your internal\nnote on ticket #1" in text_of(to_anna)
+
+    def answer(sender: str, notification, body: str) -> bytes:
+        return (f"Authentication-Results: {AUTHSERV}; dmarc=pass header.from=staff.example"
+                "\r\n").encode() + make_mail(
+            f"Re: {notification['Subject']}", sender=sender, body=body,
+            in_reply_to=notification["Message-ID"], references=notification["Message-ID"])
+
+    # Anna answers from her phone: her words become her note on #1, and nobody is mailed.
+    deliver(dovecot, mail_user, answer(f"Anna Petrova <{ANNA.upper()}>", to_anna,
+                                       "Known issue, I will call them.\n\n> It jams.\n"))
+    report = desk.json("fetch")["channels"][0]
+    assert (report["new_tickets"], report["followups"]) == (0, 1)
+    ticket = desk.json("ticket", "show", "1")["ticket"]
+    note = ticket["messages"][-1]
+    assert note["direction"] == "note" and "Known issue" in note["body_text"]
+    assert ticket["history"][-1]["agent"] == "anna"
+    assert ticket["history"][-1]["action"] == "note"
+    assert ticket["status"] == "open" and ticket["awaiting_reply"] is True
+    # Bob answering the notification Anna got, and anyone with a forged sender check, write
+    # ordinary mail: their own tickets, as before.
+    deliver(dovecot, mail_user, answer(f"Bob <{BOB}>", to_anna, "Mine now.\n"))
+    deliver(dovecot, mail_user, answer(f"Anna Petrova <{ANNA}>", to_bob, "Not mine.\n"))
+    forged = answer(f"Anna Petrova <{ANNA}>", to_anna, "Forged.\n").replace(
+        b"dmarc=pass", b"dmarc=fail")
+    deliver(dovecot, mail_user, forged)
+    report = desk.json("fetch", "--no-notify")["channels"][0]
+    assert (report["new_tickets"], report["followups"]) == (3, 0)
+    notes = [m for m in desk.json("ticket", "show", "1")["ticket"]["messages"]
+             if m["direction"] == "note"]
+    assert len(notes) == 1
+    settle(smtp_server, 2)  # nothing more was sent
+
+
 def test_reply_recipients_are_editable_per_reply(desk, dovecot, mail_user, smtp_server):
     deliver(dovecot, mail_user, verified(make_mail("Access", cc="carl@customer.example")))
     desk("fetch", "--no-notify")

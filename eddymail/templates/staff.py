@@ -105,6 +105,20 @@ _FOOTER_RU = _SEPARATOR + """\
 Настройки уведомлений: eddymail agent show {{ agent.handle }}
 """
 
+# A reply to a notification about one ticket becomes the agent's internal note on it
+# (services/ingest/staffanswers.py); a digest covers several tickets, so not there.
+_ANSWER_EN = _SEPARATOR + """\
+Sent by eddymail to {{ agent.handle }}. A reply to this mail becomes your internal
+note on ticket #{{ ticket.id }}; the customer never sees it. Your notification
+settings: eddymail agent show {{ agent.handle }}
+"""
+
+_ANSWER_RU = _SEPARATOR + """\
+Письмо отправлено eddymail для {{ agent.handle }}. Ответ на него станет вашей
+внутренней заметкой к обращению № {{ ticket.id }}; клиент её не увидит.
+Настройки уведомлений: eddymail agent show {{ agent.handle }}
+"""
+
 _GREETING_EN = "{% if agent.name %}Hello {{ agent.name }},{% else %}Hello,{% endif %}\n\n"
 _GREETING_RU = "{% if agent.name %}Здравствуйте, {{ agent.name }}!{% else %}Здравствуйте!\
 {% endif %}\n\n"
@@ -114,16 +128,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "staff_new_ticket": (
             'Subject: [#{{ ticket.id }}] New ticket ({{ department.name }}): '
             '{{ ticket.subject or "(no subject)" }}\n\n' + _GREETING_EN
-            + "A new ticket has arrived:\n\n" + _MESSAGE_EN + "\n" + _FOOTER_EN),
+            + "A new ticket has arrived:\n\n" + _MESSAGE_EN + "\n" + _ANSWER_EN),
         "staff_customer_reply": (
             'Subject: [#{{ ticket.id }}] Customer replied: '
             '{{ ticket.subject or "(no subject)" }}\n\n' + _GREETING_EN
-            + "The customer has written again:\n\n" + _MESSAGE_EN + "\n" + _FOOTER_EN),
+            + "The customer has written again:\n\n" + _MESSAGE_EN + "\n" + _ANSWER_EN),
         "staff_assigned": (
             'Subject: [#{{ ticket.id }}] Assigned to you: '
             '{{ ticket.subject or "(no subject)" }}\n\n' + _GREETING_EN
             + "{{ assigned_by.name or 'A colleague' }} has assigned this ticket to you:\n\n"
-            + _MESSAGE_EN + "\n" + _FOOTER_EN),
+            + _MESSAGE_EN + "\n" + _ANSWER_EN),
         "staff_digest": (
             "Subject: Helpdesk digest: {{ digest.new_tickets }} new, "
             "{{ digest.replies }} replied, {{ digest.assigned }} assigned\n\n" + _GREETING_EN
@@ -138,17 +152,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "staff_new_ticket": (
             'Subject: [#{{ ticket.id }}] Новое обращение ({{ department.name }}): '
             '{{ ticket.subject or "(без темы)" }}\n\n' + _GREETING_RU
-            + "Поступило новое обращение:\n\n" + _MESSAGE_RU + "\n" + _FOOTER_RU),
+            + "Поступило новое обращение:\n\n" + _MESSAGE_RU + "\n" + _ANSWER_RU),
         "staff_customer_reply": (
             'Subject: [#{{ ticket.id }}] Ответ клиента: '
             '{{ ticket.subject or "(без темы)" }}\n\n' + _GREETING_RU
-            + "Клиент написал по обращению:\n\n" + _MESSAGE_RU + "\n" + _FOOTER_RU),
+            + "Клиент написал по обращению:\n\n" + _MESSAGE_RU + "\n" + _ANSWER_RU),
         "staff_assigned": (
             'Subject: [#{{ ticket.id }}] Вам назначено обращение: '
             '{{ ticket.subject or "(без темы)" }}\n\n' + _GREETING_RU
             + "Вам назначено обращение.{% if assigned_by.name %} "
             "Назначил(а): {{ assigned_by.name }}.{% endif %}\n\n"
-            + _MESSAGE_RU + "\n" + _FOOTER_RU),
+            + _MESSAGE_RU + "\n" + _ANSWER_RU),
         "staff_digest": (
             "Subject: Сводка службы поддержки: новых — {{ digest.new_tickets }}, "
             "ответов — {{ digest.replies }}, назначено — {{ digest.assigned }}\n\n"

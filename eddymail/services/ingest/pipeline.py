@@ -36,6 +36,8 @@ from eddymail.mail.message import authresults
 from eddymail.mail.message.addresskeys import address_key
 from eddymail.mail.message.parse import ParsedMessage, ParseLimits, parse_message
 from eddymail.services import settings
+from eddymail.services.agents import describe_actor
+from eddymail.services.ingest import staffanswers
 from eddymail.services.ingest.threads import find_thread
 from eddymail.services.outgoing import notifications, staff
 from eddymail.services.tickets import history, search, users
@@ -411,6 +413,11 @@ def _store_message(parsed: ParsedMessage, channel: Channel | None,
         return IngestResult(RECORDED, ticket.id if ticket else None, message.id,
                             parsed.subject), message
 
+    if kind is None:
+        answer = staffanswers.answered_notification(parsed, options.staff_run, trusted=trusted)
+        if answer is not None:
+            return _agent_note(parsed, answer, channel, stored_raw, auth)
+
     sender = parsed.from_ if identified else None
     user, created = (users.get_or_create_user(sender.address, sender.name) if sender and trusted
                      else (None, False))
@@ -475,6 +482,19 @@ def _store_message(parsed: ParsedMessage, channel: Channel | None,
             notices.append(f"{told} agent(s) notified")
     return IngestResult(NEW_TICKET, ticket.id, message.id, parsed.subject,
                         notices=tuple(notices)), message
+
+
+def _agent_note(parsed: ParsedMessage, answer: staffanswers.StaffAnswer,
+                channel: Channel | None, stored_raw: RawMessage,
+                auth: str | None) -> tuple[IngestResult, Message]:
+    """Store an agent's answer to a staff notification as that agent's internal note."""
+    ticket, agent = answer.ticket, answer.agent
+    message = _message(parsed, ticket, channel, None, stored_raw, None, auth, direction="note")
+    history.record(ticket, describe_actor(agent), history.NOTE, message=message,
+                   detail={"by": "mail"})
+    _touch(ticket, customer=False)
+    return IngestResult(FOLLOWUP, ticket.id, message.id, parsed.subject, notices=(
+        f"a note by agent {agent.handle} (an answer to a staff notification)",)), message
 
 
 def sender_verification(parsed: ParsedMessage, channel: Channel | None) -> str | None:

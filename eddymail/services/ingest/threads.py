@@ -55,7 +55,7 @@ def _ticket_candidates(parsed: ParsedMessage, tag_format: str) -> list[tuple[Tic
     seen: set[int] = set()
 
     def add(ticket_id: int | None, signal: str) -> None:
-        ticket = _current(ticket_id)
+        ticket = current_ticket(ticket_id)
         if ticket is not None and ticket.id not in seen:
             seen.add(ticket.id)
             found.append((ticket, signal))
@@ -83,7 +83,7 @@ def _ticket_candidates(parsed: ParsedMessage, tag_format: str) -> list[tuple[Tic
 MAX_MERGE_HOPS = 20
 
 
-def _current(ticket_id: int | None) -> Ticket | None:
+def current_ticket(ticket_id: int | None) -> Ticket | None:
     """The ticket, or the one it was merged into (and so on: A into B, B into C)."""
     ticket = Ticket.get_or_none(Ticket.id == ticket_id) if ticket_id is not None else None
     for _ in range(MAX_MERGE_HOPS):

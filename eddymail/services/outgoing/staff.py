@@ -66,6 +66,7 @@ class StaffRun:
     own: set[str] = field(default_factory=notifications.own_addresses)
     _any: bool | None = field(default=None, repr=False)
     _agents: dict[int, list[Agent]] = field(default_factory=dict, repr=False)
+    _by_address: dict[str, Agent] | None = field(default=None, repr=False)
     _logged: set[str] = field(default_factory=set, repr=False)
 
     @property
@@ -82,6 +83,15 @@ class StaffRun:
                 Agent.select().join(AgentDepartment)
                 .where(AgentDepartment.department == department_id).order_by(Agent.handle))
         return self._agents[department_id]
+
+    def agent_by_address(self, key: str) -> Agent | None:
+        """The agent whose address has this key (``address_key``), if any."""
+        if not self.any_agents:
+            return None
+        if self._by_address is None:
+            self._by_address = {address_key(agent.email): agent
+                                for agent in Agent.select() if agent.email}
+        return self._by_address.get(key)
 
     def problem(self, key: str, message: str, hint: str = "") -> None:
         """Log a reason a staff notification was skipped, once per run."""
