@@ -101,6 +101,29 @@ def test_a_reply_made_of_snippets(desk, smtp_server, tmp_path):
     assert "/snippet" not in first + second
 
 
+def test_a_department_signs_with_its_own_text_through_the_reply_template(desk, smtp_server,
+                                                                         tmp_path):
+    # What the README advises for a department's own signature: the reply template picks it
+    # by department; an agent's own signature still comes first.
+    frame = tmp_path / "reply.txt"
+    frame.write_text(
+        'Subject: Re: [#{{ ticket.id }}] {{ ticket.subject or "(no subject)" }}\n\n'
+        "Hello,\n\n{{ reply.body }}\n\n"
+        "{% if agent.signature %}{{ agent.signature }}"
+        '{% elif department.name == "Support" %}Example Ltd, customer support\n'
+        "+1 555 0100, Mon-Fri 9-17{% else %}{{ department.name }}{% endif %}\n")
+    desk("template", "edit", "reply", "--file", str(frame))
+    ticket = deliver(desk, tmp_path, "Question")
+    desk("agent", "add", "sam", "--name", "Sam Carter", "--email", "")
+    desk("ticket", "reply", str(ticket), "-m", "An answer.")
+    desk("agent", "edit", "sam", "--signature", "Sam\\nNight shift")
+    desk("ticket", "reply", str(ticket), "-m", "Another.")
+    first, second = (text_of(letter) for letter in letters(smtp_server, 2))
+    assert first.endswith("An answer.\n\nExample Ltd, customer support\n"
+                          "+1 555 0100, Mon-Fri 9-17\n")
+    assert second.endswith("Another.\n\nSam\nNight shift\n")
+
+
 def test_an_unknown_snippet_sends_nothing(desk, smtp_server, tmp_path):
     ticket = deliver(desk, tmp_path, "Refund?")
     for args in (["--snippet", "nope"], ["-m", "Hi\n/snippet nope\n"]):
