@@ -114,6 +114,22 @@ def parse_query(text: str) -> list[Term]:
     return terms
 
 
+# What other search boxes read as operators. Here every word must match, so "printer OR
+# scanner" would look for the word "or" and "-spam" for "spam": the opposite of the wish.
+_OPERATORS = {"OR", "AND", "NOT", "|", "||", "&&"}
+
+
+def operators_in(text: str) -> list[str]:
+    """Operators or ``-word`` exclusions in ``text`` outside quotes (not supported).
+
+    An operator word alone ("NOT") has nothing to work on: it is just a word then.
+    """
+    chunks = [bare for _quoted, bare in _CHUNK.findall(text)]
+    excluded = [bare for bare in chunks if bare.startswith("-") and bare[1:2].isalpha()]
+    operators = [bare for bare in chunks if bare in _OPERATORS]
+    return excluded + (operators if len(operators) < len(chunks) else [])
+
+
 def term_matches(term_word: str, prefix: bool, word: str) -> bool:
     """Whether a folded ``word`` of a text matches a query word."""
     return word.startswith(term_word) if prefix else word == term_word

@@ -186,11 +186,27 @@ def test_a_query_without_words_is_a_usage_error(eddymail, engine, deliver):
 
 def test_query_syntax_of_the_engines_cannot_be_injected(eddymail, engine, deliver):
     ticket = deliver("NEAR OR NOT AND", "Words that are operators: near or not and.\n")
-    for query in ("NEAR(a b)", "a OR b", "NOT x", "'quoted' & | ! <->", "col:word", "x:*",
-                  "^start", '"unbalanced', "a -b +c", "'; DROP TABLE ticket; --"):
+    for query in ("NEAR(a b)", "'quoted' & ! <->", "col:word", "x:*", "^start",
+                  '"unbalanced', "a +b", "'; DROP TABLE ticket; --"):
         eddymail.json("ticket", "list", "--search", query)  # no error, whatever it finds
     assert found(eddymail, "near or not and") == [ticket["ticket_id"]]
     assert found(eddymail, "NOT") == [ticket["ticket_id"]]
+    assert found(eddymail, '"NEAR" "OR" "NOT"') == [ticket["ticket_id"]]  # quoted: words
+
+
+def test_operators_are_refused_not_searched_as_words(eddymail, engine, deliver):
+    # Every word must match: "printer OR scanner" would look for the word "or", and
+    # "-spam" for "spam", the opposite of what was meant. Said, not silently done.
+    deliver("Printer", "The printer or the scanner, not spam.\n")
+    for query, named in (("printer OR scanner", "OR"), ("printer -spam", "-spam"),
+                         ("NOT spam", "NOT"), ("printer AND -принтер", "-принтер, AND"),
+                         ("a || b", "||")):
+        result = eddymail("ticket", "list", "--search", query, code=2)
+        assert f"Search has no operators ({named} in" in result.stderr, result.stderr
+        assert "every word must match" in result.stderr
+        assert result.stdout == ""
+    for query in ("E-42 printer", "printer or scanner", "printer 2-3"):
+        eddymail.json("ticket", "list", "--search", query)  # words, not operators
 
 
 def test_rebuild_gives_the_same_results(eddymail, engine, deliver, database_path):

@@ -29,7 +29,7 @@ from eddymail.db import searchindex
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import Message
 from eddymail.errors import ValidationError
-from eddymail.searchtext import MAX_TERMS, Term, parse_query, words
+from eddymail.searchtext import MAX_TERMS, Term, operators_in, parse_query, words
 
 RANK_LIMIT = 5_000  # matching messages; beyond, newest first (see the module docstring)
 PROBE_SHARE = 8  # probe when more than one message in this many matches
@@ -71,6 +71,12 @@ def index_message(message: Message) -> None:
 
 def query_terms(text: str) -> list[Term]:
     """The terms of a search. Raises ``ValidationError`` for a query with no word in it."""
+    operators = operators_in(text)
+    if operators:
+        raise ValidationError(
+            f"Search has no operators ({', '.join(operators)} in {text!r}): every word must "
+            "match.", hint='Search once per alternative; quote a word to find it as written '
+            '("or"); a word\'s beginning matches with * (print*).')
     terms = parse_query(text)
     if not terms:
         raise ValidationError(f"Nothing to search for in {text!r}: give at least one word.")
