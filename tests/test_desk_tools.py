@@ -10,6 +10,7 @@ import io
 import json
 import mailbox
 import os
+import pty
 import stat
 import subprocess
 import sys
@@ -281,6 +282,44 @@ def test_bulk_close_asks_then_changes_every_ticket(desk, tmp_path):
     assert desk.json("ticket", "close", str(real))["ticket"]["status"] == "closed"
     history = desk.json("ticket", "show", str(spam[0]))["ticket"]["history"]
     assert [e["action"] for e in history] == ["close"]
+
+
+def answer_on_terminal(args: list[str], answer: str) -> tuple[int, str]:
+    """Run ``eddymail ARGS`` on a pseudo-terminal, type ``answer`` at its [y/N] question;
+    the exit code and what the terminal showed."""
+    master, slave = pty.openpty()
+    child = subprocess.Popen([sys.executable, "-m", "eddymail", *args], stdin=slave,
+                             stdout=slave, stderr=slave, env={**os.environ, "TERM": "xterm"})
+    os.close(slave)
+    shown, answered = bytearray(), False
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+        if not answered and b"[y/N]" in shown:
+            os.write(master, answer.encode() + b"\r")  # Enter, as a person types it
+            answered = True
+    code = child.wait(timeout=120)
+    os.close(master)
+    assert answered, shown.decode(errors="replace")
+    return code, shown.decode(errors="replace")
+
+
+def test_bulk_close_at_a_terminal_shows_the_count_and_asks(desk, tmp_path):
+    spam = [deliver(desk, tmp_path, f"Casino bonus {n}", "Win big!\n",
+                    sender=f"spam{n}@casino.example") for n in range(3)]
+    code, shown = answer_on_terminal(["ticket", "close", "--search", "casino"], "n")
+    assert code == 1 and "Close 3 ticket(s): " in shown and "Aborted" in shown
+    assert {t["status"] for t in desk.json("ticket", "list")["tickets"]} == {"open"}
+    code, shown = answer_on_terminal(["ticket", "close", "--search", "casino"], "y")
+    assert code == 0 and "3 of 3 ticket(s) done." in shown
+    assert desk.json("ticket", "list")["tickets"] == []
+    assert {desk.json("ticket", "show", str(n))["ticket"]["status"] for n in spam} == {
+        "closed"}
 
 
 def test_bulk_tag_and_assign_with_one_failure(desk, tmp_path):

@@ -142,3 +142,24 @@ def test_a_person_at_a_terminal_is_asked(eddymail, dovecot, mail_user, monkeypat
     assert (channel["initial"], channel["notify_initial"]) == ("1", False)
     eddymail("fetch")
     assert subjects(eddymail) == ["old 3"]
+
+
+@pytest.mark.parametrize("notify", [False, True])
+def test_the_first_import_notifies_senders_only_when_told(eddymail, add_channel, dovecot,
+                                                          mail_user, smtp_server, notify):
+    smtp_server.add_user(mail_user.login, mail_user.password)
+    for n in range(2):
+        dovecot.deliver(mail_user, make_mail(f"old {n}", sender=f"c{n}@customer.example"))
+    add_channel("--initial", "all", "--smtp-host", smtp_server.host, "--smtp-port",
+                str(smtp_server.port), "--smtp-security", "starttls",
+                *([] if notify else ["--no-notify"]))
+    eddymail("fetch")
+    assert subjects(eddymail) == ["old 0", "old 1"]
+    if notify:
+        smtp_server.wait_for(2)
+    # Later mail is notified either way: only the first import was chosen at add.
+    dovecot.deliver(mail_user, make_mail("new", sender="c9@customer.example"))
+    eddymail("fetch")
+    letters = smtp_server.wait_for(3 if notify else 1)
+    assert sorted(mail.rcpt_tos[0] for mail in letters) == sorted(
+        ["c0@customer.example", "c1@customer.example"] * notify + ["c9@customer.example"])
