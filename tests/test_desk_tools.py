@@ -322,6 +322,18 @@ def test_bulk_close_at_a_terminal_shows_the_count_and_asks(desk, tmp_path):
         "closed"}
 
 
+def test_a_bulk_search_over_the_cap_is_refused_whole(desk, tmp_path, monkeypatch):
+    from eddymail.services.tickets import bulk
+
+    monkeypatch.setattr(bulk, "MAX_TICKETS", 2)  # 10,000 in real life
+    for n in range(3):
+        deliver(desk, tmp_path, f"Casino bonus {n}", sender=f"spam{n}@casino.example")
+    refused = desk("ticket", "close", "--search", "casino", "--yes", code=2)
+    assert "finds over 2 tickets: narrow it" in refused.stderr
+    assert {t["status"] for t in desk.json("ticket", "list")["tickets"]} == {"open"}
+    assert desk.json("ticket", "close", "--search", "casino bonus 1", "--yes")["changed"] == 1
+
+
 def test_bulk_tag_and_assign_with_one_failure(desk, tmp_path):
     desk("agent", "add", "anna", "--name", "Anna Petrova")
     tickets = [deliver(desk, tmp_path, f"Order {n}", "Where is my order?\n") for n in range(3)]
