@@ -54,7 +54,9 @@ class CuttingProxy:
       unforwarded and close both sides (the server never sees that command).
 
     ``None`` means "do not cut". ``cuts`` counts the connections that were cut, so a test can
-    prove its fault really happened.
+    prove its fault really happened. ``client_bytes`` holds what each connection's client
+    sent, in the order the connections came (a plain-text session's commands, for tests
+    that count the work a client asks of a server).
     """
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
@@ -63,6 +65,8 @@ class CuttingProxy:
         self.cut_at_client_record: int | None = None
         self.cuts = 0
         self.connections = 0
+        self.client_bytes: list[bytearray] = []
+        self._all: list[_ProxiedConnection] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.host = "127.0.0.1"
         self.port: int = self._listener.getsockname()[1]
@@ -94,6 +98,8 @@ class CuttingProxy:
                 connection = _ProxiedConnection(
                     self, client, server, self.cut_after_server_bytes, self.cut_at_client_record
                 )
+                self.client_bytes.append(connection.received)
+                self._all.append(connection)
                 self._open.add(connection)
             for target, name in ((connection.pump_server, "server"),
                                  (connection.pump_client, "client")):
@@ -116,6 +122,16 @@ class CuttingProxy:
         for connection in open_connections:
             connection.cut()
         return len(open_connections)
+
+    def wait_closed(self, timeout: float = 10) -> None:
+        """Wait until every connection so far was closed by a side (so ``client_bytes``
+        holds all the client sent); ``TimeoutError`` if one is still open after
+        ``timeout`` seconds (each)."""
+        with self._lock:
+            connections = list(self._all)
+        for connection in connections:
+            if not connection.closed.wait(timeout):
+                raise TimeoutError("a proxied connection is still open")
 
     def pause(self) -> None:
         """A server going down: drop every connection and refuse new ones until
@@ -165,7 +181,8 @@ class _ProxiedConnection:
         self.server = server
         self.cut_after_server_bytes = cut_after_server_bytes
         self.cut_at_client_record = cut_at_client_record
-        self._closed = threading.Event()
+        self.received = bytearray()  # everything the client sent, forwarded or not
+        self.closed = threading.Event()
         self._close_lock = threading.Lock()
         # Blocking sockets without timeouts: close() from another thread ends a blocked recv.
         for sock in (client, server):
@@ -175,9 +192,9 @@ class _ProxiedConnection:
     def close(self) -> None:
         """Close both sides (a FIN to each peer); safe to call from either pump."""
         with self._close_lock:
-            if self._closed.is_set():
+            if self.closed.is_set():
                 return
-            self._closed.set()
+            self.closed.set()
         for sock in (self.client, self.server):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -195,7 +212,7 @@ class _ProxiedConnection:
         sent = 0
         limit = self.cut_after_server_bytes
         try:
-            while not self._closed.is_set():
+            while not self.closed.is_set():
                 chunk = self.server.recv(65536)
                 if not chunk:
                     break
@@ -215,10 +232,11 @@ class _ProxiedConnection:
         buffer = b""
         records = 0
         try:
-            while not self._closed.is_set():
+            while not self.closed.is_set():
                 chunk = self.client.recv(65536)
                 if not chunk:
                     break
+                self.received += chunk
                 if target is None:
                     self.server.sendall(chunk)
                     continue

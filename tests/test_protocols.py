@@ -204,7 +204,7 @@ def test_imap_select_counts_messages_and_unseen(dovecot, mail_user, security):
     dovecot.mark_seen(mail_user, [uids[0]])
 
     with ImapClient(imap_endpoint(dovecot, mail_user, security), mail_user.password) as client:
-        status = client.select("INBOX")
+        status = client.select("INBOX", count_unseen=True)
         assert "IMAP4REV1" in client.capabilities
 
     assert (status.folder, status.exists, status.unseen) == ("INBOX", 3, 2)
@@ -657,7 +657,7 @@ def test_fetch_understands_uid_after_the_literal():
     with scripted(imap_with_uid_after_literal) as server:
         endpoint = Endpoint("127.0.0.1", server.port, "none", "agent", timeout=5)
         with ImapClient(endpoint, "pw") as client:
-            status = client.select()
+            status = client.select(count_unseen=True)
             fetched = dict(client.fetch_messages([7, 8, 9]))
     assert (status.exists, status.unseen, status.uidvalidity, status.uidnext) == (3, 2, 42, 10)
     assert fetched == {

@@ -134,6 +134,11 @@ class ChannelCursor(BaseModel):
     # UIDs at or below this existed when the channel was first connected; only the initial
     # batch of them was taken, the rest stays untouched forever.
     baseline_uid = peewee.BigIntegerField(default=0)
+    # The folder's UIDNEXT when a fetch pass last ended with every message above the
+    # baseline in the ledger: while UIDNEXT stays there nothing is new (no SEARCH), and
+    # when it moves only UIDs from here on are searched. Cleared by whatever takes a row
+    # out of the ledger (``mail forget``) or renumbers the folder.
+    quiet_uidnext = peewee.BigIntegerField(null=True)
     updated_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:

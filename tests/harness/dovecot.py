@@ -272,6 +272,14 @@ class DovecotServer:
                 raise RuntimeError(f"UID FETCH failed: {data!r}")
         return sorted(_parse_fetch(data), key=lambda message: message.uid)
 
+    def delete_folder(self, user: MailUser, folder: str) -> None:
+        """Delete ``folder`` and its messages; a later :meth:`deliver` to it makes it anew
+        under a new UIDVALIDITY (a renumbered folder, as a server restored from backup)."""
+        with self._imap(user) as imap:
+            typ, data = imap.delete(_quote(folder))
+            if typ != "OK":
+                raise RuntimeError(f"DELETE {folder!r} failed: {data!r}")
+
     def folder_names(self, user: MailUser) -> list[str]:
         """Return the names of all of the user's folders as LIST reports them."""
         with self._imap(user) as imap:

@@ -53,11 +53,12 @@ _UIDS_PER_COMMAND = 500
 
 @dataclass(frozen=True)
 class FolderStatus:
-    """Counts of one folder. ``uidnext`` is ``None`` when the server does not say."""
+    """Counts of one folder. ``uidnext`` is ``None`` when the server does not say;
+    ``unseen`` is ``None`` unless it was asked for (it costs a SEARCH)."""
 
     folder: str
     exists: int
-    unseen: int
+    unseen: int | None
     uidvalidity: int
     uidnext: int | None
 
@@ -118,7 +119,8 @@ class ImapClient:
             if context is not None and endpoint.security == "starttls":
                 offered = self._starttls(context, offered)
             self._login(offered)
-            # Servers announce more after login (MOVE, UIDPLUS on Dovecot), so ask again.
+            # Servers announce more after login (MOVE, UIDPLUS on Dovecot): most in the
+            # login's answer, otherwise they are asked again.
             self.capabilities = self._fetch_capabilities()
         except BaseException:
             self._shutdown()
@@ -240,12 +242,13 @@ class ImapClient:
         return frozenset(words)
 
     def close(self) -> None:
-        """Log out (best effort) and close the connection; never raises."""
+        """Log out (best effort, without waiting for the answer) and close the connection;
+        never raises."""
         if self._imap is None:
             return
         if not self._broken and not self._watchdog.expired:
             with contextlib.suppress(Exception):  # the session is over either way
-                self._imap.logout()  # LOGOUT, not CLOSE: CLOSE would expunge \Deleted mail
+                self._imap.send_logout()  # LOGOUT, not CLOSE: CLOSE would expunge \Deleted
         self._shutdown()
 
     def _shutdown(self) -> None:
@@ -268,8 +271,10 @@ class ImapClient:
 
     # -- folders -------------------------------------------------------------------------
 
-    def select(self, folder: str = "INBOX", readonly: bool = False) -> FolderStatus:
-        """Select ``folder`` (EXAMINE when ``readonly``) and return its counts."""
+    def select(self, folder: str = "INBOX", readonly: bool = False, *,
+               count_unseen: bool = False) -> FolderStatus:
+        """Select ``folder`` (EXAMINE when ``readonly``) and return its counts: what the
+        SELECT answer says, plus the unread ones with ``count_unseen`` (one SEARCH more)."""
         imap = self._connection
         name = quote(encode_folder_name(folder))
         data = self._command("imap select", imap.select, name, readonly, detail=_folder(folder))
@@ -285,7 +290,9 @@ class ImapClient:
                 "messages in this folder safely",
             )
         uidnext = last_int(imap.response("UIDNEXT")[1])
-        unseen = len(self.search_uids("UNSEEN")) if exists else 0
+        unseen = None
+        if count_unseen:
+            unseen = len(self.search_uids("UNSEEN")) if exists else 0
         return FolderStatus(folder, exists, unseen, uidvalidity, uidnext)
 
     def folders(self) -> list[str]:

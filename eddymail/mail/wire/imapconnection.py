@@ -36,6 +36,9 @@ MAX_LINE = 16 * 1024 * 1024
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
 # Challenges answered during one AUTHENTICATE before eddymail gives up.
 _MAX_CHALLENGES = 5
+# A CAPABILITY response code in a status line (RFC 3501 7.1, RFC 9051 7.1): the greeting
+# ("* OK [CAPABILITY ...]", "* PREAUTH [CAPABILITY ...]") or a tagged OK, e.g. LOGIN's.
+_CAPABILITY_CODE = re.compile(rb"\S+ (?:OK|PREAUTH) \[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
 
 
 class LiteralTooLarge(ResponseTooLarge, imaplib.IMAP4.abort):
@@ -49,6 +52,10 @@ class ImapConnection(imaplib.IMAP4):
     than ``max_literal`` ends the session before imaplib reads (and allocates) it. A first
     line that is not an IMAP greeting raises :class:`UnexpectedGreeting` with that line.
     ``greeting`` keeps the server's first line (``* OK``, ``* PREAUTH``...).
+
+    :meth:`capability` answers from a CAPABILITY response code when the answer to the
+    latest command (or the greeting) carried one, instead of asking the server again: one
+    round trip less at the connect and one after the login on most servers.
     """
 
     def __init__(
@@ -66,7 +73,9 @@ class ImapConnection(imaplib.IMAP4):
         self.tls_context = tls_context
         self.max_literal = max_literal
         self.greeting: bytes | None = None
-        self._sasl_tags = 0
+        self._own_tags = 0
+        # The capabilities the answer to the latest command announced in a response code.
+        self._announced: bytes | None = None
         try:
             super().__init__(host, port, timeout)
         except imaplib.IMAP4.error as exc:
@@ -102,6 +111,9 @@ class ImapConnection(imaplib.IMAP4):
             raise imaplib.IMAP4.error(f"got a response line longer than {MAX_LINE} bytes")
         if self.greeting is None:
             self.greeting = line
+        announced = _CAPABILITY_CODE.match(line)
+        if announced is not None:
+            self._announced = announced.group(1)
         literal = _LITERAL.search(line)
         if literal is not None:
             digits = literal.group(1)
@@ -112,6 +124,7 @@ class ImapConnection(imaplib.IMAP4):
 
     def send(self, data: ReadableBuffer) -> None:
         """Send a command line (or a literal)."""
+        self._announced = None  # announced in answer to an earlier command: not this one's
         self.stream.sendall(data)
 
     def shutdown(self) -> None:
@@ -121,6 +134,33 @@ class ImapConnection(imaplib.IMAP4):
     def socket(self) -> socket.socket:
         """The socket in use (the TLS one after STARTTLS)."""
         return self.stream.sock
+
+    # -- capabilities -------------------------------------------------------------------------
+
+    def capability(self) -> tuple[str, list[bytes | None]]:
+        """``("OK", [capabilities])`` as announced in a response code of the latest answer
+        (imaplib calls this right after the greeting); else asked with CAPABILITY."""
+        announced, self._announced = self._announced, None
+        if announced is not None:
+            return "OK", [announced]
+        return super().capability()
+
+    # -- LOGOUT --------------------------------------------------------------------------------
+
+    def send_logout(self) -> None:
+        """Send LOGOUT and close without waiting for the server's goodbye: nothing is left
+        to hear (every change was answered already), so the session costs a round trip less.
+        """
+        self.state = "LOGOUT"
+        try:
+            self.send(self._own_tag(b"BYE") + b" LOGOUT\r\n")
+        finally:
+            self.shutdown()
+
+    def _own_tag(self, prefix: bytes) -> bytes:
+        # Tags of commands spoken here rather than by imaplib: never one of imaplib's.
+        self._own_tags += 1
+        return b"EDDY%s%d" % (prefix, self._own_tags)
 
     # -- STARTTLS ------------------------------------------------------------------------------
 
@@ -133,6 +173,8 @@ class ImapConnection(imaplib.IMAP4):
         typ, data = self.xatom("STARTTLS")
         if typ == "OK":
             self.stream.start_tls(context, self.server_name)
+            # RFC 3501 6.2.1: what was announced in plain text is forgotten.
+            self._announced = None
         return typ, data
 
     # -- AUTHENTICATE with an initial response -----------------------------------------------------
@@ -147,8 +189,7 @@ class ImapConnection(imaplib.IMAP4):
         authenticated for imaplib too (its ``state``); NO or BAD raise ``IMAP4.error`` with
         the server's text, as imaplib would.
         """
-        self._sasl_tags += 1
-        tag = f"SASL{self._sasl_tags}".encode()
+        tag = self._own_tag(b"SASL")
         initial = base64.b64encode(initial_response) or b"="  # "=": an empty response
         self.send(tag + b" AUTHENTICATE " + mechanism.encode("ascii") + b" " + initial + b"\r\n")
         for _ in range(_MAX_CHALLENGES):

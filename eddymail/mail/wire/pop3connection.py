@@ -64,6 +64,10 @@ class Pop3Connection:
         self._send(" ".join(words))
         return self._answer()
 
+    def send_only(self, *words: str) -> None:
+        """Send a command whose answer nobody needs (QUIT with nothing to commit)."""
+        self._send(" ".join(words))
+
     def multiline(self, *words: str) -> list[bytes]:
         """Send a command answered by lines up to a lone ``.``; return them, un-dot-stuffed."""
         self.command(*words)

@@ -182,7 +182,7 @@ def _incoming(channel: Channel, hints: ProviderHints, timeout: float,
         where = f"login {endpoint.login} at {endpoint.address}, {endpoint.security}"
         if protocol == "imap":
             with ImapClient(endpoint, credential, hints) as client:
-                status = client.select(channel.folder, readonly=True)
+                status = client.select(channel.folder, readonly=True, count_unseen=True)
             return (f"{channel.folder}: {status.exists} message(s), {status.unseen} unread "
                     f"({where})")
         with Pop3Client(endpoint, credential, hints) as client:

@@ -53,10 +53,11 @@ def open_session(channel: Channel, password: str | BearerToken, settings: FetchS
 def fetch_imap_session(client: ImapClient, channel: Channel, settings: FetchSettings,
                        report: ChannelFetchReport, deadline: Deadline,
                        progress: Progress | None) -> None:
-    """One fetch pass over an open session: select the folder, take what is new."""
-    department = Department.get_by_id(channel.department_id)
-    options = IngestOptions.for_run(notify=settings.notify,
-                                    max_message_bytes=settings.max_message_bytes)
+    """One fetch pass over an open session: select the folder, take what is new.
+
+    A folder whose UIDNEXT is still the cursor's ``quiet_uidnext`` got nothing since the
+    last pass that left nothing behind: no SEARCH is sent (see ``_imap_todo``).
+    """
     status = client.select(channel.folder, readonly=settings.dry_run)
     cursor = ChannelCursor.get_or_none(
         (ChannelCursor.channel == channel) & (ChannelCursor.folder == channel.folder))
@@ -79,14 +80,19 @@ def fetch_imap_session(client: ImapClient, channel: Channel, settings: FetchSett
     uidvalidity = status.uidvalidity
 
     _finish_server_actions(client, channel, uidvalidity)
-    todo, pending = _imap_todo(client, channel, cursor)
+    todo, pending = _imap_todo(client, channel, cursor, status.uidnext)
     if settings.dry_run:
         report.would_fetch = len(todo)
         return
     if channel.connected_at is None:
         mark_connected(channel)
-    _take_imap(client, channel, department, todo, pending, uidvalidity, settings, options,
-               report, deadline, progress)
+    if todo:
+        department = Department.get_by_id(channel.department_id)
+        options = IngestOptions.for_run(notify=settings.notify,
+                                        max_message_bytes=settings.max_message_bytes)
+        _take_imap(client, channel, department, todo, pending, uidvalidity, settings,
+                   options, report, deadline, progress)
+    _note_quiet(channel, cursor, status.uidnext)
 
 
 def _uidvalidity_changed(client: ImapClient, channel: Channel, cursor: ChannelCursor,
@@ -113,17 +119,30 @@ def _uidvalidity_changed(client: ImapClient, channel: Channel, cursor: ChannelCu
         ).execute()
         cursor.uidvalidity = uidvalidity
         cursor.baseline_uid = baseline
+        cursor.quiet_uidnext = None
         cursor.updated_at = utcnow()
         cursor.save()
     return cursor
 
 
-def _imap_todo(client: ImapClient, channel: Channel,
-               cursor: ChannelCursor) -> tuple[list[int], set[int]]:
-    """UIDs to take now: new since the baseline and not in the ledger, plus pending ones."""
+def _imap_todo(client: ImapClient, channel: Channel, cursor: ChannelCursor,
+               uidnext: int | None) -> tuple[list[int], set[int]]:
+    """UIDs to take now: new since the baseline and not in the ledger, plus pending ones.
+
+    Every message below the cursor's ``quiet_uidnext`` was in the ledger when it was noted
+    (``_note_quiet``), and UIDs only grow: while the folder's UIDNEXT is still that number
+    nothing is new and the server is not asked; after it, only UIDs from it on are searched.
+    """
+    quiet = cursor.quiet_uidnext
+    if quiet is None or uidnext is None or quiet > uidnext:  # unknown, or a server gone odd
+        quiet = 0
+    first = max(cursor.baseline_uid + 1, quiet)
+    wanted = LedgerEntry.status == PENDING
+    if quiet != uidnext:
+        wanted |= LedgerEntry.uid >= first
     rows = LedgerEntry.select(LedgerEntry.uid, LedgerEntry.status).where(
         (LedgerEntry.channel == channel) & (LedgerEntry.folder == channel.folder)
-        & (LedgerEntry.uidvalidity == cursor.uidvalidity)
+        & (LedgerEntry.uidvalidity == cursor.uidvalidity) & wanted
     ).tuples()
     # peewee's stubs type .tuples() rows as models, hence the cast
     ledger = cast(Iterable[tuple[int, str]], rows)
@@ -131,12 +150,24 @@ def _imap_todo(client: ImapClient, channel: Channel,
     pending: set[int] = set()
     for uid, status in ledger:
         (pending if status == PENDING else known).add(uid)
-    criteria = f"UID {cursor.baseline_uid + 1}:*"
+    if quiet == uidnext:
+        return sorted(pending), pending
+    criteria = f"UID {first}:*"
     if channel.unread_only:
         criteria += " UNSEEN"
     # "n:*" always matches the highest UID, even one below n: filter on our side.
-    fresh = {uid for uid in client.search_uids(criteria) if uid > cursor.baseline_uid}
+    fresh = {uid for uid in client.search_uids(criteria) if uid >= first}
     return sorted((fresh - known) | pending), pending
+
+
+def _note_quiet(channel: Channel, cursor: ChannelCursor, uidnext: int | None) -> None:
+    """After a pass that left nothing behind, note the UIDNEXT its SELECT reported: every
+    message below it is in the ledger now. Not with ``unread_only``: a message read by then
+    was left out, and is taken if someone marks it unread again."""
+    if uidnext is None or channel.unread_only or cursor.quiet_uidnext == uidnext:
+        return
+    cursor.quiet_uidnext = uidnext
+    ChannelCursor.update(quiet_uidnext=uidnext).where(ChannelCursor.id == cursor.id).execute()
 
 
 def _take_imap(client: ImapClient, channel: Channel, department: Department, todo: list[int],

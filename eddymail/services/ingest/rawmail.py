@@ -15,7 +15,7 @@ from pathlib import Path
 import peewee
 
 from eddymail.db.connection import database_proxy
-from eddymail.db.models import Channel, Department, LedgerEntry, RawMessage
+from eddymail.db.models import Channel, ChannelCursor, Department, LedgerEntry, RawMessage
 from eddymail.errors import NotFoundError, UsageError, ValidationError
 from eddymail.mail.message.parse import ParsedMessage, parse_message
 from eddymail.mail.message.quotes import split_quoted
@@ -189,3 +189,9 @@ def forget(entry_id: int) -> None:
         if entry is None or entry.status != QUARANTINED:
             raise NotFoundError(f"No quarantined message #{entry_id}.")
         entry.delete_instance()
+        if entry.channel_id is not None and entry.folder is not None:
+            # The folder's next fetch searches it whole again, or it would not see the
+            # message: the cursor's quiet mark says everything below it is in the ledger.
+            ChannelCursor.update(quiet_uidnext=None).where(
+                (ChannelCursor.channel == entry.channel_id)
+                & (ChannelCursor.folder == entry.folder)).execute()
