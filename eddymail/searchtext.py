@@ -129,7 +129,3 @@ def operators_in(text: str) -> list[str]:
     operators = [bare for bare in chunks if bare in _OPERATORS]
     return excluded + (operators if len(operators) < len(chunks) else [])
 
-
-def term_matches(term_word: str, prefix: bool, word: str) -> bool:
-    """Whether a folded ``word`` of a text matches a query word."""
-    return word.startswith(term_word) if prefix else word == term_word

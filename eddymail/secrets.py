@@ -399,16 +399,6 @@ def insecure_keyring_backends() -> list[str]:
     return found
 
 
-def keyring_is_insecure() -> bool:
-    """Whether the keyring backend stores secrets readable on disk."""
-    import keyring.errors
-
-    try:
-        return bool(insecure_keyring_backends())
-    except (keyring.errors.KeyringError, RuntimeError, ImportError):
-        return False
-
-
 def _backend_label() -> str:
     import keyring.errors
 

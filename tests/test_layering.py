@@ -57,6 +57,8 @@ LIBRARY_USERS: dict[str, set[str]] = {
     "playhouse": DATABASE_USERS,
     "sqlite3": DATABASE_USERS,
     "psycopg2": DATABASE_USERS,
+    # Turning bytes into a message and back is mail/message's job, headers included.
+    "email": {"mail.message"},
 }
 
 # A module path handed over as text to a lazy loader: "eddymail.x.y:attribute".
@@ -288,6 +290,7 @@ LIBRARY_CASES = [
     ("cli", "peewee"), ("cli", "playhouse.db_url"), ("cli", "sqlite3"), ("cli", "psycopg2"),
     ("mail.message", "sqlite3"), ("mail.wire", "peewee"), ("templates", "peewee"),
     ("secrets", "sqlite3"), ("base", "psycopg2.extras"),
+    ("services", "email.parser"), ("cli", "email.message"), ("mail.wire", "email.utils"),
 ]
 
 
@@ -308,6 +311,7 @@ def test_the_libraries_are_fine_where_they_belong(tmp_path):
         "eddymail.cli.output": "from rich.table import Table\nimport click\n",
         "eddymail.db.models": "import peewee\nimport sqlite3\nfrom playhouse import db_url\n",
         "eddymail.services.fetch.sample": "import peewee\nimport psycopg2\n",
+        "eddymail.mail.message.sample": "import email.utils\nfrom email.parser import Parser\n",
     }
     for module, source in sources.items():
         root = tmp_path / module

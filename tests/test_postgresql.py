@@ -492,9 +492,10 @@ HOLD_LOCK = """
 import sys
 from eddymail.db.connection import open_database
 from eddymail.services.fetch.locking import channel_lock
-open_database(sys.argv[1])
+database = open_database(sys.argv[1])
 with channel_lock(1) as taken:
-    print("held" if taken else "busy", flush=True)
+    backend = database.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    print("held" if taken else "busy", backend, flush=True)
     sys.stdin.read()
 """
 
@@ -548,7 +549,8 @@ def test_a_channel_lock_holds_against_another_process(eddymail, on_postgresql, t
         [sys.executable, "-c", HOLD_LOCK, on_postgresql], cwd=REPO, env=environment,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert holder.stdout.readline() == b"held\n", holder.stderr.read()
+        said, backend = holder.stdout.readline().split()
+        assert said == b"held", holder.stderr.read()
         open_database(on_postgresql)
         try:
             assert not _try_in_thread(on_postgresql, 1)
@@ -563,10 +565,18 @@ def test_a_channel_lock_holds_against_another_process(eddymail, on_postgresql, t
         holder.stdin.close()
         holder.stdout.close()
         holder.stderr.close()
-    open_database(on_postgresql)
+    database = open_database(on_postgresql)
     try:
-        # The server ends the dead client's session when its socket closes: the lock goes.
-        assert any(_try_in_thread(on_postgresql, 1) or time.sleep(0.05) for _ in range(200))
+        # The server ends the dead client's session when it sees the socket closed; wait for
+        # that (not for a time: a hang guard only), then the lock must be free.
+        gone = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
+        for _ in range(6000):
+            if database.execute_sql(gone, (int(backend),)).fetchone()[0] == 0:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"PostgreSQL kept the killed holder's session {int(backend)}")
+        assert _try_in_thread(on_postgresql, 1)
     finally:
         close_database()
 

@@ -52,6 +52,11 @@ class AppState:
             self._runtime = runtime.start(self.config_path, self.verbose)
         return self._runtime
 
+    def close(self) -> None:
+        """Close the runtime (and its database) if this run started one."""
+        if self._runtime is not None:
+            self._runtime.close()
+
     def database(self) -> Runtime:
         """The runtime with its database open (created or upgraded if needed)."""
         self.runtime.open_database()
@@ -172,8 +177,8 @@ class EddymailGroup(LazyGroup):
             ctx.exit(EXIT_FAILED)
         finally:
             state = ctx.find_object(AppState)
-            if state is not None and state._runtime is not None:
-                state._runtime.close()
+            if state is not None:
+                state.close()
 
 
 def _quit_quietly(ctx: click.Context) -> NoReturn:

@@ -27,11 +27,6 @@ class Runtime:
     config: Config
     _database: peewee.Database | None = field(default=None, repr=False)
 
-    @property
-    def database_open(self) -> bool:
-        """Whether this run has opened its database (and not closed it yet)."""
-        return self._database is not None
-
     def open_database(self, *, prepare_schema: bool = True) -> peewee.Database:
         """Open the configured database once per run and return it.
 

@@ -333,3 +333,20 @@ def build_message(mail: OutgoingMail, *, message_id: str, date: datetime | None 
         added.set_param("name", attachment.filename)
     head = "".join(line + "\r\n" for line in lines).encode("ascii")
     return head + entity.as_bytes(policy=_POLICY)
+
+
+def stand_in_message(*, sender: str | None, subject: str | None, message_id: str | None,
+                     date: datetime, body: str) -> bytes:
+    """A plain mail standing in for one whose bytes were not kept (an export of an old
+    thread): the headers given, each on one line (none can be injected); a header even the
+    policy's parser cannot make sense of is left out."""
+    rebuilt = EmailMessage()
+    for header, value in (("From", sender), ("Subject", subject), ("Message-ID", message_id)):
+        if value:
+            try:
+                rebuilt[header] = " ".join(str(value).split())
+            except ValueError:
+                continue
+    rebuilt["Date"] = format_datetime(date)
+    rebuilt.set_content(body)
+    return rebuilt.as_bytes()

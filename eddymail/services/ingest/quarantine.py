@@ -7,23 +7,18 @@ from the header block alone: enough to recognise the mail, never enough to trip 
 
 from __future__ import annotations
 
-import email.utils
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.header import decode_header, make_header
-from email.parser import BytesHeaderParser
-from email.policy import compat32
+from datetime import datetime
 
 import peewee
 
 from eddymail.db.models import Channel, LedgerEntry, RawMessage
 from eddymail.errors import NotFoundError
+from eddymail.mail.message.headerpeek import peek_headers
 from eddymail.services.ingest.pipeline import QUARANTINED
 
 #: How much of a quarantined message is read to find its headers.
 HEADER_BYTES = 64 * 1024
-#: Longest sender or subject shown (a header can be megabytes long).
-SHOWN_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -71,40 +66,12 @@ def _describe(entry: LedgerEntry) -> QuarantinedMessage:
     raw = (RawMessage.select(peewee.fn.SUBSTR(RawMessage.data, 1, HEADER_BYTES).alias("head"),
                              RawMessage.headers_only)
            .where(RawMessage.id == entry.raw_id).first()) if entry.raw_id else None
-    sender, subject, date = _headers(bytes(raw.head) if raw else b"")
+    headers = peek_headers(bytes(raw.head) if raw else b"")
     channel = entry.channel if entry.channel_id else None
     return QuarantinedMessage(
         id=entry.id, channel=channel.name if channel else None,
-        sender=sender, subject=subject, date=date, reason=entry.error or "",
+        sender=headers.sender, subject=headers.subject, date=headers.date,
+        reason=entry.error or "",
         size=entry.size, headers_only=bool(raw and raw.headers_only),
         quarantined_at=entry.created_at,
     )
-
-
-def _headers(head: bytes) -> tuple[str, str, datetime | None]:
-    """(From, Subject, Date) of a header block that may be broken in any way."""
-    block = head.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    # compat32 hands back each header as written; decoding is done here, and may fail.
-    headers = BytesHeaderParser(policy=compat32).parsebytes(block)
-    return _text(headers.get("From")), _text(headers.get("Subject")), _date(headers.get("Date"))
-
-
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    try:
-        text = str(make_header(decode_header(str(value))))
-    except Exception:  # any broken encoded word: the header as written is shown instead
-        text = str(value)
-    text = " ".join(text.split())
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
-
-
-def _date(value: object) -> datetime | None:
-    try:
-        moment = email.utils.parsedate_to_datetime(str(value))
-    except (TypeError, ValueError, IndexError, OverflowError):  # missing or unreadable
-        return None
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)

@@ -27,8 +27,6 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 
 import peewee
 
@@ -44,6 +42,7 @@ from eddymail.mail.message.compose import (
     envelope_recipients,
     make_message_id,
 )
+from eddymail.mail.message.headerpeek import subject_of
 from eddymail.services import errorlog
 from eddymail.services.channels.endpoints import provider_hints_of, smtp_endpoint
 from eddymail.services.channels.signin import Credential, with_sign_in
@@ -339,14 +338,8 @@ def _entry(item: OutboxItem) -> OutboxEntry:
     return OutboxEntry(
         id=item.id, kind=item.kind, template=item.template,
         channel=channel.name if channel else None, ticket_id=item.ticket_id,
-        recipients=list(item.recipients), subject=_subject_of(bytes(item.raw)),
+        recipients=list(item.recipients), subject=subject_of(bytes(item.raw)),
         status=item.status, attempts=item.attempts,
         next_attempt_at=item.next_attempt_at if item.status == QUEUED else None,
         last_error=item.last_error, created_at=item.created_at, sent_at=item.sent_at,
     )
-
-
-def _subject_of(raw: bytes) -> str:
-    header = raw.split(b"\r\n\r\n", 1)[0]
-    parsed = BytesHeaderParser(policy=default_policy).parsebytes(header)
-    return str(parsed.get("Subject", ""))

@@ -21,11 +21,10 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import format_datetime
 from typing import BinaryIO
 
 from eddymail.db.models import Message, OutboxItem, RawMessage
+from eddymail.mail.message.compose import stand_in_message
 from eddymail.services.tickets.queries import TicketDetail, list_tickets, show_ticket
 
 FORMATS = ("json", "csv", "mbox")
@@ -130,17 +129,10 @@ def _mail_bytes(message: Message) -> bytes:
                 .order_by(OutboxItem.id).first())
         if sent is not None:
             return bytes(sent.raw)
-    rebuilt = EmailMessage()
-    for header, value in (("From", message.from_address), ("Subject", message.subject),
-                          ("Message-ID", message.message_id)):
-        if value:
-            try:
-                rebuilt[header] = " ".join(str(value).split())  # no header can be injected
-            except ValueError:  # not even the policy's parser makes sense of it
-                continue
-    rebuilt["Date"] = format_datetime(message.sent_at or message.created_at)
-    rebuilt.set_content(message.body_text or "")
-    return rebuilt.as_bytes()
+    return stand_in_message(sender=message.from_address, subject=message.subject,
+                            message_id=message.message_id,
+                            date=message.sent_at or message.created_at,
+                            body=message.body_text or "")
 
 
 def _iso(moment: datetime) -> str:
