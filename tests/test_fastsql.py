@@ -98,6 +98,8 @@ def test_update_writes_what_peewee_update_writes(database):
 def test_unknown_fields_are_refused(database):
     with pytest.raises(TypeError, match="no field"):
         fastsql.create(User, email="a@b", nickname="x")
+    with pytest.raises(KeyError, match="no field nickname"):
+        fastsql.update(User, 1, name="x", nickname="x")
 
 
 

@@ -46,9 +46,6 @@ NOT_STDLIB = {
     ("db/connection.py", "peewee._savepoint"):
         "peewee (third party, private): the savepoint class a Database.savepoint() returns; "
         "subclassed so a rollback after SQLite's own rollback does not hide the first error",
-    ("db/fastsql.py", "field._sort_key"):
-        "peewee (third party, private): the order peewee writes SET columns in; fastsql must "
-        "bind its parameters in the same order",
     ("services/oauth/flows.py", "owner._arrived"):
         "eddymail's own listener, reached from the request handler class nested in it",
 }

@@ -128,12 +128,16 @@ def update(model: type[peewee.Model], row_id: int, **values: Any) -> None:
     meta = model._meta
     database = meta.database
     primary_key = _primary_key(model)
-    # peewee writes SET columns in field order; the parameters must follow the same order.
-    fields = sorted((meta.fields[name] for name in values), key=lambda field: field._sort_key)
-    key = (model, tuple(field.name for field in fields))
+    key = (model, tuple(sorted(values)))
     updates = _statements(database).updates
     prepared = updates.get(key)
     if prepared is None:
+        unknown = set(values) - set(meta.fields)
+        if unknown:
+            raise KeyError(f"{model.__name__} has no field {', '.join(sorted(unknown))}")
+        # peewee writes SET columns in field order (``sorted_fields``); the parameters must
+        # follow the same order.
+        fields = [field for field in meta.sorted_fields if field.name in values]
         query = model.update({field: values[field.name] for field in fields}).where(
             primary_key == row_id)
         prepared = updates[key] = (query.sql()[0], fields)
