@@ -2,8 +2,8 @@
 
 For lists of mail that could not be parsed at all (the quarantine: read leniently, enough to
 recognise the mail, never enough to trip over it) and of mail eddymail composed itself (the
-outbox). Every value is one line of at most ``SHOWN_CHARS`` characters; callers still make
-it safe for a terminal.
+outbox). :func:`peek_headers` gives each value as one line of at most ``SHOWN_CHARS``
+characters; callers still make every value safe for a terminal.
 """
 
 from __future__ import annotations
