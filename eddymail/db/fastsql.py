@@ -1,11 +1,12 @@
-"""Reused SQL text for the hot path of ingestion.
+"""Reused SQL text for the hot paths of ingestion and of fetching an idle mailbox.
 
 peewee builds every statement anew from its expression tree, which costs far more than
 SQLite takes to run it (about 0.2 ms against 0.02 ms for an INSERT); ingesting one message
 runs several. ``insert`` lets peewee build the INSERT for a model once (so quoting, parameter
 style and RETURNING are the engine's own), keeps the text, and then only converts the new
 values with each field's own ``db_value``, exactly as ``Model.create`` would.
-``tests/test_fastsql.py`` checks that both write the same row.
+``tests/test_fastsql.py`` checks that both write the same row. ``execute`` keeps the text of
+any other statement by its shape (what a fetch of an idle mailbox asks, channel by channel).
 
 The kept text belongs to one database object and dies with it. (It used to be keyed on
 ``id()`` of the database: once that object was gone, a PostgreSQL database opened later in
@@ -15,10 +16,13 @@ the same process could get the same id and be handed SQLite's SQL.)
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import peewee
+
+from eddymail.db.connection import database_proxy
 
 M = TypeVar("M", bound=peewee.Model)
 
@@ -33,6 +37,7 @@ class _Statements:
         default_factory=dict)
     updates: dict[tuple[Any, ...], tuple[str, list[peewee.Field]]] = field(
         default_factory=dict)
+    statements: dict[Hashable, str] = field(default_factory=dict)
 
 
 # Weak keys: an entry goes when its database object goes, so a database made later can
@@ -145,3 +150,24 @@ def update(model: type[peewee.Model], row_id: int, **values: Any) -> None:
     params = [field.db_value(values[field.name]) for field in order]
     params.append(primary_key.db_value(row_id))
     database.execute_sql(sql, params)
+
+
+def execute(shape: Hashable, build: Callable[[], peewee.Query], params: Sequence[Any]) -> Any:
+    """Run the statement ``build()`` makes, built only once per database and ``shape``; the
+    DB-API cursor (``fetchall()``, ``rowcount``).
+
+    ``params`` are the statement's parameters in the order peewee writes them, as the
+    database gets them (``db_value`` applied: ids, not rows). The first call of a shape
+    builds the query and checks that peewee wrote exactly these; later calls only run the
+    kept SQL with theirs. ``shape`` names everything that changes the SQL text (a value
+    that becomes ``IS NULL``, a condition left out) and the module that owns the statement.
+    """
+    database = database_proxy.obj
+    kept = _statements(database).statements
+    sql = kept.get(shape)
+    if sql is None:
+        sql, built = build().sql()
+        if list(built) != list(params):
+            raise TypeError(f"the parameters of {shape!r} are {built!r}, not {params!r}")
+        kept[shape] = sql
+    return database.execute_sql(sql, list(params))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import cast
+from collections.abc import Callable
 
 from eddymail.crashpoints import crash_point
 from eddymail.db import keylocks
@@ -15,7 +14,7 @@ from eddymail.mail.wire.imap import ImapClient
 from eddymail.mail.wire.sasl import BearerToken
 from eddymail.services import errorlog
 from eddymail.services.channels.endpoints import provider_hints_of
-from eddymail.services.fetch import start
+from eddymail.services.fetch import folderstate, start
 from eddymail.services.fetch.ahead import Ahead
 from eddymail.services.fetch.state import (
     ChannelFetchReport,
@@ -56,11 +55,10 @@ def fetch_imap_session(client: ImapClient, channel: Channel, settings: FetchSett
     """One fetch pass over an open session: select the folder, take what is new.
 
     A folder whose UIDNEXT is still the cursor's ``quiet_uidnext`` got nothing since the
-    last pass that left nothing behind: no SEARCH is sent (see ``_imap_todo``).
+    last pass that left nothing behind: no SEARCH is sent (``folderstate.search_from``).
     """
     status = client.select(channel.folder, readonly=settings.dry_run)
-    cursor = ChannelCursor.get_or_none(
-        (ChannelCursor.channel == channel) & (ChannelCursor.folder == channel.folder))
+    cursor = folderstate.cursor_of(channel)
     report.first_connection = channel.connected_at is None
     if cursor is None:
         report.first_connection = True
@@ -79,8 +77,10 @@ def fetch_imap_session(client: ImapClient, channel: Channel, settings: FetchSett
         cursor = _uidvalidity_changed(client, channel, cursor, status.uidvalidity)
     uidvalidity = status.uidvalidity
 
-    _finish_server_actions(client, channel, uidvalidity)
-    todo, pending = _imap_todo(client, channel, cursor, status.uidnext)
+    first = folderstate.search_from(cursor, status.uidnext)
+    ledger = folderstate.ledger_of(channel, uidvalidity, first)
+    _finish_server_actions(client, channel, uidvalidity, ledger.unfinished)
+    todo = _imap_todo(client, channel, first, ledger)
     if settings.dry_run:
         report.would_fetch = len(todo)
         return
@@ -90,9 +90,9 @@ def fetch_imap_session(client: ImapClient, channel: Channel, settings: FetchSett
         department = Department.get_by_id(channel.department_id)
         options = IngestOptions.for_run(notify=settings.notify,
                                         max_message_bytes=settings.max_message_bytes)
-        _take_imap(client, channel, department, todo, pending, uidvalidity, settings,
+        _take_imap(client, channel, department, todo, ledger.pending, uidvalidity, settings,
                    options, report, deadline, progress)
-    _note_quiet(channel, cursor, status.uidnext)
+    folderstate.note_quiet(channel, cursor, status.uidnext)
 
 
 def _uidvalidity_changed(client: ImapClient, channel: Channel, cursor: ChannelCursor,
@@ -125,49 +125,18 @@ def _uidvalidity_changed(client: ImapClient, channel: Channel, cursor: ChannelCu
     return cursor
 
 
-def _imap_todo(client: ImapClient, channel: Channel, cursor: ChannelCursor,
-               uidnext: int | None) -> tuple[list[int], set[int]]:
-    """UIDs to take now: new since the baseline and not in the ledger, plus pending ones.
-
-    Every message below the cursor's ``quiet_uidnext`` was in the ledger when it was noted
-    (``_note_quiet``), and UIDs only grow: while the folder's UIDNEXT is still that number
-    nothing is new and the server is not asked; after it, only UIDs from it on are searched.
-    """
-    quiet = cursor.quiet_uidnext
-    if quiet is None or uidnext is None or quiet > uidnext:  # unknown, or a server gone odd
-        quiet = 0
-    first = max(cursor.baseline_uid + 1, quiet)
-    wanted = LedgerEntry.status == PENDING
-    if quiet != uidnext:
-        wanted |= LedgerEntry.uid >= first
-    rows = LedgerEntry.select(LedgerEntry.uid, LedgerEntry.status).where(
-        (LedgerEntry.channel == channel) & (LedgerEntry.folder == channel.folder)
-        & (LedgerEntry.uidvalidity == cursor.uidvalidity) & wanted
-    ).tuples()
-    # peewee's stubs type .tuples() rows as models, hence the cast
-    ledger = cast(Iterable[tuple[int, str]], rows)
-    known: set[int] = set()
-    pending: set[int] = set()
-    for uid, status in ledger:
-        (pending if status == PENDING else known).add(uid)
-    if quiet == uidnext:
-        return sorted(pending), pending
+def _imap_todo(client: ImapClient, channel: Channel, first: int | None,
+               ledger: folderstate.LedgerView) -> list[int]:
+    """UIDs to take now: the pending ones, plus (unless the folder is quiet: ``first`` is
+    ``None``) those from ``first`` on that the server has and the ledger does not."""
+    if first is None:
+        return sorted(ledger.pending)
     criteria = f"UID {first}:*"
     if channel.unread_only:
         criteria += " UNSEEN"
     # "n:*" always matches the highest UID, even one below n: filter on our side.
     fresh = {uid for uid in client.search_uids(criteria) if uid >= first}
-    return sorted((fresh - known) | pending), pending
-
-
-def _note_quiet(channel: Channel, cursor: ChannelCursor, uidnext: int | None) -> None:
-    """After a pass that left nothing behind, note the UIDNEXT its SELECT reported: every
-    message below it is in the ledger now. Not with ``unread_only``: a message read by then
-    was left out, and is taken if someone marks it unread again."""
-    if uidnext is None or channel.unread_only or cursor.quiet_uidnext == uidnext:
-        return
-    cursor.quiet_uidnext = uidnext
-    ChannelCursor.update(quiet_uidnext=uidnext).where(ChannelCursor.id == cursor.id).execute()
+    return sorted((fresh - ledger.known) | ledger.pending)
 
 
 def _take_imap(client: ImapClient, channel: Channel, department: Department, todo: list[int],
@@ -348,15 +317,10 @@ def _mark_server_done(channel: Channel, uidvalidity: int, uids: list[int]) -> No
     ).execute()
 
 
-def _finish_server_actions(client: ImapClient, channel: Channel, uidvalidity: int) -> None:
-    """Apply the after-fetch action a crashed run stored but could not apply."""
-    rows = LedgerEntry.select(LedgerEntry.uid).where(
-        (LedgerEntry.channel == channel) & (LedgerEntry.folder == channel.folder)
-        & (LedgerEntry.uidvalidity == uidvalidity) & ~LedgerEntry.server_done
-        & (LedgerEntry.status != PENDING) & (LedgerEntry.status != SKIPPED)
-    ).tuples()
-    # peewee's stubs type .tuples() rows as models, hence the cast
-    unfinished = [uid for (uid,) in cast(Iterable[tuple[int]], rows)]
+def _finish_server_actions(client: ImapClient, channel: Channel, uidvalidity: int,
+                           unfinished: list[int]) -> None:
+    """Apply the after-fetch action a crashed run stored but could not apply to the
+    ``unfinished`` UIDs."""
     if unfinished:
         present = client.existing_uids(unfinished)
         gone = [uid for uid in unfinished if uid not in present]

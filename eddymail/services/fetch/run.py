@@ -32,14 +32,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import cast
 
 import peewee
 
 from eddymail import secrets
+from eddymail.db import fastsql
 from eddymail.db.connection import database_error, database_proxy
 from eddymail.db.models import Channel, utcnow
 from eddymail.errors import (
@@ -64,7 +64,6 @@ from eddymail.services.fetch.state import (
 __all__ = ["ChannelFetchReport", "FetchSettings", "channels_to_fetch", "fetch_channels"]
 
 log = logging.getLogger("eddymail.fetch")
-T = TypeVar("T")
 
 
 def channels_to_fetch(names: Iterable[str]) -> list[str]:
@@ -72,7 +71,7 @@ def channels_to_fetch(names: Iterable[str]) -> list[str]:
     incoming settings."""
     names = list(names)
     if names:
-        return [find_channel(name).name for name in names]
+        return [channel.name for channel in _channels_named(names)]
     incoming = Channel.enabled & (Channel.protocol != "none")
     return [channel.name for channel in
             Channel.select(Channel.name).where(incoming).order_by(Channel.name)]
@@ -90,19 +89,14 @@ def fetch_channels(
     past the busy timeout, full, read-only): that is no channel's fault and every channel
     would meet it; the channels not started yet are then not started at all.
     """
-    channels = [find_channel(name) for name in names]
     deadline = Deadline(settings.deadline)
     stop = threading.Event()  # set by the first fatal error: start no further channel
     try:
+        channels = _channels_named(names)
         run = _Run(settings, deadline, progress, stop, started=database_now())
         if settings.jobs <= 1 or len(channels) <= 1 or _single_connection():
             return [_fetch_channel(channel, run) for channel in channels]
-        with ThreadPoolExecutor(max_workers=settings.jobs,
-                                thread_name_prefix="eddymail-fetch") as pool:
-            futures = [pool.submit(_in_own_connection, _fetch_channel, channel, run)
-                       for channel in channels]
-            wait(futures)
-        return [future.result() for future in futures]  # the first fatal error, if any
+        return _in_threads(channels, run)
     except peewee.OperationalError as error:
         problem = database_error(error)
         raise DatabaseError(
@@ -155,14 +149,25 @@ def _fetch_channel(channel: Channel, run: _Run) -> ChannelFetchReport:
 
 def _done_since(channel: Channel, run: _Run) -> str:
     """Why not to fetch ``channel`` now ("" if it should be): another run began it later
-    than this one began. Otherwise note that this run begins it now."""
-    began = Channel.select(Channel.fetch_started_at).where(Channel.id == channel.id).scalar()
-    if began is not None and began > run.started:
-        return "another eddymail run fetched it after this one began"
-    if not run.settings.dry_run:
-        Channel.update(fetch_started_at=database_now()).where(
-            Channel.id == channel.id).execute()
-    return ""
+    than this one began. Otherwise note that this run begins it now (one statement: the
+    check and the note, its SQL kept: it runs for every channel)."""
+    postgresql = not isinstance(database_proxy.obj, peewee.SqliteDatabase)
+    now = utcnow()
+    params: list[object] = [] if run.settings.dry_run or postgresql else [now]
+    params += [channel.id, run.started]
+
+    def build() -> peewee.Query:
+        mine = (Channel.id == channel.id) & (
+            Channel.fetch_started_at.is_null() | (Channel.fetch_started_at <= run.started))
+        if run.settings.dry_run:
+            return Channel.select(Channel.id).where(mine)
+        # PostgreSQL: the database's clock, read as the statement runs (see database_now).
+        began = peewee.SQL(f"({_POSTGRESQL_NOW})") if postgresql else now
+        return Channel.update(fetch_started_at=began).where(mine)
+
+    done = fastsql.execute(("fetch claim", run.settings.dry_run, postgresql), build, params)
+    free = bool(done.fetchall()) if run.settings.dry_run else done.rowcount > 0
+    return "" if free else "another eddymail run fetched it after this one began"
 
 
 def database_now() -> datetime:
@@ -170,8 +175,12 @@ def database_now() -> datetime:
     database = database_proxy.obj
     if isinstance(database, peewee.SqliteDatabase):
         return utcnow()
-    row = database.execute_sql("SELECT clock_timestamp() AT TIME ZONE 'UTC'").fetchone()
+    row = database.execute_sql(f"SELECT {_POSTGRESQL_NOW}").fetchone()
     return cast(datetime, row[0])
+
+
+# The database's clock, read where a statement runs (PostgreSQL: on the database host).
+_POSTGRESQL_NOW = "clock_timestamp() AT TIME ZONE 'UTC'"
 
 
 def _fetch_locked(channel: Channel, settings: FetchSettings, report: ChannelFetchReport,
@@ -196,13 +205,56 @@ def _single_connection() -> bool:
     return isinstance(database, peewee.SqliteDatabase) and database.database == ":memory:"
 
 
-def _in_own_connection(call: Callable[..., T], *args: Any) -> T:
-    """Run ``call`` in a pool thread, then close the database connection peewee opened for
-    this thread (each thread has its own; SQLite's single writer sees short transactions)."""
-    try:
-        return call(*args)
-    finally:
-        database_proxy.obj.close()
+def _channels_named(names: list[str]) -> list[Channel]:
+    """The channels called ``names``, in that order, read in one query (``NotFoundError``
+    for a name that is not there)."""
+    found = {channel.name: channel
+             for channel in Channel.select().where(Channel.name.in_(names))}
+    return [found.get(name) or find_channel(name) for name in names]
+
+
+def _in_threads(channels: list[Channel], run: _Run) -> list[ChannelFetchReport]:
+    """Fetch ``channels`` in ``jobs`` threads, each taking the next channel when it is done
+    with one; the reports in the order given, or the fatal error of the first channel (in
+    that order) that met one.
+
+    Each thread has its own database connection (peewee's are per thread), opened once for
+    all the channels it fetches and closed when it runs out of them, or after a channel
+    that failed (whatever state that left it in is not the next channel's problem).
+    SQLite's single writer still sees only short transactions.
+    """
+    reports: list[ChannelFetchReport | None] = [None] * len(channels)
+    fatal: dict[int, BaseException] = {}
+    queue = iter(enumerate(channels))
+    taking = threading.Lock()
+
+    def work() -> None:
+        try:
+            while True:
+                with taking:
+                    index, channel = next(queue, (-1, None))
+                if channel is None:
+                    return
+                try:
+                    report = reports[index] = _fetch_channel(channel, run)
+                except BaseException as error:
+                    fatal[index] = error
+                    database_proxy.obj.close()
+                    continue
+                if not report.ok:
+                    database_proxy.obj.close()
+        finally:
+            database_proxy.obj.close()
+
+    threads = [threading.Thread(target=work, name=f"eddymail-fetch-{number}")
+               for number in range(min(run.settings.jobs, len(channels)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if fatal:
+        raise fatal[min(fatal)]
+    return [report for report in reports if report is not None]
 
 
 def _fetcher(channel: Channel, settings: FetchSettings, report: ChannelFetchReport,
