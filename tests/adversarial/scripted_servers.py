@@ -77,6 +77,7 @@ class Connection:
         except (OSError, ssl.SSLError) as error:
             self.server.handshake_errors.append(str(error))
             return False
+        self.server.resumed.append(self.sock.session_reused)
         self.reader = self.sock.makefile("rb")
         return True
 
@@ -91,6 +92,8 @@ class ScriptedServer:
     """A threaded loopback TCP server running ``handler(connection)`` for each client.
 
     ``tls``: a server-side context for TLS from the first byte (IMAPS, POP3S, SMTPS).
+    ``resumed`` says, for each completed TLS handshake in turn (STARTTLS too), whether the
+    client resumed an earlier session.
     """
 
     def __init__(self, handler: Callable[[Connection], None],
@@ -99,6 +102,7 @@ class ScriptedServer:
         self.tls = tls
         self.received: list[bytes] = []
         self.handshake_errors: list[str] = []
+        self.resumed: list[bool] = []
         self.connections = 0
         self.host = "127.0.0.1"
         self._listener = socket.create_server((self.host, 0))
@@ -166,6 +170,7 @@ class ScriptedServer:
                 except (OSError, ssl.SSLError) as error:
                     self.handshake_errors.append(str(error))
                     return
+                self.resumed.append(sock.session_reused)
                 with self._lock:
                     self._sockets.append(sock)
             self.handler(Connection(self, sock))

@@ -20,6 +20,8 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from eddymail.mail.wire.tls import keep_session, resumable_session
+
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer  # bytes, bytearray, memoryview...
 
@@ -40,6 +42,9 @@ class SocketStream:
         self.on_socket = on_socket
         self._sock: socket.socket | None = None
         self._reader: io.BufferedReader | None = None
+        # (context, server name, address) of a completed TLS handshake: its session is
+        # left for the next connection to the same server when this one closes.
+        self._resumable: tuple[ssl.SSLContext, str, object] | None = None
 
     @property
     def sock(self) -> socket.socket:
@@ -71,7 +76,12 @@ class SocketStream:
         self._use(self._wrap(context, server_hostname))
 
     def _wrap(self, context: ssl.SSLContext, server_hostname: str) -> ssl.SSLSocket:
-        return context.wrap_socket(self.sock, server_hostname=server_hostname)
+        # An earlier connection's session is resumed when the server agrees (tls.py).
+        key = (context, server_hostname, self.sock.getpeername())
+        wrapped = context.wrap_socket(self.sock, server_hostname=server_hostname,
+                                      session=resumable_session(*key))
+        self._resumable = key
+        return wrapped
 
     def _use(self, sock: socket.socket) -> None:
         if self._reader is not None:
@@ -126,6 +136,8 @@ class SocketStream:
         if reader is not None:
             with contextlib.suppress(OSError):
                 reader.close()
+        if isinstance(sock, ssl.SSLSocket) and self._resumable is not None:
+            keep_session(*self._resumable, sock)
         if sock is not None:
             with contextlib.suppress(OSError):  # the server may have closed already
                 sock.shutdown(socket.SHUT_RDWR)

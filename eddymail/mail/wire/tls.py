@@ -11,6 +11,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 
 from eddymail.errors import MailServerError
@@ -92,6 +93,50 @@ def _new_context(ca_file: str | None) -> ssl.SSLContext:
             ) from exc
     context.sslsocket_class = _ReportingSSLSocket
     return context
+
+
+# -- session resumption ------------------------------------------------------------------------
+
+# Per context, server name and address: sessions (tickets) to resume, each offered once.
+_sessions: dict[tuple[ssl.SSLContext, str, object], list[ssl.SSLSession]] = {}
+_sessions_lock = threading.Lock()
+# Sessions kept per server: as many as connections to it overlap in a run, give or take.
+_SESSIONS_PER_SERVER = 64
+
+
+def resumable_session(context: ssl.SSLContext, server_name: str,
+                      address: object) -> ssl.SSLSession | None:
+    """A TLS session an earlier connection to this server (same context, same name, same
+    address) left, to resume instead of a full handshake; ``None`` if there is none.
+
+    A resumed handshake skips the certificate chain (already verified, by this context, for
+    this name, when the session was made) and the server's signature: CPU on both sides,
+    and a round trip on TLS 1.2. Each session is handed out once (RFC 8446 C.4: a ticket
+    reused would let an observer link the connections); the connection leaves its own,
+    fresher one with :func:`keep_session`. A server that refuses it gets a full handshake.
+    """
+    now = time.time()
+    with _sessions_lock:
+        kept = _sessions.get((context, server_name, address))
+        while kept:
+            session = kept.pop()
+            if session.time + session.timeout > now:
+                return session
+    return None
+
+
+def keep_session(context: ssl.SSLContext, server_name: str, address: object,
+                 sock: ssl.SSLSocket) -> None:
+    """Keep the session of ``sock`` (whose handshake completed) for a later connection to
+    the same server (:func:`resumable_session`). A TLS 1.3 session without a ticket
+    cannot be resumed and is not kept."""
+    session = sock.session
+    if session is None or (not session.has_ticket and sock.version() == "TLSv1.3"):
+        return
+    with _sessions_lock:
+        kept = _sessions.setdefault((context, server_name, address), [])
+        kept.append(session)
+        del kept[:-_SESSIONS_PER_SERVER]
 
 
 class _ReportingSSLSocket(ssl.SSLSocket):
