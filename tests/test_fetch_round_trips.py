@@ -5,6 +5,7 @@ UIDVALIDITY changed, ``mail forget``, a run that failed half-way)."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -170,3 +171,28 @@ def test_unread_only_channels_always_search(eddymail, add_channel, proxy, doveco
     (session,) = commands_of(proxy, before)
     assert "SEARCH" in names(session)
 
+
+
+def test_an_idle_channel_costs_three_statements(eddymail, support, proxy, dovecot, caplog):
+    """Each idle channel of a run costs its claim (one UPDATE that checks and notes), its
+    cursor and one read of its ledger: counted as the statements peewee runs (its debug
+    log), as the difference between a run over six idle channels and one over three."""
+    names = []
+    for number in range(6):
+        user = dovecot.create_user()
+        name = f"box{number}"
+        support(name, "--email", user.address, "--login", user.login, "--protocol", "imap",
+                "--host", "127.0.0.1", "--port", str(proxy.port), "--security", "none",
+                password=user.password)
+        names.append(name)
+    eddymail("fetch", "--jobs", "1")
+    eddymail("fetch", "--jobs", "1")  # every folder quiet from here on
+
+    def statements(*chosen: str) -> int:
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="peewee"):
+            eddymail("fetch", "--jobs", "1", *chosen)
+        return sum(record.name == "peewee" for record in caplog.records)
+
+    per_channel = (statements(*names) - statements(*names[:3])) / 3
+    assert per_channel == 3
