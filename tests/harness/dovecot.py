@@ -325,6 +325,7 @@ def start_dovecot(
     startup_timeout: float = 10.0,
     oauth_introspection_url: str | None = None,
     oauth_scope: str = "mail",
+    reuse_login_processes: bool = False,
 ) -> DovecotServer:
     """Write a config into ``directory`` and start Dovecot; return once every port answers.
 
@@ -337,6 +338,11 @@ def start_dovecot(
     checked by an ``oauth2`` passdb that asks that RFC 7662 introspection endpoint (see
     ``tests/harness/oauth_server.py``) whether a token is active, whose it is and whether it
     carries ``oauth_scope``; passwords still go to the passwd-files.
+
+    ``reuse_login_processes``: Dovecot's "high-performance" login mode (one login process
+    serves many connections, as busy servers are set up) instead of its default of a fresh
+    process, with fresh TLS session-ticket keys, per connection: benchmarks, and TLS session
+    resumption, which only a reused process can grant.
 
     Raises RuntimeError with the tail of Dovecot's log if it does not come up.
     """
@@ -396,6 +402,7 @@ def start_dovecot(
                 uid=mail_user.pw_uid,
                 gid=mail_user.pw_gid,
                 oauth_file=oauth_file,
+                reuse_login_processes=reuse_login_processes,
             )
         )
         stderr_file = directory / "dovecot.stderr"
@@ -449,6 +456,7 @@ def _config_text(
     uid: int,
     gid: int,
     oauth_file: Path | None = None,
+    reuse_login_processes: bool = False,
 ) -> str:
     listen = ", ".join(hosts)
     imap_port, imaps_port, pop3_port, pop3s_port = ports
@@ -461,6 +469,9 @@ passdb {{
   args = {oauth_file}
 }}
 """ if oauth_file else ""
+    # Dovecot's "high-performance" login mode: a login process serves many clients.
+    login_mode = ("\n  service_count = 0\n  process_min_avail = 1\n  client_limit = 1000"
+                  if reuse_login_processes else "")
     return f"""\
 # Written by tests/harness/dovecot.py for one test session. Dovecot 2.3 syntax.
 instance_name = eddymail-test-{directory.name}
@@ -505,7 +516,7 @@ passdb {{
   args = uid={uid} gid={gid} home={home_root}/%u
 }}
 
-service imap-login {{
+service imap-login {{{login_mode}
   inet_listener imap {{
     port = {imap_port}
   }}
@@ -514,7 +525,7 @@ service imap-login {{
     ssl = yes
   }}
 }}
-service pop3-login {{
+service pop3-login {{{login_mode}
   inet_listener pop3 {{
     port = {pop3_port}
   }}
