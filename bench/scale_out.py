@@ -8,7 +8,10 @@ Run from the repository root, as root (Dovecot and PostgreSQL harnesses, like th
 
 A private Dovecot holds one mailbox per channel; every channel reaches it through
 ``bench/latency_proxy.py``, which delays each direction by half of ``--rtt-ms`` (50 ms
-round trip by default). Prints, with the machine's load (``uptime``) before each part:
+round trip by default). ``--reuse-login-processes`` runs Dovecot in its high-performance
+login mode (less server CPU per connection; TLS sessions can be resumed). Prints, with the
+machine's load (``uptime``) before each part and the CPU time of eddymail (and, for the
+no-mail runs, of Dovecot, on the same cores) next to each wall time:
 
 * parallel: wall time of one ``eddymail -q fetch`` over ``--channels`` (200) mailboxes with
   no new mail, for ``--jobs 1`` and several other values, and with ``--new`` (5) new
