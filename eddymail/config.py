@@ -14,7 +14,6 @@ keys of ``OAUTH_KEYS``: the client registration a whole team shares.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +156,8 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     path, named = find_config_path(explicit)
     raw: dict[str, Any] = {}
     if path is not None:
+        import tomllib  # (here: a run without a configuration file does not load the parser)
+
         try:
             with path.open("rb") as handle:
                 raw = tomllib.load(handle)

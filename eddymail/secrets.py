@@ -16,23 +16,23 @@ has entries of its own, named by :func:`entry_name` (``NAME:oauth-tokens``,
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import getpass
 import logging
 import os
 import re
-import select
-import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from eddymail.errors import KeyringUnavailableError, SecretError
+
+# subprocess, signal and select (a password command), base64 (a scrub of encoded secrets)
+# and getpass are imported where they are used: a run that reads no password loads none.
+if TYPE_CHECKING:
+    import subprocess
 
 # keyring is imported inside the functions that use it: with its backends and their
 # dependencies it costs more than the rest of a mail server's ``ingest`` run, which never
@@ -201,6 +201,9 @@ def run_password_command(
     print what it decrypted), which goes nowhere. A command that outlives ``timeout``
     (default ``PASSWORD_COMMAND_TIMEOUT``) is killed with everything it started.
     """
+    import signal
+    import subprocess
+
     what = f"The password command of channel '{channel_name}'"
     limit = PASSWORD_COMMAND_TIMEOUT if timeout is None else timeout
     try:
@@ -250,6 +253,9 @@ def _first_line(process: subprocess.Popen[bytes], deadline: float, what: str) ->
     Raises ``subprocess.TimeoutExpired`` at ``deadline``, ``SecretError`` when the first line
     is longer than ``PASSWORD_COMMAND_MAX_OUTPUT``.
     """
+    import select
+    import subprocess
+
     assert process.stdout is not None
     descriptor = process.stdout.fileno()
     data = b""
@@ -271,6 +277,9 @@ def _first_line(process: subprocess.Popen[bytes], deadline: float, what: str) ->
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     """Kill a timed-out command and everything it started; reap it and close its pipes."""
+    import signal
+    import subprocess
+
     # The group id cannot have been reused: the leader is not reaped yet, or (if it was)
     # the grandchildren holding the pipe still belong to the group.
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -344,6 +353,9 @@ def scrub(text: str, secrets: Iterable[str] = (), replacement: str = "[redacted]
             # A short password is likely to occur inside ordinary words ("x" in a host
             # name); scrub it where it stands alone.
             text = re.sub(rf"(?<![\w.-]){re.escape(secret)}(?![\w.-])", replacement, text)
+    import base64
+    import binascii
+
     encoded = [secret.encode("utf-8") for secret in known]
 
     def hide(match: re.Match[str]) -> str:
@@ -431,6 +443,8 @@ def _no_prompt_without_terminal() -> Iterator[None]:
     as the keyring's password. The prompt is replaced for the duration of the keyring call
     (eddymail asks the keyring from one thread at a time).
     """
+    import getpass
+
     original = getpass.getpass
 
     def guarded(prompt: str = "Password: ", stream: object = None) -> str:

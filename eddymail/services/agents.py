@@ -27,7 +27,6 @@ from eddymail.db.models import (
     utcnow,
 )
 from eddymail.errors import ConflictError, NotFoundError, UsageError, ValidationError
-from eddymail.mail.message.compose import validate_address
 from eddymail.services import naming
 from eddymail.services.departments import find_department
 
@@ -250,6 +249,10 @@ def _apply(agent: Agent, changes: AgentChanges) -> None:
             raise ValidationError(f"An agent's name is one line of 1-{MAX_NAME} characters.")
         agent.name = name
     if changes.email is not None:
+        # Imported here: every ingest loads this module (a ticket's history names its
+        # actor), only editing an agent checks an address.
+        from eddymail.mail.message.compose import validate_address
+
         agent.email = validate_address(changes.email.strip()) if changes.email.strip() else ""
     if changes.signature is not None:
         agent.signature = _signature(changes.signature)

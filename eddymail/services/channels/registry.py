@@ -10,21 +10,19 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from eddymail import secrets
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, ChannelCursor, Department, LedgerEntry, utcnow
 from eddymail.errors import ConflictError, NotFoundError, ValidationError
 from eddymail.services import naming, settings
-from eddymail.services.channels.drafts import (
-    ChannelDraft,
-    ChannelOptions,
-    format_initial,
-    resolve_channel,
-)
 from eddymail.services.departments import find_department
-from eddymail.services.oauth import store as oauth_store
-from eddymail.services.oauth.settings import oauth_settings
+
+# Resolving a channel's settings (presets, checks) is imported by the functions that add,
+# change or describe a channel: finding one by name is the first step of every ingest.
+if TYPE_CHECKING:
+    from eddymail.services.channels.drafts import ChannelDraft, ChannelOptions
 
 
 @dataclass(frozen=True)
@@ -119,6 +117,8 @@ def create_channel(draft: ChannelDraft, password: str | None,
         if draft.needs_password and password:
             secrets.store_password(draft.name, password)
         if client_secret:
+            from eddymail.services.oauth import store as oauth_store
+
             oauth_store.store_client_secret(draft.name, client_secret)
     return ChannelSaved(describe(channel), became_outgoing)
 
@@ -131,11 +131,15 @@ def edit_channel(
     change (and its name, when ``new_name`` is); ``client_secret`` (OAuth 2.0) goes to the
     keyring."""
     channel = find_channel(name)
+    from eddymail.services.channels.drafts import resolve_channel
+
     draft = resolve_channel(channel.name, options, existing=channel)
     if client_secret is not None and draft.auth_method != "oauth2":
         raise ValidationError("A client secret goes with --auth oauth2.")
     saved = update_channel(channel, draft, new_name=new_name)
     if client_secret is not None:
+        from eddymail.services.oauth import store as oauth_store
+
         oauth_store.store_client_secret(saved.channel.name, client_secret)
     return saved
 
@@ -208,6 +212,8 @@ def remove_channel(name: str) -> None:
 
 def describe(channel: Channel) -> ChannelInfo:
     """The plain view of a channel row."""
+    from eddymail.services.channels.drafts import format_initial
+
     department = Department.get_by_id(channel.department_id)
     if channel.password_command:
         source = "command"
@@ -261,6 +267,11 @@ def password_source(channel: Channel) -> secrets.PasswordSource:
 
 
 def _oauth_info(channel: Channel) -> OAuthInfo:
+    # Imported here (with the token store's TLS and file locks): only an OAuth 2.0 channel
+    # is described with them, and finding a channel by name is every ingest's first step.
+    from eddymail.services.oauth import store as oauth_store
+    from eddymail.services.oauth.settings import oauth_settings
+
     settings = oauth_settings(channel)
     return OAuthInfo(
         provider=settings.provider, client_id=settings.client_id, tenant=settings.tenant,

@@ -13,16 +13,21 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from eddymail import secrets
 from eddymail.db.models import Channel
 from eddymail.errors import BearerRefused, UsageError, ValidationError
 from eddymail.mail.wire.sasl import BearerToken
 from eddymail.services.channels.registry import find_channel, password_source
-from eddymail.services.oauth import diagnosis, flows, store
-from eddymail.services.oauth.endpoint import TokenSet
 from eddymail.services.oauth.settings import FLOWS, OAuthSettings, oauth_settings
+
+# The token store, its endpoint client and the authorization flows (with an HTTP server and
+# TLS) are imported where an OAuth 2.0 channel needs them: a channel that signs in with a
+# password, and a run that only queues mail, never does.
+if TYPE_CHECKING:
+    from eddymail.services.oauth.endpoint import TokenSet
+    from eddymail.services.oauth.flows import Interaction
 
 log = logging.getLogger("eddymail.oauth")
 T = TypeVar("T")
@@ -39,6 +44,8 @@ def with_sign_in(channel: Channel, *, timeout: float, protocol: str,
     if channel.auth_method != "oauth2":
         with secrets.password_in_use(password_source(channel)) as password:
             return action(password)
+    from eddymail.services.oauth import diagnosis, store
+
     settings = oauth_settings(channel)
     command = channel.password_command or None
     access = store.access_token(settings, command, timeout=timeout)
@@ -74,6 +81,8 @@ class SignInStatus:
 def sign_in_status(channel: Channel, *, timeout: float) -> SignInStatus:
     """Get (refreshing if due) an OAuth channel's access token and describe it. Raises
     ``AuthorizationRequired``, ``OAuthError`` or ``SecretError`` as getting it does."""
+    from eddymail.services.oauth import store
+
     settings = oauth_settings(channel)
     access = store.access_token(settings, channel.password_command or None, timeout=timeout)
     return SignInStatus("oauth2", access.source, settings.default_flow,
@@ -92,9 +101,11 @@ class AuthorizationResult:
     refresh_token: bool  # whether one was granted (without it, sign-in lasts one hour or so)
 
 
-def authorize_channel(name: str, *, interaction: flows.Interaction, flow: str | None = None,
+def authorize_channel(name: str, *, interaction: Interaction, flow: str | None = None,
                       no_browser: bool = False, timeout: float = 30.0) -> AuthorizationResult:
     """Get a channel's first tokens with the device or code flow and keep them."""
+    from eddymail.services.oauth import flows
+
     channel, settings = _oauth_channel(name)
     chosen = flow or settings.default_flow
     if chosen not in FLOWS or chosen not in settings.flows():
@@ -114,6 +125,8 @@ def import_refresh_token(name: str, refresh_token: str, *,
     token = refresh_token.strip()
     if not token:
         raise ValidationError("The refresh token read from stdin is empty.")
+    from eddymail.services.oauth import store
+
     tokens = store.endpoint_for(settings, timeout).refresh(token)
     return _keep(channel, settings, "refresh-token", tokens)
 
@@ -122,6 +135,8 @@ def store_client_secret(name: str, secret: str) -> None:
     """Keep the client secret of a channel's app registration in the keyring."""
     if not secret.strip():
         raise ValidationError("The client secret read from stdin is empty.")
+    from eddymail.services.oauth import store
+
     store.store_client_secret(find_channel(name).name, secret.strip())
 
 
@@ -140,6 +155,8 @@ def _oauth_channel(name: str) -> tuple[Channel, OAuthSettings]:
 
 def _keep(channel: Channel, settings: OAuthSettings, flow: str,
           tokens: TokenSet) -> AuthorizationResult:
+    from eddymail.services.oauth import store
+
     store.save_tokens(channel.name, tokens)
     return AuthorizationResult(channel=channel.name, flow=flow, provider=settings.provider,
                                expires_at=_utc(tokens.expires_at),

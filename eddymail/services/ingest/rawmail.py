@@ -6,7 +6,6 @@ them goes through the same pipeline as fetched mail, with the same deduplication
 
 from __future__ import annotations
 
-import mailbox
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,6 +59,8 @@ class FileOutcome:
 
 def messages_in(path: Path) -> Iterator[tuple[str, bytes]]:
     """(label, raw bytes) for each message in a file, an mbox file or a Maildir folder."""
+    import mailbox  # (here: a mail server's delivery through stdin never reads a mailbox)
+
     if path.is_dir():
         if not all((path / sub).is_dir() for sub in ("cur", "new")):
             raise UsageError(f"{path} is a directory but not a Maildir (no cur/ and new/).")

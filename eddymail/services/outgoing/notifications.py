@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Literal, cast, overload
+from typing import TYPE_CHECKING, Literal, cast, overload
 
-from eddymail import templates
 from eddymail.db.models import Channel, Department, OutboxItem, Template, Ticket, User, utcnow
 from eddymail.errors import ValidationError
 from eddymail.mail.message.addresskeys import address_key
-from eddymail.mail.message.compose import OutgoingMail, validate_address
 from eddymail.services import errorlog, settings
-from eddymail.services.outgoing.outbox import queue_mail
+
+# The templates, the composer and the outbox are imported where a notification is made:
+# every run asks who sends notifications and which addresses are ours, most runs send none.
+if TYPE_CHECKING:
+    from eddymail import templates
+    from eddymail.mail.message.compose import OutgoingMail
 
 DAY = timedelta(days=1)
 
@@ -36,6 +39,8 @@ def sender_channel(department: Department) -> Channel | None:
 
 def template_source(name: str, language: str) -> str | None:
     """The text of template ``name`` in ``language``, or None when staff switched it off."""
+    from eddymail import templates
+
     row = Template.get_or_none((Template.name == name) & (Template.language == language))
     if row is None:
         return templates.default_source(name, language)
@@ -81,6 +86,9 @@ def queue_notification(
         return None, reason
     # Neither a customer's address nor a staff member's template may fail the message (or
     # the whole batch) that triggered this mail: that mail is skipped, the log says why.
+    from eddymail.mail.message.compose import validate_address
+    from eddymail.services.outgoing.outbox import queue_mail
+
     try:
         validate_address(user.email)
         # The ticket number only: nothing the sender wrote (see templates.defaults).
@@ -129,6 +137,8 @@ def render_for_department(name: str, department: Department, context: dict, *,
     None when staff switched it off, unless ``even_if_off`` (the reply frame and the test
     letter are not notifications one may silence: then the shipped text is used).
     """
+    from eddymail import templates
+
     language = settings.get_value(settings.LANGUAGE)
     source = template_source(name, language)
     if source is None:
@@ -161,6 +171,8 @@ def automatic_mail(channel: Channel, department: Department, rendered: templates
                    auto_submitted: str = "auto-replied",
                    reply_to: list[str] | None = None) -> OutgoingMail:
     """A rendered template as mail that no person wrote (RFC 3834 headers come with it)."""
+    from eddymail.mail.message.compose import OutgoingMail
+
     return OutgoingMail(
         from_address=channel.email,
         from_name=channel.display_name or helpdesk_name(department),

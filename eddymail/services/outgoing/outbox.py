@@ -45,7 +45,6 @@ from eddymail.mail.message.compose import (
 from eddymail.mail.message.headerpeek import subject_of
 from eddymail.services import errorlog
 from eddymail.services.channels.endpoints import provider_hints_of, smtp_endpoint
-from eddymail.services.channels.signin import Credential, with_sign_in
 
 log = logging.getLogger("eddymail.outbox")
 
@@ -212,8 +211,10 @@ def send_one(item_id: int, *, timeout: float = 30.0,
 
 def _send_claimed(item_id: int, *, timeout: float, deadline: float | None) -> SendResult:
     """Send a row this process claimed; mark it sent, or failed with its back-off."""
-    # Imported here: queueing a notification (every new ticket) needs no SMTP client.
+    # Imported here: queueing a notification (every new ticket) needs no SMTP client and no
+    # sign-in.
     from eddymail.mail.wire.smtp import SmtpClient
+    from eddymail.services.channels.signin import Credential, with_sign_in
 
     crash_point("outbox claimed")
     item = OutboxItem.get_by_id(item_id)

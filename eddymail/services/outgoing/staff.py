@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import peewee
 
@@ -36,11 +37,13 @@ from eddymail.db.models import (
 )
 from eddymail.errors import EddymailError
 from eddymail.mail.message.addresskeys import address_key
-from eddymail.mail.message.quotes import split_quoted
 from eddymail.safetext import for_terminal
-from eddymail.services.agents import Actor
 from eddymail.services.outgoing import notifications
-from eddymail.services.outgoing.outbox import queue_mail
+
+# The outbox (with the message composer) and the quote splitter are imported where a staff
+# notification is really queued: most runs have no agents, or nothing to tell them.
+if TYPE_CHECKING:
+    from eddymail.services.agents import Actor
 
 log = logging.getLogger("eddymail.staff")
 
@@ -186,6 +189,8 @@ def _queue(kind: str, ticket: Ticket, message: Message | None, department: Depar
     mail = notifications.automatic_mail(
         sender, department, rendered, to=agent.email, auto_submitted="auto-generated",
         extra_headers={"X-Eddymail-Ticket": str(ticket.id)})
+    from eddymail.services.outgoing.outbox import queue_mail
+
     return queue_mail(kind=KIND, channel=sender, mail=mail, ticket=ticket, message=message,
                       template=TEMPLATES[kind]).id
 
@@ -234,6 +239,8 @@ def excerpt(text: str) -> str:
     Control, bidi and invisible characters are spelled out (``\\u202e``), so the excerpt
     reads in the agent's mail client as it would in ``ticket show``.
     """
+    from eddymail.mail.message.quotes import split_quoted
+
     new_text = split_quoted(text).text.strip()
     lines = [line.rstrip() for line in new_text.splitlines()]
     cut = len(lines) > EXCERPT_LINES
