@@ -199,8 +199,14 @@ imap.logout()
 """
 
 
-def idle_fetch(workspace: Workspace, runs: int) -> None:
-    """``-q fetch`` of one IMAPS channel with nothing new, against the bare round trips."""
+def idle_fetch(directory: Path, runs: int) -> None:
+    """``-q fetch`` of one IMAPS channel with nothing new, against the bare round trips.
+
+    In a workspace of its own: the ingest cases left letters in the outbox that a fetch
+    would try to send.
+    """
+    workspace = Workspace(directory)
+    workspace.run("init")
     # A script's sys.path starts at bench/, so the harness in tests/ needs the root added.
     sys.path.insert(0, str(REPO_ROOT))
     from tests.harness.certs import make_pki
@@ -304,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"(ingest made {len(listed['tickets'])} tickets and queued "
               f"{len(queued['outbox'])} notifications; {load_average()} at the end)")
         if options.imap:
-            idle_fetch(workspace, options.runs)
+            idle_fetch(directory / "imap", options.runs)
         if options.imports:
             print_imports(workspace, chosen)
     finally:

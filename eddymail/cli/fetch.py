@@ -8,7 +8,6 @@ import click
 
 from eddymail.cli.app import json_option, state, with_database
 from eddymail.errors import LockBusyError, PartialFailure
-from eddymail.services.channels.drafts import parse_initial
 from eddymail.services.fetch import run as fetching
 from eddymail.services.fetch.run import ChannelFetchReport
 from eddymail.services.outgoing import digests, outbox
@@ -47,6 +46,8 @@ def fetch_command(names: tuple[str, ...], initial: str | None, no_notify: bool,
     out = app.output
     config = app.runtime.config
     if initial is not None:
+        from eddymail.services.channels.drafts import parse_initial
+
         parse_initial(initial)  # a typo is a usage error before anything is fetched
     settings = fetching.FetchSettings.from_config(
         config, initial=initial, notify=not no_notify, dry_run=dry_run, jobs=jobs)

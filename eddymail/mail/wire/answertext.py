@@ -7,12 +7,7 @@ reply codes, chained socket errors); :func:`answer_of` reads them all the same w
 
 from __future__ import annotations
 
-import ast
-import base64
-import imaplib
-import poplib
 import re
-import smtplib
 import ssl
 from collections.abc import Iterable, Iterator
 
@@ -23,6 +18,8 @@ _SCRUBBED = "********"
 
 def redact(text: str, secrets: Iterable[str], *, login: str = "") -> str:
     """Replace every secret in ``text``, also as quoted or SASL PLAIN base64 on the wire."""
+    import base64
+
     for secret in secrets:
         if not secret:
             continue
@@ -42,6 +39,12 @@ def redact(text: str, secrets: Iterable[str], *, login: str = "") -> str:
 
 def answer_of(exc: BaseException) -> str:
     """The words of the server (or of the network stack) inside ``exc``, as one line."""
+    # The protocol modules are imported when an error is being told (a session has loaded
+    # its own already): a cron run that fails at nothing does not load all three.
+    import imaplib
+    import poplib
+    import smtplib
+
     # imaplib re-raises its errors with the command name in front; the size is what matters.
     too_large = next((link for link in causes(exc) if isinstance(link, ResponseTooLarge)), None)
     if too_large is not None:
@@ -81,6 +84,8 @@ def _imap_text(value: object) -> str:
     text = str(value)
 
     def unrepr(match: re.Match[str]) -> str:
+        import ast
+
         try:
             value = ast.literal_eval(match.group(1))
         except (ValueError, SyntaxError):
@@ -106,4 +111,8 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
 
 def is_server_answer(exc: BaseException) -> bool:
     """Whether ``exc`` carries a mail server's answer (not a network or TLS failure)."""
+    import imaplib
+    import poplib
+    import smtplib
+
     return isinstance(exc, imaplib.IMAP4.error | poplib.error_proto | smtplib.SMTPException)

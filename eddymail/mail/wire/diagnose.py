@@ -16,7 +16,6 @@ This module reads network, TLS and protocol-mismatch failures; what a server's r
 from __future__ import annotations
 
 import re
-import smtplib
 import socket
 import ssl
 from collections.abc import Iterable
@@ -122,6 +121,8 @@ def _diagnose(
     endpoint: Endpoint,
     hints: ProviderHints,
 ) -> tuple[str, str | None, bool]:
+    import smtplib  # (here: a run that fails at nothing does not load it)
+
     chain = list(causes(exc))
     for link in chain:
         if isinstance(link, ssl.SSLCertVerificationError):
