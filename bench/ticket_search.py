@@ -2,14 +2,16 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/ticket_search.py [--tickets N] [--repeats N] [--keep DIR]
+    .venv/bin/python bench/ticket_search.py [--tickets N] [--repeats N] [--runs N] [--keep DIR]
 
 It seeds a fresh SQLite database the way ``bench/ticket_list.py`` does (100,000 tickets,
 300,000 messages of ~500 bytes, Russian and English), indexes every message with the real
 ``search rebuild`` service (timed: messages per second), then prints the median in-process
 time of ``list_tickets(search=...)`` (first page of 50, snippets included) for queries from
 rare to very common, with how many tickets each matches, and the ``EXPLAIN QUERY PLAN`` of
-the search. This is a script that prints figures, not a test.
+the search. Last, the wall time of ``eddymail ticket list --search`` in child processes
+(start-up included) against ``eddymail --version``; target of issue 14: under 3 x. This is a
+script that prints figures, not a test.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from childprocess import load_average
 
 from eddymail.db.connection import close_database, open_database
 from eddymail.services.tickets import search
@@ -38,6 +42,11 @@ QUERIES = (
     ("very common word", "the"),
     ("nothing matches", "zanzibar"),
 )
+
+# The ``ticket list --search`` runs timed as child processes, from rare to very common.
+CHILD_QUERIES = (("rare word", "LTE"), ("two words", "printer jam"), ("Cyrillic", "ПРИНТЕР"),
+                 ("very common word", "the"))
+TARGET_RATIO = 3.0
 
 
 def _ticket_list_bench():  # the seeder of bench/ticket_list.py, shared rather than copied
@@ -60,11 +69,33 @@ def timed(function, repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
+def child_processes(seeder, directory: Path, database_path: Path, runs: int) -> None:
+    """``eddymail ticket list --search`` as a person runs it, against ``eddymail --version``."""
+    environment = seeder.child_environment(directory, database_path)
+    for key in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        Path(environment[key]).mkdir(parents=True, exist_ok=True)
+    cases = [("--version", ("--version",))] + [
+        (label, ("ticket", "list", "--search", text)) for label, text in CHILD_QUERIES]
+    print(f"\nwall time of child processes, median of {runs} interleaved rounds after a "
+          f"warm-up (target: ticket list --search < {TARGET_RATIO:g} x --version); "
+          f"{load_average()}")
+    timings = seeder.time_commands(cases, environment, directory, runs)
+    version = timings[0].median
+    for timing in timings:
+        ratio = timing.median / version
+        verdict = "" if timing is timings[0] else ("ok" if ratio < TARGET_RATIO else "MISSED")
+        print(f"  eddymail {' '.join(timing.arguments):<42} {timing.median * 1000:6.0f} ms "
+              f"(min {timing.best * 1000:4.0f})  {ratio:5.2f}x  {verdict}")
+    print(f"  {load_average()} at the end")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--runs", type=int, default=7,
+                        help="child processes per command for the start-up ratio")
     parser.add_argument("--keep", type=Path, help="build the database in DIR and keep it")
     arguments = parser.parse_args()
     seeder = _ticket_list_bench()
@@ -96,6 +127,7 @@ def main() -> int:
             print("  ", row[3])
     finally:
         close_database()
+    child_processes(seeder, directory, database_path, arguments.runs)
     if arguments.keep is None:
         print(f"\n(database in {directory}; remove it when done)")
     return 0
