@@ -21,8 +21,6 @@ import json
 import math
 import os
 import re
-import shlex
-import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -409,6 +407,9 @@ def _screen_lines(text: str, width: int) -> int:
 
 def _page(text: str) -> bool:
     """Run the pager on ``text``; False when there is none to run."""
+    import shlex  # (here: only a person's long screen loads the means to start a pager)
+    import subprocess
+
     command = shlex.split(os.environ.get("PAGER") or "") or ["less", "-R"]
     try:
         pager = subprocess.Popen(command, stdin=subprocess.PIPE)

@@ -21,14 +21,15 @@ test_stdlib_email.py`` fails if a Python release changes any of this.
 from __future__ import annotations
 
 import functools
-from email import policy as email_policy
 from email.feedparser import BytesFeedParser
 from email.message import Message
 
 from eddymail.mail.message.parselimits import Deadline
 from eddymail.mail.message.rawparts import RawPart
 
-_POLICY = email_policy.compat32
+# Both use their documented default policy, compat32. (Not named through ``email.policy``:
+# that module loads the header registry and its parser, which nothing here needs, and a
+# mail server starts ``eddymail ingest`` once per message.)
 _FEED_CHUNK = 256 * 1024
 
 
@@ -39,7 +40,7 @@ def feed_parse(raw: bytes, deadline: Deadline) -> RawPart:
     header values as received and accepts any garbage without raising.
     """
     deadline.check("reading the MIME structure")
-    parser = BytesFeedParser(policy=_POLICY)
+    parser = BytesFeedParser()
     for start in range(0, len(raw), _FEED_CHUNK):
         parser.feed(raw[start : start + _FEED_CHUNK])
         deadline.check("reading the MIME structure")
@@ -59,7 +60,7 @@ def content_type_and_boundary(value: bytes | None, default_type: str) -> tuple[s
 
 
 def _reading(value: bytes | None, default_type: str) -> tuple[str, str | None]:
-    message = Message(policy=_POLICY)
+    message = Message()
     message.set_default_type(default_type)
     if value is not None:
         message.set_raw("Content-Type", value.decode("ascii", "surrogateescape"))

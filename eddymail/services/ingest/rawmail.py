@@ -17,7 +17,6 @@ from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, ChannelCursor, Department, LedgerEntry, RawMessage
 from eddymail.errors import NotFoundError, UsageError, ValidationError
 from eddymail.mail.message.parse import ParsedMessage, parse_message
-from eddymail.mail.message.quotes import split_quoted
 from eddymail.services.channels.registry import find_channel
 from eddymail.services.departments import find_department
 from eddymail.services.ingest import pipeline as ingestion
@@ -31,6 +30,10 @@ def inspect_file(path: Path) -> ParsedMessage:
 
 def reply_text(body_text: str) -> str:
     """The new text of a reply without the quoted history: what ``ticket show`` shows folded."""
+    # Imported here: ``ingest`` loads this module and never folds a reply (its patterns
+    # would be compiled for every message a mail server hands over).
+    from eddymail.mail.message.quotes import split_quoted
+
     return split_quoted(body_text).text
 
 
