@@ -39,6 +39,7 @@ import os
 import pstats
 import random
 import re
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -53,6 +54,7 @@ from typing import Any
 from unittest import mock
 
 import peewee
+from childprocess import compile_package, load_average
 
 from eddymail.db.connection import close_database, open_database
 from eddymail.db.models import Agent, Channel, Department, Message, Ticket, User
@@ -367,15 +369,21 @@ def print_plans(database: peewee.Database, label: str, arguments: Sequence[str])
 
 @dataclass
 class Timing:
-    """Wall times of one command run as a child process."""
+    """Wall and CPU times of one command run as a child process."""
 
     label: str
     arguments: tuple[str, ...]
     seconds: list[float]
+    cpu: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
+
+    @property
+    def median_cpu(self) -> float:
+        """CPU time (user + system): the figure a busy machine disturbs least."""
+        return statistics.median(self.cpu)
 
     @property
     def best(self) -> float:
@@ -384,8 +392,9 @@ class Timing:
 
 def child_environment(directory: Path, database: Path) -> dict[str, str]:
     """An isolated environment: the bench database, HOME and XDG directories in the temp dir."""
+    # Bytecode may be written, as an installed eddymail has it (else every run compiles).
     environment = {key: value for key, value in os.environ.items()
-                   if not key.startswith("EDDYMAIL_")}
+                   if not key.startswith("EDDYMAIL_") and key != "PYTHONDONTWRITEBYTECODE"}
     home = directory / "home"
     environment.update(
         HOME=str(home),
@@ -398,17 +407,21 @@ def child_environment(directory: Path, database: Path) -> dict[str, str]:
     return environment
 
 
-def run_once(arguments: Sequence[str], environment: dict[str, str], directory: Path) -> float:
-    """Wall time of one ``python -m eddymail ARGS`` child process; raises if it fails."""
+def run_once(arguments: Sequence[str], environment: dict[str, str],
+             directory: Path) -> tuple[float, float]:
+    """Wall and CPU time of one ``python -m eddymail ARGS`` child process; raises if it fails."""
     command = [sys.executable, "-m", "eddymail", *arguments]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     completed = subprocess.run(command, env=environment, cwd=directory, capture_output=True,
                                check=False)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if completed.returncode != 0 or not completed.stdout:
         raise RuntimeError(f"{' '.join(command)} exited {completed.returncode}: "
                            f"{completed.stderr.decode(errors='replace')}")
-    return elapsed
+    return elapsed, cpu
 
 
 def time_commands(cases: Sequence[tuple[str, tuple[str, ...]]], environment: dict[str, str],
@@ -421,9 +434,10 @@ def time_commands(cases: Sequence[tuple[str, tuple[str, ...]]], environment: dic
     timings = [Timing(label, arguments, []) for label, arguments in cases]
     for round_number in range(runs + 1):
         for timing in timings:
-            elapsed = run_once(timing.arguments, environment, directory)
+            elapsed, cpu = run_once(timing.arguments, environment, directory)
             if round_number:  # round 0 only warms the page cache and the .pyc files
                 timing.seconds.append(elapsed)
+                timing.cpu.append(cpu)
     return timings
 
 
@@ -499,7 +513,8 @@ def few_active(database_path: Path, department: str, environment: dict[str, str]
                             environment, directory, runs)
     print(f"  child processes, median of {runs}: --version {timings[0].median * 1000:.0f} ms, "
           f"ticket list {timings[1].median * 1000:.0f} ms "
-          f"({timings[1].median / timings[0].median:.2f}x)")
+          f"({timings[1].median / timings[0].median:.2f}x; CPU "
+          f"{timings[1].median_cpu / timings[0].median_cpu:.2f}x)")
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -528,6 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{database_path}{suffix}").unlink(missing_ok=True)
         environment = child_environment(directory, database_path)
+        compile_package(Path(__file__).resolve().parent.parent / "eddymail")
         for key in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
             Path(environment[key]).mkdir(parents=True, exist_ok=True)
         # The in-process CLI runs (plans, profile) must see the same database and no config.
@@ -583,19 +599,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         timings = time_commands([("(a) --version", ("--version",)), *cases, *shows],
                                 environment, directory, options.runs)
         version = timings[0]
-        print(f"  {'command':<66} {'median':>8} {'min':>8} {'ratio':>6}  verdict")
+        print(f"  {'command':<66} {'median':>8} {'min':>8} {'ratio':>6} {'CPU':>7} "
+              f"{'ratio':>6}  verdict (by CPU)")
         missed = []
         for timing in timings:
             ratio = timing.median / version.median
+            cpu_ratio = timing.median_cpu / version.median_cpu
             target = SHOW_TARGET_RATIO if timing.arguments[-2:-1] == ("show",) else TARGET_RATIO
             verdict = "" if timing is version else (
-                "ok" if ratio < target else "MISSED")
+                "ok" if cpu_ratio < target else "MISSED")
             if verdict == "MISSED":
                 missed.append(timing.label)
             command = f"{timing.label}: eddymail {' '.join(timing.arguments)}"
             print(f"  {command:<66} {timing.median * 1000:6.0f}ms {timing.best * 1000:6.0f}ms "
-                  f"{ratio:5.2f}x  {verdict}")
-        print("  (ratio: median over the median of --version)")
+                  f"{ratio:5.2f}x {timing.median_cpu * 1000:5.0f}ms {cpu_ratio:5.2f}x  {verdict}")
+        print("  (ratios: median over the median of --version, of wall time, then of CPU time; "
+              f"the verdict goes by CPU time, which a busy machine disturbs least; "
+              f"{load_average()})")
 
         if warnings:
             print("\nPlan warnings:")

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from childprocess import load_average
+from childprocess import compile_package, load_average
 
 from eddymail.db.connection import close_database, open_database
 from eddymail.services.tickets import search
@@ -79,13 +79,17 @@ def child_processes(seeder, directory: Path, database_path: Path, runs: int) -> 
     print(f"\nwall time of child processes, median of {runs} interleaved rounds after a "
           f"warm-up (target: ticket list --search < {TARGET_RATIO:g} x --version); "
           f"{load_average()}")
+    compile_package(Path(__file__).resolve().parent.parent / "eddymail")
     timings = seeder.time_commands(cases, environment, directory, runs)
-    version = timings[0].median
+    version = timings[0]
     for timing in timings:
-        ratio = timing.median / version
-        verdict = "" if timing is timings[0] else ("ok" if ratio < TARGET_RATIO else "MISSED")
-        print(f"  eddymail {' '.join(timing.arguments):<42} {timing.median * 1000:6.0f} ms "
-              f"(min {timing.best * 1000:4.0f})  {ratio:5.2f}x  {verdict}")
+        ratio = timing.median / version.median
+        cpu_ratio = timing.median_cpu / version.median_cpu
+        verdict = "" if timing is version else ("ok" if cpu_ratio < TARGET_RATIO else "MISSED")
+        print(f"  eddymail {' '.join(timing.arguments):<42} wall {timing.median * 1000:6.0f} ms "
+              f"{ratio:5.2f}x, CPU {timing.median_cpu * 1000:5.0f} ms {cpu_ratio:5.2f}x  "
+              f"{verdict}")
+    print("  (the verdict goes by CPU time, which a busy machine disturbs least)")
     print(f"  {load_average()} at the end")
 
 
