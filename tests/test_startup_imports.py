@@ -118,3 +118,28 @@ def test_a_postgresql_run_gets_its_driver(eddymail, postgres_url, monkeypatch, t
     assert "psycopg2" in modules
     assert [ticket["subject"] for ticket in eddymail.json("ticket", "list")["tickets"]] == [
         "The printer is jammed"]
+
+
+# The parser, and what only a message to parse needs.
+PARSER = ("eddymail.mail.message.parse", "eddymail.mail.message.parttree", "email.policy",
+          "eddymail.mail.message.compose")
+
+
+def test_a_fetch_that_finds_nothing_new_loads_no_parser(eddymail, support, dovecot, mail_user,
+                                                        tmp_path):
+    # cron starts fetch every minute and most runs find nothing: those must not load the
+    # parser, the composer or the heavy libraries. The child process has no keyring of the
+    # test's: the password comes from a command.
+    support("mailbox", "--email", mail_user.address, "--login", mail_user.login,
+            "--protocol", "imap", "--host", dovecot.host, "--port", str(dovecot.imaps_port),
+            "--security", "ssl", "--ca-file", str(dovecot.pki.ca_file), "--initial", "none",
+            "--password-command", f"echo {mail_user.password}", password=None)
+    eddymail("-q", "fetch")  # the first connection records where new mail starts
+    idle = loaded_modules(tmp_path, "-q", "fetch")  # exit 0: it did connect and log in
+    assert heavy_in(idle, HEAVY + PARSER) == []
+    # With a message to take, the same command does load the parser (the check can fail).
+    dovecot.deliver(mail_user, PLAIN_TEXT)
+    busy = loaded_modules(tmp_path, "-q", "fetch")
+    assert "eddymail.mail.message.parse" in busy
+    assert [t["subject"] for t in eddymail.json("ticket", "list")["tickets"]] == [
+        "The printer is jammed"]

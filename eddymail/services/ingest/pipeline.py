@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from eddymail.crashpoints import crash_point
 from eddymail.db import fastsql, keylocks
@@ -32,15 +33,19 @@ from eddymail.db.models import (
     utcnow,
 )
 from eddymail.errors import MessageParseError, NotFoundError
-from eddymail.mail.message import authresults
 from eddymail.mail.message.addresskeys import address_key
-from eddymail.mail.message.parse import ParsedMessage, ParseLimits, parse_message
+from eddymail.mail.message.parselimits import ParseLimits
 from eddymail.services import settings
 from eddymail.services.agents import describe_actor
-from eddymail.services.ingest import staffanswers
-from eddymail.services.ingest.threads import find_thread
 from eddymail.services.outgoing import notifications, staff
 from eddymail.services.tickets import history, search, users
+
+# The parser (and sender verification, and threading, which read what it found) is
+# imported by the functions that handle a message: a fetch that finds no new mail, run
+# by cron every minute, never loads it.
+if TYPE_CHECKING:
+    from eddymail.mail.message.parse import ParsedMessage
+    from eddymail.services.ingest import staffanswers
 
 log = logging.getLogger("eddymail.ingest")
 
@@ -131,6 +136,8 @@ class Prepared:
 def prepare(raw: bytes, options: IngestOptions) -> Prepared:
     """Parse ``raw``: the slow part, done before the write transaction so that no lock is
     held meanwhile (a fetch batch parses all its messages first, then stores them)."""
+    from eddymail.mail.message.parse import parse_message
+
     try:
         return Prepared(raw, hashlib.sha256(raw).hexdigest(),
                         parse_message(raw, options.limits), None)
@@ -218,6 +225,8 @@ def _lock_names(sha256: str, parsed: ParsedMessage | None) -> list[str]:
 def reprocess(raw: bytes, *, entry: LedgerEntry, channel: Channel | None,
               department: Department, options: IngestOptions) -> IngestResult:
     """Run a quarantined message through the pipeline again, updating its ledger row."""
+    from eddymail.mail.message.parse import parse_message
+
     try:
         parsed = parse_message(raw, options.limits)
     except MessageParseError as problem:
@@ -386,6 +395,10 @@ def _store(parsed: ParsedMessage, channel: Channel | None, department: Departmen
 def _store_message(parsed: ParsedMessage, channel: Channel | None,
                    department: Department, stored_raw: RawMessage,
                    options: IngestOptions) -> tuple[IngestResult, Message]:
+    from eddymail.mail.message import authresults
+    from eddymail.services.ingest import staffanswers
+    from eddymail.services.ingest.threads import find_thread
+
     kind = automatic_kind(parsed, options.own_addresses)
     auth = sender_verification(parsed, channel)
     # Mail that failed sender verification, or whose From names no single address, is kept,
@@ -502,6 +515,8 @@ def sender_verification(parsed: ParsedMessage, channel: Channel | None) -> str |
     configured."""
     if channel is None or not channel.authserv_id or parsed.from_ is None:
         return None
+    from eddymail.mail.message import authresults
+
     domain = parsed.from_.address.rpartition("@")[2]
     return authresults.verify_sender(parsed.authentication_results, channel.authserv_id, domain)
 

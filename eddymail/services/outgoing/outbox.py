@@ -27,6 +27,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import peewee
 
@@ -36,15 +37,14 @@ from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, Message, OutboxItem, Ticket, utcnow
 from eddymail.errors import EddymailError, MailServerError, NotFoundError, ValidationError
 from eddymail.mail.message.addresskeys import address_key
-from eddymail.mail.message.compose import (
-    OutgoingMail,
-    build_message,
-    envelope_recipients,
-    make_message_id,
-)
-from eddymail.mail.message.headerpeek import subject_of
 from eddymail.services import errorlog
 from eddymail.services.channels.endpoints import provider_hints_of, smtp_endpoint
+
+# The composer and the header reader (the email package's header registry under both) are
+# imported where mail is queued or listed: every fetch sends what is due, and most runs
+# find nothing to send.
+if TYPE_CHECKING:
+    from eddymail.mail.message.compose import OutgoingMail
 
 log = logging.getLogger("eddymail.outbox")
 
@@ -82,6 +82,8 @@ def queue_mail(
     The Message-ID is minted now, on the channel's domain, so threading headers of the
     customer's answer can be matched to this ticket even before the mail is sent.
     """
+    from eddymail.mail.message.compose import build_message, envelope_recipients, make_message_id
+
     message_id = make_message_id(channel.email)
     raw = build_message(mail, message_id=message_id)
     recipients = envelope_recipients(mail)
@@ -335,6 +337,8 @@ def list_outbox(*, include_sent: bool = False, limit: int = 100) -> list[OutboxE
 
 
 def _entry(item: OutboxItem) -> OutboxEntry:
+    from eddymail.mail.message.headerpeek import subject_of  # (the email package's parser)
+
     channel = Channel.get_or_none(Channel.id == item.channel_id) if item.channel_id else None
     return OutboxEntry(
         id=item.id, kind=item.kind, template=item.template,
