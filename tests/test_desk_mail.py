@@ -327,6 +327,20 @@ def test_staff_mail_carries_no_html_no_files_and_no_injected_headers(
         assert "Sender NOT VERIFIED" in body
 
 
+def test_staff_mail_warns_in_the_teams_language(desk, dovecot, mail_user, smtp_server):
+    desk("settings", "set", "language", "ru")
+    deliver(dovecot, mail_user, make_mail("Без проверки", sender="Иван <ivan@customer.example>"))
+    forged = make_mail("Подделка", sender="Пётр <petr@customer.example>")
+    deliver(dovecot, mail_user, (f"Authentication-Results: {AUTHSERV}; dmarc=fail "
+                                 "header.from=customer.example\r\n").encode() + forged)
+    desk("fetch")
+    bodies = [text_of(letter) for letter in settle(smtp_server, 4)]
+    assert sum("Отправитель НЕ ПРОВЕРЕН" in body for body in bodies) == 2  # Anna and Bob
+    assert sum("Проверка отправителя НЕ ПРОЙДЕНА" in body for body in bodies) == 2
+    assert not any("NOT VERIFIED" in body or "FAILED" in body for body in bodies)
+    assert sum("От: Иван <ivan@customer.example>" in body for body in bodies) == 2
+
+
 def test_a_failing_template_or_address_never_fails_the_ingest(
         desk, dovecot, mail_user, smtp_server, database_path):
     # Saving it is refused now (it fails with the sample values); an older eddymail stored it.

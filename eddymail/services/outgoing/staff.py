@@ -38,6 +38,7 @@ from eddymail.db.models import (
 from eddymail.errors import EddymailError
 from eddymail.mail.message.addresskeys import address_key
 from eddymail.safetext import for_terminal
+from eddymail.services import settings
 from eddymail.services.outgoing import notifications
 
 # The outbox (with the message composer) and the quote splitter are imported where a staff
@@ -54,10 +55,15 @@ WANTS = {NEW_TICKET: "notify_new_tickets", CUSTOMER_REPLY: "notify_replies",
          ASSIGNED: "notify_assigned"}
 KIND = "staff"  # the outbox kind: not counted in the caps on mail to customers
 EXCERPT_LINES, EXCERPT_CHARS = 15, 1200
-# The sender checks ``ticket show`` warns about, worded for the agent's mail.
+# The sender checks ``ticket show`` warns about, worded for the agent's mail in the team's
+# language (``message.warning``).
 WARNINGS = {
-    "fail": "Sender verification FAILED: the From address may be forged.",
-    "missing": "Sender NOT VERIFIED: the mail provider added no Authentication-Results.",
+    "en": {"fail": "Sender verification FAILED: the From address may be forged.",
+           "missing": "Sender NOT VERIFIED: the mail provider added no "
+                      "Authentication-Results."},
+    "ru": {"fail": "Проверка отправителя НЕ ПРОЙДЕНА: адрес в From может быть подделан.",
+           "missing": "Отправитель НЕ ПРОВЕРЕН: почтовый сервер не добавил "
+                      "Authentication-Results."},
 }
 
 
@@ -196,7 +202,7 @@ def _queue(kind: str, ticket: Ticket, message: Message | None, department: Depar
 
 
 def staff_context(ticket: Ticket, message: Message | None, agent: Agent | None, *,
-                  assigned_by: str = "") -> dict:
+                  assigned_by: str = "", language: str | None = None) -> dict:
     """The values a staff template may use, from a ticket and its (latest) customer message.
 
     What the customer wrote (subject, name, address) comes with control, bidi and invisible
@@ -210,14 +216,16 @@ def staff_context(ticket: Ticket, message: Message | None, agent: Agent | None, 
         "ticket": {"id": ticket.id, "subject": _shown(ticket.subject), "status": ticket.status},
         "customer": {"name": _shown(customer.name) if customer else "",
                      "email": _shown(ticket.requester_address)},
-        "message": describe_message(message),
+        "message": describe_message(
+            message, language or settings.get_value(settings.LANGUAGE)),
         "assignee": {"name": (assignee.name or assignee.handle) if assignee else ""},
         "assigned_by": {"name": assigned_by},
     }
 
 
-def describe_message(message: Message | None) -> dict:
-    """A customer message for staff: sender, a plain excerpt, attachment names, a warning."""
+def describe_message(message: Message | None, language: str = "en") -> dict:
+    """A customer message for staff: sender, a plain excerpt, attachment names, a warning
+    (in ``language``)."""
     if message is None:
         return {"from": "", "from_name": "", "excerpt": "", "attachments": "", "warning": ""}
     files = [f"{row.filename} ({_size(row.size)})" for row in Attachment.select(
@@ -229,7 +237,7 @@ def describe_message(message: Message | None) -> dict:
         "from_name": _shown(message.from_name or ""),
         "excerpt": excerpt(message.body_text),
         "attachments": _shown(", ".join(files)),
-        "warning": WARNINGS.get(message.auth_status or "", ""),
+        "warning": WARNINGS.get(language, WARNINGS["en"]).get(message.auth_status or "", ""),
     }
 
 

@@ -365,7 +365,7 @@ def _detail(name: str, language: str, row: Template | None) -> TemplateDetail:
 def _ticket_context(name: str, language: str, ticket: Ticket, actor: Actor) -> dict:
     department: Department = ticket.department
     if templates.spec(name).audience == "staff":
-        return _staff_context(name, ticket, department, actor)
+        return _staff_context(name, language, ticket, department, actor)
     requester = ticket.requester if ticket.requester_id else None
     helpdesk = notifications.helpdesk_name(department)
     context: dict[str, object] = {
@@ -390,11 +390,13 @@ def _ticket_context(name: str, language: str, ticket: Ticket, actor: Actor) -> d
     return context
 
 
-def _staff_context(name: str, ticket: Ticket, department: Department, actor: Actor) -> dict:
+def _staff_context(name: str, language: str, ticket: Ticket, department: Department,
+                   actor: Actor) -> dict:
     agent = Agent.get_or_none(Agent.id == actor.agent_id) if actor.agent_id else None
     last_in = (Message.select().where((Message.ticket == ticket) & (Message.direction == "in"))
                .order_by(Message.created_at.desc(), Message.id.desc()).first())
-    context = staff.staff_context(ticket, last_in, agent, assigned_by=actor.label)
+    context = staff.staff_context(ticket, last_in, agent, assigned_by=actor.label,
+                                  language=language)
     if name == "staff_digest":
         notice = StaffNotice(ticket=ticket, message=last_in, kind=staff.NEW_TICKET)
         context["digest"] = {"count": 1, "new_tickets": 1, "replies": 0, "assigned": 0,
