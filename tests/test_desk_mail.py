@@ -206,7 +206,21 @@ def test_reply_recipients_are_editable_per_reply(desk, dovecot, mail_user, smtp_
     bad = desk("--as", "anna", "ticket", "reply", "1", "-m", "x", "--cc",
                "a@b.example\r\nBcc: evil@x.example", code=2)
     assert "control character" in bad.stderr
+    # An address copied from a mail client with its name works; a list or a name hiding a
+    # line break does not.
+    for typed, why in (("a@x.example, Bo <b@y.example>", "not a valid email address"),
+                       ("Evil\r\nBcc: e@x.example <a@b.example>", "control character"),
+                       ("Name <a@b.example> more", "not a valid email address")):
+        refused = desk("--as", "anna", "ticket", "reply", "1", "-m", "x", "--cc", typed,
+                       code=2)
+        assert why in refused.stderr and "Name <boss@example.com>" in refused.stderr
     assert len(desk.json("ticket", "show", "1")["ticket"]["messages"]) == 4
+    named = desk.json("--as", "anna", "ticket", "reply", "1", "-m", "Named.", "--no-cc",
+                      "--cc", '"Petrova, Dora" <Dora@Customer.Example>', "--bcc",
+                      "Аудит <audit2@staff.example>")["reply"]
+    assert (named["cc"], named["bcc"]) == (["Dora@customer.example"],
+                                           ["audit2@staff.example"])
+    assert settle(smtp_server, 4)[-1]["Cc"] == "Dora@customer.example"
 
 
 def test_attachments_have_a_size_limit_from_the_config(desk, dovecot, mail_user, smtp_server,

@@ -71,7 +71,8 @@ def _read_text(message: str | None, file: str | None, what: str,
 @click.option("-m", "--message", help="The reply text (otherwise $EDITOR opens).")
 @click.option("-F", "--file", "file", help="Read the reply from a file ('-': stdin).")
 @click.option("--to", "to", multiple=True, metavar="ADDRESS",
-              help="Send to this address instead of the requester (repeatable).")
+              help="Send to this address instead of the requester (repeatable; 'Name <address>' "
+              "works too).")
 @click.option("--cc", multiple=True, metavar="ADDRESS",
               help="Also send a copy to this address (repeatable); they join the ticket.")
 @click.option("--bcc", multiple=True, metavar="ADDRESS",

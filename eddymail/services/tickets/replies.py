@@ -146,10 +146,25 @@ def reply(ticket_id: int, text: str, *, actor: Actor,
                        html_body is not None, actor.handle)
 
 
+def typed_address(text: str) -> str:
+    """An address an agent typed: plain, or copied from a mail client as ``Name <address>``
+    (the name is dropped: people are known by their address). Anything else, a list among
+    it, or a line break anywhere, is refused by ``validate_address``."""
+    name, bracket, rest = text.strip().rpartition("<")
+    plain = (bracket and rest.endswith(">") and "@" not in name and ">" not in name
+             and text.isprintable())
+    try:
+        return validate_address(rest[:-1] if plain else text)
+    except ValidationError as error:
+        raise ValidationError(error.message, hint="Give one address, plain "
+                              "(boss@example.com) or as Name <boss@example.com>; repeat the "
+                              "option for more.") from None
+
+
 def _recipients(ticket: Ticket, options: ReplyOptions) -> _Recipients:
-    to = [validate_address(address) for address in options.to] or [_requester(ticket)]
-    explicit_cc = [validate_address(address) for address in options.cc]
-    bcc = [validate_address(address) for address in options.bcc]
+    to = [typed_address(address) for address in options.to] or [_requester(ticket)]
+    explicit_cc = [typed_address(address) for address in options.cc]
+    bcc = [typed_address(address) for address in options.bcc]
     participants = [] if options.no_cc else users.participant_list(ticket)
     seen = {address.casefold() for address in to}
     cc = []
