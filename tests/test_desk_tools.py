@@ -10,7 +10,6 @@ import io
 import json
 import mailbox
 import os
-import pty
 import stat
 import subprocess
 import sys
@@ -287,26 +286,11 @@ def test_bulk_close_asks_then_changes_every_ticket(desk, tmp_path):
 def answer_on_terminal(args: list[str], answer: str) -> tuple[int, str]:
     """Run ``eddymail ARGS`` on a pseudo-terminal, type ``answer`` at its [y/N] question;
     the exit code and what the terminal showed."""
-    master, slave = pty.openpty()
-    child = subprocess.Popen([sys.executable, "-m", "eddymail", *args], stdin=slave,
-                             stdout=slave, stderr=slave, env={**os.environ, "TERM": "xterm"})
-    os.close(slave)
-    shown, answered = bytearray(), False
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        shown += chunk
-        if not answered and b"[y/N]" in shown:
-            os.write(master, answer.encode() + b"\r")  # Enter, as a person types it
-            answered = True
-    code = child.wait(timeout=120)
-    os.close(master)
-    assert answered, shown.decode(errors="replace")
-    return code, shown.decode(errors="replace")
+    from tests.test_screens import run_on_terminal
+
+    code, shown = run_on_terminal(args, dict(os.environ), answer=answer)
+    assert "[y/N]" in shown, shown
+    return code, shown
 
 
 def test_bulk_close_at_a_terminal_shows_the_count_and_asks(desk, tmp_path):

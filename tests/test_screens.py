@@ -130,7 +130,16 @@ def recording_pager(tmp_path: Path) -> tuple[str, Path]:
 def on_terminal(args: list[str], environment: dict[str, str], rows: int = 24,
                 columns: int = 80) -> str:
     """Run ``eddymail ARGS`` on a pseudo-terminal of this size (stdin, stdout, stderr), as a
-    person at a terminal would; what it showed."""
+    person at a terminal would; what it showed (the command must succeed)."""
+    code, shown = run_on_terminal(args, environment, rows, columns)
+    assert code == 0, shown
+    return shown
+
+
+def run_on_terminal(args: list[str], environment: dict[str, str], rows: int = 24,
+                    columns: int = 80, answer: str | None = None) -> tuple[int, str]:
+    """Like :func:`on_terminal`, typing ``answer`` (then Enter) at a ``[y/N]`` question if
+    given; the exit code and what the terminal showed."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     environment = {**environment, "LINES": str(rows), "COLUMNS": str(columns),
@@ -147,10 +156,12 @@ def on_terminal(args: list[str], environment: dict[str, str], rows: int = 24,
         if not chunk:
             break
         shown += chunk
-    child.wait(timeout=120)
+        if answer is not None and b"[y/N]" in shown:
+            os.write(master, answer.encode() + b"\r")  # Enter, as a person types it
+            answer = None
+    code = child.wait(timeout=120)  # a hang guard, not a deadline
     os.close(master)
-    assert child.returncode == 0, shown.decode(errors="replace")
-    return shown.decode(errors="replace")
+    return code, shown.decode(errors="replace")
 
 
 def test_a_long_ticket_opens_in_the_pager_on_a_terminal(eddymail, support, tmp_path,
