@@ -439,6 +439,7 @@ class OutboxItem(BaseModel):
         indexes = (
             (("status", "next_attempt_at"), False),
             (("recipient", "created_at"), False),
+            (("message_id",), False),  # threading: replies name our mail (m0013)
         )
 
 
