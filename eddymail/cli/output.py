@@ -334,13 +334,16 @@ class Output:
 
         To a pipe or a file, rich writes exactly the text and a newline (no colours, no
         wrapping under ``soft_wrap``); that is written here directly, so cron runs and mail
-        server deliveries need not import rich. Tabs (rich expands them to its own tab
-        stops) and consoles made earlier (or by a test) still go through rich.
+        server deliveries need not import rich, and ``ticket show`` of a long thread into a
+        pipe does not pay rich's rendering once per line. Tabs (rich expands them to its own
+        tab stops) and consoles writing elsewhere (a pager's buffer, a test's) still go
+        through rich.
         """
         console = self._stderr if to_stderr else self._stdout
         stream = sys.stderr if to_stderr else sys.stdout
         plain = "".join(text for text, _ in pieces)
-        if console is None and "\t" not in plain and not _shows_styles(stream):
+        direct = console is None or (console.file is stream and not console.is_terminal)
+        if direct and "\t" not in plain and not _shows_styles(stream):
             stream.write(plain + "\n")
             stream.flush()
             return
