@@ -10,8 +10,10 @@ scrubbed too. After that the process keeps no copy: a long ``fetch`` or a proces
 eddymail does not collect every password it ever used.
 
 Besides the password (keyring user = the channel's name), a channel signing in with OAuth 2.0
-has entries of its own, named by :func:`entry_name` (``NAME:oauth-tokens``,
-``NAME:oauth-client-secret``); they move and go with the channel.
+has entries of its own, named by :func:`entry_name` (``NAME:oauth-tokens``, and
+``NAME:oauth-client-secret`` from earlier versions); they move and go with the channel. The
+client secret of an app registration is shared by its channels (see
+``services/oauth/store.registration_entry``).
 """
 
 from __future__ import annotations

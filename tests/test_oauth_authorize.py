@@ -217,3 +217,71 @@ def test_channel_add_at_a_terminal_offers_to_sign_in_right_away(
                      "--json")
     assert json.loads(later.stdout)["authorization"] is None
     assert stored(memory_keyring, "desk2") is None
+
+
+def test_a_client_secret_given_once_serves_every_channel_of_that_registration(
+        eddymail, support, oauth_server, clock: FakeClock, memory_keyring) -> None:
+    client = oauth_server.register_client(confidential=True, device_interval=5)
+    entry = ("eddymail", f"client/{client.client_id}:oauth-client-secret")
+
+    def add(name: str, *flags: str, stdin: str | None = None) -> None:
+        eddymail("channel", "add", name, "--department", "Support", "--email", USER, "--host",
+                 "imap.example.test", "--no-connect", *endpoint_options(oauth_server, client),
+                 *flags, input=stdin)
+
+    add("first", "--oauth-client-secret-stdin", stdin=f"{client.client_secret}\n")
+    clock.on_sleep = [approve_as(oauth_server, USER)]
+    eddymail("channel", "authorize", "first")
+    first = stored(memory_keyring, "first")
+    assert first is not None and first.refresh_token
+    # A second channel of the registration: no secret given, yet the server (which wants
+    # one from this confidential client) takes its refresh token at channel add.
+    add("second", "--refresh-token-stdin", stdin=f"{first.refresh_token}\n")
+    second = stored(memory_keyring, "second")
+    assert second is not None and oauth_server.refresh_token_is_current(second.refresh_token)
+    assert eddymail.json("channel", "show", "second")["channel"]["oauth"][
+        "client_secret_stored"] is True
+    # Both on stdin, the secret first; then a wrong secret is refused by the server.
+    add("third", "--oauth-client-secret-stdin", "--refresh-token-stdin",
+        stdin=f"{client.client_secret}\n{second.refresh_token}\n")
+    assert stored(memory_keyring, "third") is not None
+    assert memory_keyring.passwords[entry] == client.client_secret
+    eddymail("channel", "edit", "third", "--oauth-client-secret-stdin", input="wrong\n")
+    clock.advance(client.access_lifetime)  # the next use refreshes, with the wrong secret
+    checks = eddymail.json("channel", "test", "third", "--no-send", code=3)["channels"][0][
+        "checks"]
+    assert checks[0]["check"] == "sign-in" and "invalid_client" in checks[0]["answer"]
+    # The secret leaves the keyring with the last channel of the registration.
+    for name in ("first", "second"):
+        eddymail("channel", "remove", name, "--yes")
+        assert entry in memory_keyring.passwords
+    eddymail("channel", "remove", "third", "--yes")
+    assert entry not in memory_keyring.passwords
+    assert not [user for _service, user in memory_keyring.passwords if "secret" in user]
+
+
+def test_a_team_gives_a_providers_client_id_and_secret_once(eddymail, support, tmp_path,
+                                                            memory_keyring) -> None:
+    config = tmp_path / "team.toml"
+    config.write_text('[oauth.gmail]\nclient_id = "team-app.apps.googleusercontent.com"\n')
+    for name, flags in (("g1", ["--oauth-client-secret-stdin"]), ("g2", [])):
+        eddymail("-c", str(config), "channel", "add", name, "--department", "Support",
+                 "--email", f"{name}@gmail.com", "--auth", "oauth2", "--no-connect", *flags,
+                 input="team-secret\n" if flags else None)
+    for name in ("g1", "g2"):
+        oauth = eddymail.json("-c", str(config), "channel", "show", name)["channel"]["oauth"]
+        assert oauth["client_id"] == "team-app.apps.googleusercontent.com"
+        assert oauth["client_secret_stored"] is True
+    assert memory_keyring.passwords == {
+        ("eddymail", "client/team-app.apps.googleusercontent.com:oauth-client-secret"):
+            "team-secret"}
+
+
+@pytest.mark.parametrize("url", ["https://[::1", "https://idp.example.test:port/token",
+                                 "ftp://idp.example.test/token", "idp.example.test/token"])
+def test_a_malformed_endpoint_url_is_a_usage_error(eddymail, support, url) -> None:
+    refused = eddymail("channel", "add", "k", "--department", "Support", "--email",
+                       "k@example.test", "--host", "imap.example.test", "--auth", "oauth2",
+                       "--oauth-client-id", "x", "--oauth-token-url", url,
+                       "--oauth-device-url", "https://idp.example.test/device", code=2)
+    assert "--oauth-token-url" in refused.stderr and "bug" not in refused.stderr

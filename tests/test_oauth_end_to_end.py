@@ -184,3 +184,16 @@ def test_a_password_command_that_prints_an_access_token(
     assert tested["ok"], tested
     assert tested["sign_in"]["source"] == "command"
     assert oauth_server.requests["token:refresh_token"] == refreshes  # used as it is
+
+
+def test_a_plaintext_keyring_is_named_as_holding_the_tokens(eddymail, signed_in) -> None:
+    import keyring
+    from keyrings.alt.file import PlaintextKeyring
+
+    keyring.set_keyring(PlaintextKeyring())  # in the test's XDG_DATA_HOME, never the real one
+    signed_in()
+    checks = {c["check"]: c for c in eddymail.json("channel", "test", "desk", "--no-send")[
+        "channels"][0]["checks"]}
+    assert checks["keyring"]["warning"] and "the OAuth tokens are kept unencrypted" in checks[
+        "keyring"]["answer"]
+    assert "password is" not in checks["keyring"]["answer"]

@@ -195,6 +195,28 @@ def test_an_unreachable_or_untrusted_token_endpoint_is_temporary_or_a_tls_hint(
     assert untrusted.value.tls and "--ca-file" in (untrusted.value.hint or "")
 
 
+@pytest.mark.parametrize("answer", [
+    (200, "<html>Sign in to the hotel Wi-Fi</html>"),
+    (200, "[1, 2]"),
+    (200, {"access_token": "a", "token_type": "Bearer", "expires_in": "NaN"}),
+    (200, {"token_type": "Bearer"}),
+    (200, {"access_token": 123, "token_type": "Bearer"}),
+])
+def test_a_token_endpoint_answering_garbage_is_named_and_loses_nothing(oauth_server, clock,
+                                                                        answer) -> None:
+    client = oauth_server.register_client(access_lifetime=60)
+    granted(oauth_server, client, clock)
+    clock.advance(60)
+    client.token_errors.append(answer)
+    with pytest.raises(OAuthError) as caught:
+        store.access_token(settings_for(oauth_server, client), None, timeout=10)
+    message = caught.value.message
+    assert "could not be reached" not in message, message
+    assert "not an OAuth 2.0 answer" in message or "granted no access token" in message
+    # The stored refresh token was not spent on the garbage: the next run signs in.
+    assert store.access_token(settings_for(oauth_server, client), None, timeout=10).fresh
+
+
 @pytest.mark.parametrize("printed, kind", [
     ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln", "access"),
     ("ya29.a0AfB_byC", "access"),

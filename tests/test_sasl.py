@@ -128,6 +128,32 @@ def test_without_sasl_ir_the_token_follows_the_first_challenge() -> None:
     assert b" AUTHENTICATE XOAUTH2\r\n" in sent
 
 
+class _SaslIr(ImapServer):
+    """A server with SASL-IR that offers XOAUTH2 only: the token must come on the command
+    line, in the one mechanism offered."""
+
+    capabilities = "IMAP4rev1 SASL-IR AUTH=PLAIN AUTH=XOAUTH2 UIDPLUS MOVE"
+
+    def do_AUTHENTICATE(self, connection, tag, arguments) -> None:
+        mechanism, _, initial = arguments.strip().partition(b" ")
+        blob = base64.b64decode(initial) if initial else b""
+        if mechanism == b"XOAUTH2" and blob == b"user=u\x01auth=Bearer good-token\x01\x01":
+            connection.send(tag + b" OK logged in\r\n")
+        else:
+            connection.send(tag + b" BAD expected XOAUTH2 with an initial response\r\n")
+
+
+def test_with_sasl_ir_the_token_is_on_the_command_line_in_the_mechanism_offered() -> None:
+    with ScriptedServer(_SaslIr([make_mail("one")])) as server:
+        place = Endpoint(host="127.0.0.1", port=server.port, security="none", login="u",
+                         timeout=10)
+        # OAUTHBEARER is preferred, but this server offers XOAUTH2 only.
+        with ImapClient(place, sasl.BearerToken("good-token", sasl.MECHANISMS)) as imap:
+            assert imap.select("INBOX").exists == 1
+        sent = server.transcript
+    assert b" AUTHENTICATE XOAUTH2 " in sent and b"OAUTHBEARER" not in sent
+
+
 @pytest.mark.parametrize("login, expected", [
     ("ann@example.test", b"n,a=ann@example.test,"),
     ("odd,name=x", b"n,a=odd=2Cname=3Dx,"),

@@ -117,7 +117,7 @@ def test_channel(name: str, *, send: bool = True, timeout: float = 30.0) -> Chan
                 def signed_in(protocol: str, action: Callable[[Credential], Any]) -> Any:
                     return action(password)
             if not source.command:
-                keyring_check = _keyring_check()
+                keyring_check = _keyring_check(oauth)
                 if keyring_check is not None:
                     checks.append(keyring_check)
             hints = provider_hints_of(channel)
@@ -156,17 +156,20 @@ def describe_sign_in(status: SignInStatus) -> str:
     return "; ".join(parts)
 
 
-def _keyring_check() -> CheckResult | None:
-    """A warning row when the keyring keeps the password unencrypted on disk; else None."""
+def _keyring_check(oauth: bool) -> CheckResult | None:
+    """A warning row when the keyring keeps the password (or an OAuth channel's tokens)
+    unencrypted on disk; else None."""
     insecure = secrets.insecure_keyring_backends()
     if not insecure:
         return None
+    what, command = (("the OAuth tokens are", "a command that prints a token")
+                     if oauth else ("the password is", "a password command"))
     return CheckResult(
         "keyring", False,
-        f"INSECURE: the password is kept unencrypted by {', '.join(insecure)}; anyone who "
+        f"INSECURE: {what} kept unencrypted by {', '.join(insecure)}; anyone who "
         "can read that file can read it. keyring chose this backend because no desktop "
         "keyring is available here.",
-        "Give the channel a password command instead (eddymail channel edit NAME "
+        f"Give the channel {command} instead (eddymail channel edit NAME "
         "--password-command 'pass show mail/NAME'), or set PYTHON_KEYRING_BACKEND to an "
         "encrypted backend, then remove the plaintext file.",
         operation="keyring", warning=True,

@@ -118,8 +118,9 @@ def create_channel(draft: ChannelDraft, password: str | None,
             secrets.store_password(draft.name, password)
         if client_secret:
             from eddymail.services.oauth import store as oauth_store
+            from eddymail.services.oauth.settings import oauth_settings
 
-            oauth_store.store_client_secret(draft.name, client_secret)
+            oauth_store.store_client_secret(oauth_settings(draft), client_secret)
     return ChannelSaved(describe(channel), became_outgoing)
 
 
@@ -139,8 +140,10 @@ def edit_channel(
     saved = update_channel(channel, draft, new_name=new_name)
     if client_secret is not None:
         from eddymail.services.oauth import store as oauth_store
+        from eddymail.services.oauth.settings import oauth_settings
 
-        oauth_store.store_client_secret(saved.channel.name, client_secret)
+        oauth_store.store_client_secret(oauth_settings(find_channel(saved.channel.name)),
+                                        client_secret)
     return saved
 
 
@@ -208,6 +211,8 @@ def remove_channel(name: str) -> None:
         LedgerEntry.delete().where(LedgerEntry.channel == channel).execute()
         channel.delete_instance()
     secrets.delete_channel_secrets(channel.name)
+    if channel.auth_method == "oauth2":
+        _forget_unused_registration(channel)
 
 
 def describe(channel: Channel) -> ChannelInfo:
@@ -281,8 +286,24 @@ def _oauth_info(channel: Channel) -> OAuthInfo:
         authorized=secrets.has_keyring_password(
             secrets.entry_name(channel.name, oauth_store.TOKENS)),
         client_secret_stored=secrets.has_keyring_password(
-            secrets.entry_name(channel.name, oauth_store.CLIENT_SECRET)),
+            secrets.entry_name(channel.name, oauth_store.CLIENT_SECRET))
+        or (bool(settings.client_id) and secrets.has_keyring_password(
+            oauth_store.registration_entry(settings.client_id))),
     )
+
+
+def _forget_unused_registration(removed: Channel) -> None:
+    """Delete the client secret of the removed channel's app registration once no channel
+    uses it."""
+    from eddymail.services.oauth import store as oauth_store
+    from eddymail.services.oauth.settings import oauth_settings
+
+    client_id = oauth_settings(removed).client_id
+    if not client_id:
+        return
+    others = Channel.select().where(Channel.auth_method == "oauth2")
+    if all(oauth_settings(other).client_id != client_id for other in others):
+        secrets.delete_password(oauth_store.registration_entry(client_id))
 
 
 def _row_values(draft: ChannelDraft) -> dict:

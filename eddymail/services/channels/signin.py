@@ -131,15 +131,6 @@ def import_refresh_token(name: str, refresh_token: str, *,
     return _keep(channel, settings, "refresh-token", tokens)
 
 
-def store_client_secret(name: str, secret: str) -> None:
-    """Keep the client secret of a channel's app registration in the keyring."""
-    if not secret.strip():
-        raise ValidationError("The client secret read from stdin is empty.")
-    from eddymail.services.oauth import store
-
-    store.store_client_secret(find_channel(name).name, secret.strip())
-
-
 def _oauth_channel(name: str) -> tuple[Channel, OAuthSettings]:
     channel = find_channel(name)
     if channel.auth_method != "oauth2":

@@ -81,14 +81,17 @@ def refusal(settings: OAuthSettings, operation: str, error: str,
 
 
 def unreachable(settings: OAuthSettings, operation: str, detail: str,
-                tls: bool = False) -> OAuthError:
-    """The error for a token endpoint that could not be reached or answered garbage."""
+                tls: bool = False, garbled: bool = False) -> OAuthError:
+    """The error for a token endpoint that could not be reached or (``garbled``) answered
+    something that is no OAuth 2.0 answer (a proxy's or a maintenance page, say)."""
     hint = TEMPORARY
     if tls:
         hint = ("the certificate of the authorization server is not trusted: pass --ca-file "
                 "with the CA that issued it")
-    error = OAuthError(f"{settings.provider} could not be reached for the {_what(operation)} "
-                       f"({settings.token_url}).", operation=operation, answer=detail, hint=hint)
+    what = (f"answered the {_what(operation)} with something that is not an OAuth 2.0 answer"
+            if garbled else f"could not be reached for the {_what(operation)}")
+    error = OAuthError(f"{settings.provider} {what} ({settings.token_url}).",
+                       operation=operation, answer=detail, hint=hint)
     error.tls = tls
     return error
 

@@ -135,7 +135,7 @@ class TokenEndpoint:
         if not answer.get("device_code") or not answer.get("user_code") or not uri:
             raise diagnosis.unreachable(self.settings, "oauth device",
                                         "the answer has no device_code, user_code or "
-                                        "verification URI")
+                                        "verification URI", garbled=True)
         return DeviceAuthorization(
             device_code=str(answer["device_code"]), user_code=str(answer["user_code"]),
             verification_uri=str(uri),
@@ -203,7 +203,12 @@ class TokenEndpoint:
             status = error.response.status_code if error.response is not None else "?"
             raise diagnosis.unreachable(self.settings, operation,
                                         f"HTTP {status} without an OAuth answer") from None
-        except (requests.exceptions.RequestException, ValueError) as error:
+        except requests.exceptions.InvalidURL as error:
+            raise diagnosis.unreachable(self.settings, operation, _reason(error)) from None
+        except ValueError as error:  # not JSON, or fields authlib cannot read
+            raise diagnosis.unreachable(self.settings, operation, _reason(error),
+                                        garbled=True) from None
+        except requests.exceptions.RequestException as error:
             raise diagnosis.unreachable(self.settings, operation, _reason(error)) from None
         finally:
             session.close()
@@ -215,7 +220,8 @@ class TokenEndpoint:
             answer = None
         if not isinstance(answer, dict):
             raise diagnosis.unreachable(self.settings, operation,
-                                        f"HTTP {response.status_code}, not a JSON object")
+                                        f"HTTP {response.status_code}, not a JSON object",
+                                        garbled=True)
         if "error" in answer:
             raise diagnosis.refusal(self.settings, operation, str(answer["error"]),
                                     str(answer.get("error_description") or ""))

@@ -193,10 +193,15 @@ def _check_protocols(channel: ChannelLike, preset: Preset | None,
 
 
 def _check_url(option: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 -- raises for a port that is not a number
+    except ValueError as error:  # "https://[::1", "https://h:port"
+        raise ValidationError(f"{option} is not a valid URL ({error}): {url!r}.") from None
+    if parts.scheme == "https" and host:
         return
-    if parts.scheme == "http" and parts.hostname in _LOOPBACK:
+    if parts.scheme == "http" and host in _LOOPBACK:
         return  # on this machine: nothing crosses a network
     raise ValidationError(
         f"{option} must be an https:// URL (plain http only to this machine): {url!r}. "

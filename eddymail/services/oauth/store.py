@@ -74,19 +74,39 @@ def save_tokens(channel_name: str, tokens: TokenSet) -> None:
     secrets.store_password(secrets.entry_name(channel_name, TOKENS), tokens.to_json())
 
 
-def client_secret(channel_name: str) -> str | None:
-    """The client secret stored for the channel, if any."""
-    return secrets.read_secret(secrets.entry_name(channel_name, CLIENT_SECRET))
+def registration_entry(client_id: str) -> str:
+    """The keyring user of the client secret of app registration ``client_id``.
+
+    The secret belongs to the registration, not to one channel: given once (with any
+    channel of that client id, which the config file's ``[oauth.PROVIDER]`` may name for
+    all of them), every channel of the registration uses it. ``/`` is never in a channel
+    name, so this entry cannot be a channel's.
+    """
+    return f"client/{client_id}:{CLIENT_SECRET}"
 
 
-def store_client_secret(channel_name: str, secret: str) -> None:
-    """Keep the channel's client secret in the keyring."""
-    secrets.store_password(secrets.entry_name(channel_name, CLIENT_SECRET), secret)
+def client_secret(settings: OAuthSettings) -> str | None:
+    """The client secret for the channel's registration, if one is stored (an entry of the
+    channel itself, kept by earlier versions, comes first)."""
+    own = secrets.read_secret(secrets.entry_name(settings.channel, CLIENT_SECRET))
+    if own or not settings.client_id:
+        return own
+    return secrets.read_secret(registration_entry(settings.client_id))
+
+
+def store_client_secret(settings: OAuthSettings, secret: str) -> None:
+    """Keep the client secret of the channel's registration in the keyring (for every
+    channel of that client id; the channel's own entry, if any, gives way)."""
+    if not settings.client_id:
+        secrets.store_password(secrets.entry_name(settings.channel, CLIENT_SECRET), secret)
+        return
+    secrets.store_password(registration_entry(settings.client_id), secret)
+    secrets.delete_password(secrets.entry_name(settings.channel, CLIENT_SECRET))
 
 
 def endpoint_for(settings: OAuthSettings, timeout: float) -> TokenEndpoint:
     """The channel's token endpoint with its client secret (refused when one is needed)."""
-    secret = client_secret(settings.channel)
+    secret = client_secret(settings)
     if settings.needs_client_secret and not secret:
         raise AuthorizationRequired(
             f"{settings.provider} wants the client secret of the app registration, and none "
