@@ -98,7 +98,8 @@ class BearerRefused(MailServerError):
 
     ``status`` and ``scope`` come from the server's error challenge (RFC 7628 §3.2.2) when it
     sent one: ``401``/``invalid_token`` for an expired or revoked token, ``insufficient_scope``
-    or the scope the server wants.
+    or the scope the server wants. ``announced`` is false when the server did not list the
+    mechanism tried: then it may not take OAuth 2.0 at all, and a new token will not help.
     """
 
     def __init__(
@@ -110,10 +111,12 @@ class BearerRefused(MailServerError):
         operation: str = "",
         answer: str = "",
         hint: str | None = None,
+        announced: bool = True,
     ) -> None:
         super().__init__(message, operation=operation, answer=answer, hint=hint)
         self.status = status
         self.scope = scope
+        self.announced = announced
 
 
 class OAuthError(MailServerError):

@@ -174,7 +174,9 @@ def test_a_refresh_token_from_a_script_is_checked_and_rotated(eddymail, add_oaut
     assert first.refresh_token not in result.stdout + result.stderr
     refused = eddymail("channel", "authorize", "desk2", "--refresh-token-stdin",
                        input="not-a-token\n", code=1)
-    assert "revoked or has expired" in refused.stderr
+    assert "token read from stdin was refused" in refused.stderr
+    assert "revoked or has expired" in refused.stderr and "nothing was stored" in refused.stderr
+    assert stored(memory_keyring, "desk2") == now  # the working sign-in is kept
 
 
 def test_password_channels_and_missing_registrations_are_told_what_to_do(eddymail, support,
@@ -285,3 +287,19 @@ def test_a_malformed_endpoint_url_is_a_usage_error(eddymail, support, url) -> No
                        "--oauth-client-id", "x", "--oauth-token-url", url,
                        "--oauth-device-url", "https://idp.example.test/device", code=2)
     assert "--oauth-token-url" in refused.stderr and "bug" not in refused.stderr
+
+
+def test_a_tenant_is_refused_where_no_endpoint_would_use_it(eddymail, support) -> None:
+    def add(name: str, *options: str, code: int = 0):
+        return eddymail("channel", "add", name, "--department", "Support", "--auth", "oauth2",
+                        "--oauth-client-id", "x", "--oauth-tenant", "contoso.com", "--no-connect",
+                        *options, code=code)
+
+    for options in (["--email", "g@gmail.com"],
+                    ["--email", "k@example.test", "--host", "imap.example.test",
+                     "--oauth-device-url", "https://idp.example.test/device",
+                     "--oauth-token-url", "https://idp.example.test/token"]):
+        assert "--oauth-tenant goes with" in add("k", *options, code=2).stderr
+    add("m", "--email", "desk@contoso.com", "--preset", "outlook")
+    oauth = eddymail.json("channel", "show", "m")["channel"]["oauth"]
+    assert oauth["tenant"] == "contoso.com" and "/contoso.com/" in oauth["token_url"]

@@ -197,3 +197,20 @@ def test_a_plaintext_keyring_is_named_as_holding_the_tokens(eddymail, signed_in)
     assert checks["keyring"]["warning"] and "the OAuth tokens are kept unencrypted" in checks[
         "keyring"]["answer"]
     assert "password is" not in checks["keyring"]["answer"]
+
+
+def test_a_server_without_oauth_is_told_apart_and_costs_no_refresh(
+        eddymail, support, dovecot, mail_user, make_smtp_server, oauth_server, clock) -> None:
+    plain_only = make_smtp_server()  # offers AUTH PLAIN LOGIN only
+    client = oauth_server.register_client(access_lifetime=LIFETIME)
+    support("desk", *servers(dovecot, mail_user, plain_only),
+            *endpoint_options(oauth_server, client), password=None)
+    clock.on_sleep = [approve_as(oauth_server, mail_user.login)]
+    eddymail("channel", "authorize", "desk")
+    refreshes = oauth_server.requests["token:refresh_token"]
+    tested = eddymail.json("channel", "test", "desk", "--no-send", code=3)["channels"][0]
+    checks = {c["check"]: c for c in tested["checks"]}
+    assert checks["incoming"]["ok"]  # Dovecot takes the token
+    assert "announces neither XOAUTH2 nor OAUTHBEARER" in checks["outgoing"]["hint"]
+    assert "--smtp-host" in checks["outgoing"]["hint"]
+    assert oauth_server.requests["token:refresh_token"] == refreshes  # no new token wasted

@@ -91,6 +91,17 @@ def test_smtp_signs_in_with_a_token_and_reports_a_refusal(make_smtp_server, oaut
         (mechanism, True), (mechanism, False)]
 
 
+def test_a_server_that_announces_no_bearer_mechanism_is_named_as_such(make_smtp_server) -> None:
+    plain_only = make_smtp_server()  # AUTH PLAIN LOGIN, no OAuth 2.0
+    place = Endpoint(host=plain_only.host, port=plain_only.smtps_port, security="ssl",
+                     login="eve", ca_file=str(plain_only.ca_file), timeout=10)
+    with pytest.raises(BearerRefused) as refused:
+        SmtpClient(place, sasl.BearerToken("some-token"))
+    assert refused.value.announced is False
+    assert "not announced by the server, which offers LOGIN PLAIN" in refused.value.message
+    assert "some-token" not in refused.value.message + refused.value.answer
+
+
 class _NoSaslIr(ImapServer):
     """A server without SASL-IR that takes XOAUTH2 without announcing it (as Yandex does),
     and refuses a token that is not ``good``."""
@@ -124,6 +135,7 @@ def test_without_sasl_ir_the_token_follows_the_first_challenge() -> None:
             ImapClient(place, sasl.BearerToken("stale-token", ("XOAUTH2",)))
         sent = server.transcript
     assert refused.value.scope == "mail" and "AUTHENTICATIONFAILED" in refused.value.answer
+    assert refused.value.announced is False and "offers PLAIN" in refused.value.answer
     # No initial response on the command line: the server does not announce SASL-IR.
     assert b" AUTHENTICATE XOAUTH2\r\n" in sent
 

@@ -107,6 +107,8 @@ def edit(name: str, new_name: str | None, oauth_client_secret_stdin: bool,
     Examples:
       eddymail channel edit support --security starttls --port 143
       eddymail channel edit support --after-fetch move --move-to Processed
+      printf '%s\\n' "$CLIENT_SECRET" | eddymail channel edit support --auth oauth2 \\
+          --oauth-client-id APP-ID --oauth-client-secret-stdin
     """
     out = state().output
     secret = read_stdin_secrets("oauth-client-secret-stdin")["oauth-client-secret-stdin"] \

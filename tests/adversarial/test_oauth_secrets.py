@@ -43,7 +43,7 @@ def assert_no_secrets(texts: dict[str, str | bytes], secrets: list[str]) -> None
 def oauth_desk(eddymail, support, dovecot, mail_user, make_smtp_server,
                oauth_server: OAuthServer, clock, tmp_path):
     """Channel ``desk`` (IMAP + SMTP) signed in with a confidential client, logging to a file
-    at debug level; returns (smtp server, log file)."""
+    at debug level; returns (smtp server, config file, log file, client registration)."""
     smtp = make_smtp_server(
         bearer=oauth_server.introspect,
         oauth_failure_reply="535 5.7.8 credentials {blob} are not valid")
@@ -59,13 +59,13 @@ def oauth_desk(eddymail, support, dovecot, mail_user, make_smtp_server,
              input=f"{client.client_secret}\n")
     clock.on_sleep = [approve_as(oauth_server, mail_user.login)]
     eddymail("-c", str(config), "-vv", "channel", "authorize", "desk")
-    return smtp, config, log_file
+    return smtp, config, log_file, client
 
 
 def test_verbose_runs_that_work_and_fail_leak_no_oauth_secret(
         eddymail, oauth_desk, dovecot, mail_user, oauth_server, clock,
         database_path: Path) -> None:
-    smtp, config, log_file = oauth_desk
+    smtp, config, log_file, _client = oauth_desk
     dovecot.deliver(mail_user, make_mail("Hello"))
     outputs: dict[str, str | bytes] = {}
 
@@ -96,7 +96,7 @@ def test_verbose_runs_that_work_and_fail_leak_no_oauth_secret(
 
 def test_a_traceback_that_quotes_a_token_is_scrubbed(eddymail, oauth_desk, oauth_server,
                                                      monkeypatch) -> None:
-    _smtp, config, _log = oauth_desk
+    _smtp, config, _log, _client = oauth_desk
     from eddymail.mail.wire import sasl
 
     def buggy(mechanism: str, login: str, token: str, host: str, port: int) -> bytes:
@@ -107,3 +107,29 @@ def test_a_traceback_that_quotes_a_token_is_scrubbed(eddymail, oauth_desk, oauth
     assert "Traceback" in result.stderr and "TypeError" in result.stderr
     assert_no_secrets({"stdout": result.stdout, "stderr": result.stderr},
                       oauth_server.issued_secrets())
+
+
+def test_a_token_endpoint_that_echoes_the_secrets_sent_to_it_is_scrubbed(
+        eddymail, oauth_desk, oauth_server, clock, memory_keyring, database_path) -> None:
+    import json
+
+    _smtp, config, log_file, client = oauth_desk
+    stored = json.loads(memory_keyring.passwords[("eddymail", "desk:oauth-tokens")])
+    echoed = f"refresh_token={stored['refresh_token']} client_secret={client.client_secret}"
+    client.token_errors.extend([
+        (400, {"error": "invalid_grant", "error_description": echoed}),
+        (400, {"error": "invalid_request", "error_description": echoed}),
+        (503, echoed),
+    ])
+    outputs: dict[str, str | bytes] = {}
+    for attempt in range(3):
+        clock.advance(601)  # the access token has expired: a refresh is due
+        result = eddymail("-c", str(config), "-vv", "fetch", "--json", code=3)
+        outputs[f"stdout {attempt}"], outputs[f"stderr {attempt}"] = (result.stdout,
+                                                                      result.stderr)
+    assert "invalid_grant" in str(outputs["stderr 0"])  # the server's answer is shown...
+    outputs["error log"] = eddymail("log", "--json").stdout
+    outputs["log file"] = log_file.read_bytes()
+    outputs["database"] = database_bytes(database_path)
+    # ...but not what it echoed of the secrets eddymail had sent it.
+    assert_no_secrets(outputs, [stored["refresh_token"], client.client_secret])

@@ -179,9 +179,9 @@ class ImapClient:
         """Sign in with the access token: the mechanism the server offers (SASL-IR when it
         takes it); a refusal raises ``BearerRefused`` with what its error challenge said."""
         imap = self._connection
-        mechanism, initial = sasl.opening(
-            (word[5:] for word in offered if word.startswith("AUTH=")), mechanisms,
-            self.endpoint, self._secret.reveal())
+        names = [word[5:] for word in offered if word.startswith("AUTH=")]
+        mechanism, initial = sasl.opening(names, mechanisms, self.endpoint,
+                                          self._secret.reveal())
         challenges: list[bytes] = []
 
         def respond(challenge: bytes) -> bytes:
@@ -200,7 +200,7 @@ class ImapClient:
             failure = self._error(exc, "imap login")
         except imaplib.IMAP4.error as exc:  # NO or BAD: the token was refused
             failure = sasl.refused("imap", self.endpoint.address, mechanism,
-                                   answer_of(exc), challenges, "imap login")
+                                   answer_of(exc), challenges, "imap login", names)
         except _FAILURES as exc:
             failure = self._error(exc, "imap login")
         finally:

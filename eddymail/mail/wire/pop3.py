@@ -129,7 +129,7 @@ class Pop3Client:
             failure = self._error(exc, "pop3 login")
         except poplib.error_proto as exc:  # -ERR: the token was refused
             failure = sasl.refused("pop3", self.endpoint.address, mechanism, answer_of(exc),
-                                   challenges, "pop3 login")
+                                   challenges, "pop3 login", offered)
         except _FAILURES as exc:
             failure = self._error(exc, "pop3 login")
         if failure is not None:

@@ -159,13 +159,24 @@ def credential_parts(credential: str | BearerToken | None) -> tuple[str | None,
 
 
 def refused(protocol: str, address: str, mechanism: str, answer: str,
-            challenges: Sequence[bytes], operation: str) -> BearerRefused:
-    """The error for a server that refused the token, with what its error challenge said."""
+            challenges: Sequence[bytes], operation: str,
+            offered: Iterable[str] = ()) -> BearerRefused:
+    """The error for a server that refused the token, with what its error challenge said.
+
+    ``offered`` is the server's list of SASL mechanisms: a mechanism tried without being
+    announced (see :func:`choose_mechanism`) and refused says so, since then the server may
+    not take OAuth 2.0 at all."""
     refusal = read_challenge(challenges[-1]) if challenges else Refusal()
     detail = refusal.describe()
+    names = sorted({_printable(name).upper()[:40] for name in offered})
+    announced = mechanism in names
+    if not announced:
+        detail = ", ".join(part for part in (detail, "not announced by the server, which offers "
+                                             + (" ".join(names) or "no SASL mechanism"))
+                           if part)
     return BearerRefused(
         f"{protocol.upper()} login with {address} failed: the server refused the access token "
         f"({mechanism}{', ' + detail if detail else ''}).",
         status=refusal.status, scope=refusal.scope, operation=operation,
-        answer=f"{answer} [{detail}]" if detail else answer,
+        answer=f"{answer} [{detail}]" if detail else answer, announced=announced,
     )

@@ -167,7 +167,7 @@ class SmtpClient:
                            challenges=challenges)
         except smtplib.SMTPAuthenticationError as exc:
             failure = sasl.refused("smtp", self.endpoint.address, mechanism, answer_of(exc),
-                                   challenges, "smtp login")
+                                   challenges, "smtp login", offered)
         except _FAILURES as exc:
             failure = self._error(exc, "smtp login")
         if failure is not None:

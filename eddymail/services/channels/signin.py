@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from eddymail import secrets
 from eddymail.db.models import Channel
-from eddymail.errors import BearerRefused, UsageError, ValidationError
+from eddymail.errors import AuthorizationRequired, BearerRefused, UsageError, ValidationError
 from eddymail.mail.wire.sasl import BearerToken
 from eddymail.services.channels.registry import find_channel, password_source
 from eddymail.services.oauth.settings import FLOWS, OAuthSettings, oauth_settings
@@ -53,7 +53,7 @@ def with_sign_in(channel: Channel, *, timeout: float, protocol: str,
         with secrets.in_use(access.token):
             return action(BearerToken(access.token, settings.mechanisms))
     except BearerRefused as refused:
-        if access.fresh:
+        if access.fresh or not refused.announced:  # a new token would fare no better
             raise diagnosis.refused_token(settings, refused, protocol) from refused
         log.info("the %s server refused the stored access token of channel %s; refreshing",
                  protocol, channel.name)
@@ -127,7 +127,16 @@ def import_refresh_token(name: str, refresh_token: str, *,
         raise ValidationError("The refresh token read from stdin is empty.")
     from eddymail.services.oauth import store
 
-    tokens = store.endpoint_for(settings, timeout).refresh(token)
+    try:
+        tokens = store.endpoint_for(settings, timeout).refresh(token)
+    except AuthorizationRequired as refused:
+        # Not "run channel authorize": that is what is running. The token given is at fault.
+        raise AuthorizationRequired(
+            "The refresh token read from stdin was refused: it was revoked or has expired, or "
+            f"it was granted to another client id than channel '{channel.name}' has; "
+            "nothing was stored.", operation=refused.operation, answer=refused.answer,
+            hint=f"give a current refresh token, or sign in with eddymail channel authorize "
+            f"{channel.name}") from None
     return _keep(channel, settings, "refresh-token", tokens)
 
 

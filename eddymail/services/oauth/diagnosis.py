@@ -101,7 +101,13 @@ def refused_token(settings: OAuthSettings, error: BearerRefused, protocol: str) 
     answer = error.answer
     upper = answer.upper()
     scopes = " ".join(settings.scopes) or "(none)"
-    if "5.7.139" in answer or "SMTPCLIENTAUTHENTICATION IS DISABLED" in upper:
+    access = {"imap": "IMAP", "pop3": "POP", "smtp": "SMTP AUTH"}.get(protocol, protocol)
+    if not error.announced:
+        server = {"imap": "--host", "pop3": "--host", "smtp": "--smtp-host"}.get(protocol, "")
+        hint = (f"this {protocol.upper()} server announces neither XOAUTH2 nor OAUTHBEARER, "
+                f"and refused the token: it may not take OAuth 2.0 sign-in at all. Check the "
+                f"server ({server}, and the port), or sign in with --auth password")
+    elif "5.7.139" in answer or "SMTPCLIENTAUTHENTICATION IS DISABLED" in upper:
         hint = ("authenticated SMTP (SMTP AUTH) is switched off for this mailbox or the whole "
                 "tenant: Exchange admin center → the mailbox → Manage email apps → Authenticated "
                 "SMTP, or Set-TransportConfig -SmtpClientAuthenticationDisabled $false")
@@ -111,13 +117,13 @@ def refused_token(settings: OAuthSettings, error: BearerRefused, protocol: str) 
                 f"asked for: {scopes}): fix --oauth-scope, then run "
                 f"{authorize_command(settings)}")
     else:
-        access = {"imap": "IMAP", "pop3": "POP", "smtp": "SMTP AUTH"}.get(protocol, protocol)
         hint = (f"a fresh token was refused: check that {access} is enabled for the mailbox "
                 f"(at Microsoft 365 per mailbox and per tenant), that the login is the "
                 f"mailbox's address and that the scopes asked for ({scopes}) are the ones "
                 f"the server wants (--oauth-scope); then run {authorize_command(settings)}")
     return BearerRefused(error.message, status=error.status, scope=error.scope,
-                         operation=error.operation, answer=error.answer, hint=hint)
+                         operation=error.operation, answer=error.answer, hint=hint,
+                         announced=error.announced)
 
 
 def _what(operation: str) -> str:

@@ -130,6 +130,11 @@ def check_settings(channel: ChannelLike) -> OAuthSettings:
             "--auth password, or name the endpoints with --oauth-token-url and "
             "--oauth-authorize-url or --oauth-device-url.")
     _check_protocols(channel, preset, provider)
+    if channel.oauth_tenant and not _names_tenant(channel, provider):
+        raise ValidationError(
+            "--oauth-tenant goes with a provider whose endpoints name a tenant (Microsoft "
+            "365: --preset outlook); these endpoints have none, so it would be ignored "
+            "(clear it with --oauth-tenant '').")
     if not settings.token_url:
         raise ValidationError("OAuth 2.0 needs the provider's token endpoint: --oauth-token-url "
                               "URL (or a --preset that knows it).")
@@ -190,6 +195,16 @@ def _check_protocols(channel: ChannelLike, preset: Preset | None,
             raise ValidationError(
                 f"{preset.name} signs in with OAuth 2.0 over {offered} only, not "
                 f"{protocol.upper()}: use --protocol imap, or --auth password.")
+
+
+def _names_tenant(channel: ChannelLike, provider: OAuthProvider | None) -> bool:
+    """Whether an endpoint the channel uses comes from a preset template with ``{tenant}``."""
+    if provider is None:
+        return False
+    return any(not own and template and "{tenant}" in template for own, template in (
+        (channel.oauth_authorize_url, provider.authorize_url),
+        (channel.oauth_token_url, provider.token_url),
+        (channel.oauth_device_url, provider.device_url)))
 
 
 def _check_url(option: str, url: str) -> None:
