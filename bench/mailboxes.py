@@ -103,10 +103,13 @@ def seed_maildir(server: DovecotServer, user: MailUser, messages: Sequence[bytes
 
 
 @contextlib.contextmanager
-def imap_session(server: DovecotServer, user: MailUser) -> Iterator[imaplib.IMAP4_SSL]:
-    """A logged-in IMAPS session that verifies the test CA, as eddymail's own would."""
-    imap = imaplib.IMAP4_SSL(server.host, server.imaps_port,
-                             ssl_context=server.pki.client_context(), timeout=60)
+def imap_session(server: DovecotServer, user: MailUser, *,
+                 tls: bool = True) -> Iterator[imaplib.IMAP4]:
+    """A logged-in session straight to Dovecot: IMAPS verifying the test CA, as eddymail's own
+    would, or plain IMAP with ``tls=False`` (the side that delivers mail in a bench)."""
+    imap = (imaplib.IMAP4_SSL(server.host, server.imaps_port,
+                              ssl_context=server.pki.client_context(), timeout=60)
+            if tls else imaplib.IMAP4(server.host, server.imap_port, timeout=60))
     try:
         imap.login(user.login, user.password)
         yield imap

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import imaplib
 import os
 import resource
 import shlex
@@ -43,11 +42,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+from mailboxes import imap_session  # noqa: E402  (bench/ is sys.path[0])
 
 from bench import latency_proxy  # noqa: E402
 from tests.harness.certs import make_pki  # noqa: E402
@@ -102,21 +103,9 @@ def mail(tag: str, number: int) -> bytes:
             ).encode()
 
 
-@contextlib.contextmanager
-def imap_session(server: DovecotServer, user: MailUser) -> Iterator[imaplib.IMAP4]:
-    """A plain IMAP session straight to Dovecot (no proxy): the side that delivers mail."""
-    imap = imaplib.IMAP4(server.host, server.imap_port, timeout=30)
-    try:
-        imap.login(user.login, user.password)
-        yield imap
-    finally:
-        with contextlib.suppress(Exception):
-            imap.logout()
-
-
 def deliver(server: DovecotServer, users: list[MailUser], tag: str, count: int) -> None:
     for index, user in enumerate(users):
-        with imap_session(server, user) as imap:
+        with imap_session(server, user, tls=False) as imap:
             for number in range(count):
                 imap.append("INBOX", None, None, mail(f"{tag}-{index}", number))
 
@@ -327,7 +316,7 @@ def measure_watch(server: DovecotServer, users: list[MailUser], workspace: Works
     poller = threading.Thread(target=watch_database, daemon=True)
     poller.start()
     sessions = [contextlib.ExitStack() for _ in users]
-    imaps = [stack.enter_context(imap_session(server, user))
+    imaps = [stack.enter_context(imap_session(server, user, tls=False))
              for stack, user in zip(sessions, users, strict=True)]
     try:
         for number in range(count):
