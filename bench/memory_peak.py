@@ -3,19 +3,24 @@
 Usage (from the repository root):
     .venv/bin/python bench/memory_peak.py                 # 50 MB attachment, three encodings
     .venv/bin/python bench/memory_peak.py --megabytes 20
+    .venv/bin/python bench/memory_peak.py --fetch         # also fetched over IMAP and POP3
 
 For each message it prints its size, the child's peak RSS (``wait4``: the child only, not
 this script), the peak of a small message (the constant: interpreter, libraries, SQLite),
 and ``(peak - small) / size``: the issue's goal is a ratio under 2 (peak RSS under twice
-the message size plus a constant).
+the message size plus a constant). ``--fetch`` also runs ``eddymail fetch`` of the clean
+message from a private Dovecot (as root, like the tests) over IMAP and over POP3, measured
+the same way against a small message fetched the same way.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -47,10 +52,12 @@ def message(size: int, kind: str, number: int) -> bytes:
     return HEAD % number + body + b"\r\n--b--\r\n"
 
 
-def peak_rss(arguments: list[str], environment: dict[str, str]) -> int:
-    """Peak RSS in bytes of ``python -m eddymail ARGUMENTS`` (the child alone)."""
+def peak_rss(arguments: list[str], environment: dict[str, str], output: Path) -> int:
+    """Peak RSS in bytes of ``python -m eddymail ARGUMENTS`` (the child alone); its standard
+    output goes to ``output``."""
     pid = os.fork()
     if pid == 0:
+        os.dup2(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 1)
         os.execve(sys.executable,  # noqa: S606 - the interpreter itself, no shell wanted
                   [sys.executable, "-m", "eddymail", *arguments], environment)
     _, status, usage = os.wait4(pid, 0)
@@ -59,29 +66,95 @@ def peak_rss(arguments: list[str], environment: dict[str, str]) -> int:
     return usage.ru_maxrss * 1024  # kilobytes on Linux
 
 
+def ingest_peak(path: Path, environment: dict[str, str]) -> int:
+    """Peak RSS of ``eddymail ingest PATH``, which must make a new ticket (a quarantined
+    message would measure another path: the size limit is raised for the benchmark)."""
+    output = path.with_suffix(".json")
+    peak = peak_rss(["--json", "ingest", "--no-notify", str(path)], environment, output)
+    outcome = json.loads(output.read_text())["messages"][0]
+    if outcome["status"] != "new_ticket":
+        raise SystemExit(f"{path.name} was not taken in: {outcome}")
+    return peak
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=int, default=50)
+    parser.add_argument("--fetch", action="store_true",
+                        help="also fetch the message from a private Dovecot (IMAP, POP3)")
     options = parser.parse_args()
+    print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f}")
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
+        config = root / "eddymail.toml"
+        config.write_text(f"[fetch]\nmax_message_bytes = {4 * options.megabytes * 2**20}\n")
         environment = {**os.environ, "HOME": str(root), "XDG_CONFIG_HOME": str(root / "c"),
                        "XDG_DATA_HOME": str(root / "d"), "PYTHONPATH": str(REPOSITORY),
+                       "EDDYMAIL_CONFIG": str(config),
                        "EDDYMAIL_DATABASE_URL": f"sqlite:///{root / 'e.db'}"}
-        peak_rss(["department", "add", "Support"], environment)
+        peak_rss(["department", "add", "Support"], environment, root / "department.txt")
         small = root / "small.eml"
         small.write_bytes(message(10_000, "clean", 0))
-        constant = peak_rss(["-q", "ingest", "--no-notify", str(small)], environment)
+        constant = ingest_peak(small, environment)
         print(f"small message ({small.stat().st_size:,} bytes): peak RSS {constant / 2**20:.0f} MB")
         for number, kind in enumerate(("clean", "junk", "one-line"), start=1):
             path = root / f"{kind}.eml"
             path.write_bytes(message(options.megabytes * 2**20, kind, number))
             size = path.stat().st_size
-            peak = peak_rss(["-q", "ingest", "--no-notify", str(path)], environment)
+            peak = ingest_peak(path, environment)
             print(f"{options.megabytes} MB attachment, base64 {kind:8}: message "
                   f"{size / 2**20:.0f} MB, peak RSS {peak / 2**20:.0f} MB, "
                   f"(peak - small) / size = {(peak - constant) / size:.2f}")
             path.unlink()
+    if options.fetch:
+        fetch_peaks(options.megabytes)
+    print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f}")
+
+
+def fetch_peaks(megabytes: int) -> None:
+    """``eddymail fetch`` of a small and of the big message over IMAP and over POP3."""
+    sys.path.insert(0, str(REPOSITORY))
+    from bench.fetch_throughput import Workspace, mib, seed_maildir
+    from tests.harness.certs import make_pki
+    from tests.harness.dovecot import start_dovecot
+
+    scratch = Path(tempfile.mkdtemp(prefix="eddymail-memory-"))
+    dovecot_dir = Path(tempfile.mkdtemp(prefix="eddymail-memory-dovecot-"))
+    server = None
+    try:
+        server = start_dovecot(dovecot_dir, make_pki(scratch / "pki"))
+        for protocol, port in (("imap", server.imaps_port), ("pop3", server.pop3s_port)):
+            peaks = {}
+            for label, size in (("small", 10_000), ("big", megabytes * 2**20)):
+                user = server.create_user(f"{protocol}{label}")
+                raw = message(size, "clean", 1 if label == "big" else 0)
+                seed_maildir(server, user, [raw])
+                workspace = Workspace(scratch / f"{protocol}-{label}")
+                config = workspace.directory / "eddymail.toml"
+                config.write_text(f"[fetch]\nmax_message_bytes = {4 * len(raw)}\n")
+                password = workspace.directory / "password"
+                password.write_text(user.password + "\n")
+                workspace.run("department", "add", "Support")
+                workspace.run("channel", "add", "memory", "--department", "Support",
+                              "--email", user.address, "--login", user.login,
+                              "--protocol", protocol, "--host", server.host,
+                              "--port", str(port), "--security", "ssl",
+                              "--ca-file", str(server.pki.ca_file),
+                              "--password-command", f"cat {password}")
+                peaks[label] = workspace.measured("-q", "-c", str(config), "fetch",
+                                                  "--initial", "all").max_rss
+                if workspace.count("attachment") != 1:
+                    raise SystemExit(f"{protocol} {label}: the message was not taken in")
+                size_on_wire = len(raw)
+            print(f"fetch over {protocol.upper()}: small message peak RSS {mib(peaks['small'])}; "
+                  f"{megabytes} MB attachment ({mib(size_on_wire)}): peak RSS "
+                  f"{mib(peaks['big'])}, (peak - small) / size = "
+                  f"{(peaks['big'] - peaks['small']) / size_on_wire:.2f}")
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(dovecot_dir, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ Where the points are (a fetch): after the first connection's bookkeeping is comm
 commit (``... committed``), between marking a message deleted and expunging it (``imap
 deleted flag set``), after the server was told (``imap server told``, each ``pop3 dele
 sent``, ``pop3 quit``) and after the ledger noted it (``imap flagged``); in ingestion once a
-message's ticket change is written but not yet committed (``ingest stored``); and in the
+message's ticket change is written but not yet committed (``ingest stored``) and after
+each piece of a big blob (``blob written in part``); and in the
 outbox once a mail is claimed (``outbox claimed``), once DATA is about to begin (``outbox
 data started``) and once the SMTP server accepted a mail (``outbox accepted``).
 

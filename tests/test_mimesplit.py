@@ -46,8 +46,17 @@ def reference(raw: bytes) -> RawPart:
 
 
 def tree(part: RawPart) -> dict[str, Any]:
-    """Every field of a ``RawPart``, nested, so two trees compare with ``==``."""
-    return dataclasses.asdict(part)
+    """Every field of a ``RawPart``, nested, so two trees compare with ``==`` (a payload
+    the splitter gives as a view of the message compares as its bytes)."""
+    return {item.name: _plain(getattr(part, item.name)) for item in dataclasses.fields(part)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, RawPart):
+        return tree(value)
+    if isinstance(value, tuple):
+        return tuple(_plain(item) for item in value)
+    return bytes(value) if isinstance(value, memoryview) else value
 
 
 def first_difference(fast: Any, ref: Any, path: str = "root") -> str | None:

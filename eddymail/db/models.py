@@ -277,9 +277,10 @@ class RawMessage(BaseModel):
     id = peewee.AutoField()
     sha256 = peewee.CharField(unique=True)
     size = peewee.BigIntegerField()
-    data = peewee.BlobField()
     headers_only = peewee.BooleanField(default=False)  # oversized mail: only its header kept
     created_at = peewee.DateTimeField(default=utcnow)
+    # Last, as in the SQLite table since m0011: written in place (db/blobs.py).
+    data = peewee.BlobField()
 
 
 class Message(BaseModel):

@@ -30,7 +30,7 @@ MIGRATION_MODULES: tuple[str, ...] = (
     "m0001_initial", "m0002_listing_indexes", "m0003_postgresql_text_columns",
     "m0004_channel_oauth", "m0005_support_desk", "m0006_trust", "m0007_scale_out",
     "m0008_desk_search", "m0009_desk2_tickets", "m0010_rtt_cursor_uidnext",
-    "m0013_outbox_message_id_index",
+    "m0011_memory", "m0013_outbox_message_id_index",
 )
 
 MIGRATIONS_TABLE = "schema_migration"

@@ -69,13 +69,14 @@ def repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
             continue
         repaired.append(line)
     consumed = sum(len(line) for line in lines[: len(kinds)])
-    header, body = b"".join(repaired), raw[consumed:]
-    header, folded = _join_folded_boundary(header, body)
+    header, folded = _join_folded_boundary(b"".join(repaired), raw, consumed)
     if folded:
         notes.append("a multipart boundary folded inside its quotes was joined up")
     if not notes:
         return raw, []
-    return header + body, list(dict.fromkeys(notes))
+    # The body is not sliced out first: for a message of tens of megabytes that would be a
+    # second copy of it on top of the repaired one.
+    return header + memoryview(raw)[consumed:], list(dict.fromkeys(notes))
 
 
 _FOLDED_BOUNDARY = re.compile(
@@ -84,13 +85,14 @@ _FOLDED_BOUNDARY = re.compile(
 _FOLD = re.compile(rb"\r?\n[ \t]+")
 
 
-def _join_folded_boundary(header: bytes, body: bytes) -> tuple[bytes, bool]:
-    """The top-level Content-Type with a boundary folded inside its quotes joined up."""
+def _join_folded_boundary(header: bytes, raw: bytes, body: int) -> tuple[bytes, bool]:
+    """The top-level Content-Type with a boundary folded inside its quotes joined up (when
+    the body, ``raw`` from offset ``body``, uses the joined boundary and not the other)."""
     match = _FOLDED_BOUNDARY.search(header)
     if match is None or not _FOLD.search(match.group(2)):
         return header, False
     joined = _FOLD.sub(b"", match.group(2))
     unfolded = _FOLD.sub(b" ", match.group(2))
-    if b"--" + joined not in body or b"--" + unfolded in body:
+    if raw.find(b"--" + joined, body) < 0 or raw.find(b"--" + unfolded, body) >= 0:
         return header, False
     return header[: match.start(2)] + joined + header[match.end(2):], True

@@ -89,10 +89,11 @@ def _parse(data: bytes, start: int, end: int, default_type: str, depth: int, *,
     if maintype == "multipart":
         return _split_multipart(data, body, end, fields, content_type, boundary, default_type,
                                 depth, before_delimiter=before_delimiter)
-    payload = data[body:end]
     if before_delimiter:
-        payload = _without_line_end(payload)
-    return RawPart(fields, payload, default_type=default_type)
+        end -= _line_end_length(data, body, end)
+    # A view, not a copy: the payload of a big attachment is most of the message, and the
+    # raw bytes are kept anyway (decoding reads the view; nothing else needs a copy).
+    return RawPart(fields, memoryview(data)[body:end], default_type=default_type)
 
 
 def _read_headers(data: bytes, start: int, end: int) -> tuple[tuple[tuple[str, bytes], ...], int]:
@@ -196,6 +197,11 @@ def _delimiters(data: bytes, start: int, end: int, separator: bytes) -> Iterator
 
 
 def _without_line_end(value: bytes) -> bytes:
-    if value.endswith(b"\r\n"):
-        return value[:-2]
-    return value[:-1] if value.endswith(b"\n") else value
+    return value[:len(value) - _line_end_length(value, 0, len(value))]
+
+
+def _line_end_length(data: bytes, start: int, end: int) -> int:
+    """The length of the line end that closes ``data[start:end]`` (2, 1 or 0)."""
+    if end - start >= 2 and data[end - 2:end] == b"\r\n":
+        return 2
+    return 1 if end > start and data[end - 1] == 0x0A else 0

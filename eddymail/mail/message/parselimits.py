@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from eddymail.errors import MessageParseError
@@ -63,11 +64,14 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FIELD_START = re.compile(rb"\n(?![ \t])")
 _FIELD_NAME = re.compile(rb"([A-Za-z0-9-]{1,40}):")
 # A Content-Type header (with its continuation lines) that makes the parser descend a level,
-# searched in a lower-cased copy: a literal "\ncontent-type:" prefix lets the regular
-# expression engine skip ahead at memchr speed, where "^" with IGNORECASE crawls.
+# tried only where a line starts with "content-type:" in any case (``_field_starts``): a
+# search with "^" and IGNORECASE over the whole message crawls.
 _NESTING_TYPE = re.compile(
-    rb"\ncontent-type:[ \t]*(?:\r?\n[ \t]+)?(multipart|message)/([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)"
+    rb"content-type:[ \t]*(?:\r?\n[ \t]+)?(multipart|message)/([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)",
+    re.IGNORECASE,
 )
+# Bytes lower-cased at a time to find those lines: never a lower-cased copy of the message.
+_WINDOW = 1 << 20
 _BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))', re.IGNORECASE)
 _BARE_CR = re.compile(rb"\r(?!\n)")
 
@@ -129,18 +133,19 @@ def _check_structure(raw: bytes, limits: ParseLimits) -> None:
     limits, not by the size of the message. Only multipart headers are checked for their
     parameter count: the parser splits parameters (quadratically) only to find a boundary.
     """
-    lowered = b"\n" + raw.lower()
     declarations: list[tuple[int, bytes | None]] = []
-    for match in _NESTING_TYPE.finditer(lowered):
+    for start in _field_starts(raw, b"content-type:"):
+        match = _NESTING_TYPE.match(raw, start)
+        if match is None:
+            continue
         if len(declarations) >= limits.max_parts:
             raise MessageParseError(
                 f"message has more than {limits.max_parts} nested MIME containers, "
                 f"the limit is {limits.max_parts} MIME parts"
             )
         boundary: bytes | None = None
-        if match.group(1) == b"multipart":
-            # Same span in the original bytes: boundaries are case-sensitive.
-            value = raw[match.start(2) - 1 : match.end(2) - 1]
+        if match.group(1).lower() == b"multipart":
+            value = match.group(2)
             count = value.count(b";")
             if count > limits.max_header_params:
                 raise MessageParseError(
@@ -153,7 +158,7 @@ def _check_structure(raw: bytes, limits: ParseLimits) -> None:
             boundary = (found.group(1) if found.group(1) is not None else found.group(2)).rstrip()
             if not boundary:
                 continue
-        declarations.append((match.start() - 1, boundary))
+        declarations.append((start - 1, boundary))  # where its line's "\n" is
     boundaries = {boundary for _, boundary in declarations if boundary}
     if not boundaries:
         _check_depth(declarations, [], limits)
@@ -178,6 +183,23 @@ def _check_structure(raw: bytes, limits: ParseLimits) -> None:
                 f"message has {total} MIME parts, the limit is {limits.max_parts}"
             )
     _check_depth(declarations, delimiters, limits)
+
+
+def _field_starts(raw: bytes, name: bytes) -> Iterator[int]:
+    """Where a line of ``raw`` starts with ``name`` (lower case) in any case, in order.
+
+    The message is lower-cased a window at a time (windows overlap by the length of the
+    searched line start), so ``bytes.find`` skips ahead at memchr speed.
+    """
+    if raw[:len(name)].lower() == name:
+        yield 0
+    needle = b"\n" + name
+    for window_start in range(0, len(raw), _WINDOW):
+        window = raw[window_start:window_start + _WINDOW + len(needle) - 1].lower()
+        found = window.find(needle)
+        while 0 <= found < _WINDOW:  # a find past the window is the next window's
+            yield window_start + found + 1
+            found = window.find(needle, found + 1)
 
 
 def _check_depth(

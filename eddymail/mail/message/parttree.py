@@ -182,7 +182,7 @@ class _Walk:
             )
         self.deadline.check("reading MIME parts")
 
-    def _without_boundary(self, payload: bytes, mime: MimeInfo, encoding: str,
+    def _without_boundary(self, payload: bytes | memoryview, mime: MimeInfo, encoding: str,
                           headers: Headers, depth: int, hint: Hint, in_report: bool) -> Part:
         """A multipart without a usable boundary: guess it from the body, else read as text."""
         guess = _GUESSED_BOUNDARY.search(payload)
@@ -218,8 +218,8 @@ class _Walk:
         return Part(mime, mime, headers, data=serialize(inner, self.linesep), children=children,
                     enclosed=Headers.index(inner.fields, inner_hint))
 
-    def _leaf(self, payload: bytes | tuple[RawPart, ...], mime: MimeInfo, declared: MimeInfo,
-              encoding: str, headers: Headers, in_report: bool) -> Part:
+    def _leaf(self, payload: bytes | memoryview | tuple[RawPart, ...], mime: MimeInfo,
+              declared: MimeInfo, encoding: str, headers: Headers, in_report: bool) -> Part:
         if isinstance(payload, tuple):
             # message/delivery-status: blocks of fields, kept as they were sent.
             data = b"".join(serialize(block, self.linesep) for block in payload)
@@ -239,7 +239,7 @@ class _Walk:
         limits = dataclasses.replace(self.limits, max_depth=max(0, self.limits.max_depth - depth))
         precheck(data, limits)
 
-    def _decode_transfer(self, data: bytes, encoding: str) -> bytes:
+    def _decode_transfer(self, data: bytes | memoryview, encoding: str) -> bytes:
         decoded, problem = decode_transfer(data, encoding)
         if problem:
             note(self.defects, problem)

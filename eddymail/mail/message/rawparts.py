@@ -16,15 +16,16 @@ class RawPart:
 
     ``fields`` are ``(name, value)`` in order, the value as received with its folding and
     without the final line end. ``payload`` is the body of a leaf (also of a multipart with
-    no usable boundary) as bytes, or the parts: those of a multipart, the one message a
-    message/* part encloses, the field blocks of a message/delivery-status. A multipart's
-    ``boundary``, ``preamble`` and ``epilogue`` are kept to write it out again (``None``
-    when absent). ``default_type`` is the type of a part without Content-Type
-    (message/rfc822 in a digest), ``defects`` the names of what the feed parser found wrong.
+    no usable boundary) as bytes or a read-only view of the message's bytes, or the parts:
+    those of a multipart, the one message a message/* part encloses, the field blocks of a
+    message/delivery-status. A multipart's ``boundary``, ``preamble`` and ``epilogue`` are
+    kept to write it out again (``None`` when absent). ``default_type`` is the type of a
+    part without Content-Type (message/rfc822 in a digest), ``defects`` the names of what
+    the feed parser found wrong.
     """
 
     fields: tuple[tuple[str, bytes], ...]
-    payload: bytes | tuple[RawPart, ...]
+    payload: bytes | memoryview | tuple[RawPart, ...]
     boundary: bytes | None = None
     preamble: bytes | None = None
     epilogue: bytes | None = None

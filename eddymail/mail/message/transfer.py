@@ -14,17 +14,21 @@ _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 _PADDING = re.compile(rb"=+")
 
 
-def decode_transfer(data: bytes, encoding: str) -> tuple[bytes, str | None]:
-    """Undo a Content-Transfer-Encoding leniently: ``(bytes, note of a repair or None)``."""
+def decode_transfer(data: bytes | memoryview, encoding: str) -> tuple[bytes, str | None]:
+    """Undo a Content-Transfer-Encoding leniently: ``(bytes, note of a repair or None)``.
+
+    ``data`` may be a view of the message's bytes: base64 and quoted-printable are decoded
+    from it without a copy of the encoded text.
+    """
     if encoding == "base64":
-        return _decode_base64(data)
+        return _decode_base64(memoryview(data))
     if encoding == "quoted-printable":
         return binascii.a2b_qp(data), None
     if encoding in ("x-uuencode", "uuencode", "x-uue"):
-        return _uudecode(data), None
+        return _uudecode(bytes(data)), None
     if encoding not in ("", "7bit", "8bit", "binary"):
-        return data, f"unknown transfer encoding {encoding[:40]!r}; part kept as sent"
-    return data, None
+        return bytes(data), f"unknown transfer encoding {encoding[:40]!r}; part kept as sent"
+    return bytes(data), None
 
 
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -35,7 +39,7 @@ WINDOW = 1 << 20
 _NON_ALPHABET = bytes(sorted(set(range(256)) - set(_BASE64_ALPHABET)))
 
 
-def _decode_base64(data: bytes) -> tuple[bytes, str | None]:
+def _decode_base64(data: memoryview) -> tuple[bytes, str | None]:
     """Base64 with junk characters, missing padding or padding after every line.
 
     Each stretch up to a padding run is decoded on its own: some mailers encode line by line,
@@ -59,16 +63,20 @@ def _decode_base64(data: bytes) -> tuple[bytes, str | None]:
     return bytes(out), note
 
 
-def _padded_only_at_the_end(data: bytes) -> bool:
+def _padded_only_at_the_end(data: memoryview) -> bool:
     """True when every "=" follows the last base64 character and completes its quantum."""
-    first_pad = data.find(b"=")
-    end = len(data) if first_pad < 0 else first_pad
-    view = memoryview(data)
-    letters = sum(len(bytes(view[start:min(start + WINDOW, end)]).translate(None, _NON_ALPHABET))
-                  for start in range(0, end, WINDOW))
+    letters = 0
+    first_pad = -1
+    for start in range(0, len(data), WINDOW):
+        window = bytes(data[start:start + WINDOW])
+        pad = window.find(b"=")
+        letters += len((window if pad < 0 else window[:pad]).translate(None, _NON_ALPHABET))
+        if pad >= 0:
+            first_pad = start + pad
+            break
     if first_pad < 0:
         return letters % 4 == 0
-    tail = bytes(view[first_pad:first_pad + 64])  # padding and line ends, nothing more
+    tail = bytes(data[first_pad:first_pad + 64])  # padding and line ends, nothing more
     if len(data) - first_pad > 64 or tail.translate(None, _NON_ALPHABET):
         return False  # letters after a padding run: stretches decoded one by one
     # A last quantum of 2 or 3 letters needs its padding; one of 1 letter is truncated.

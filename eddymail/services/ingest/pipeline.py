@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from eddymail.crashpoints import crash_point
-from eddymail.db import fastsql, keylocks
+from eddymail.db import blobs, fastsql, keylocks
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import (
     Attachment,
@@ -301,8 +301,8 @@ def _store_raw(raw: bytes, sha256: str, headers_only: bool = False) -> tuple[Raw
     existing = fastsql.first(RawMessage, columns=("id",), sha256=sha256)
     if existing is not None:
         return existing, False
-    return fastsql.create(RawMessage, sha256=sha256, size=len(raw), data=raw,
-                          headers_only=headers_only), True
+    return blobs.create_with_blob(RawMessage, "data", raw, sha256=sha256, size=len(raw),
+                                  headers_only=headers_only), True
 
 
 _SAME_CONTENT_COLUMNS = ("id", "ticket", "subject", "from_address", "sent_at", "body_text")
@@ -567,8 +567,10 @@ def _message(parsed: ParsedMessage, ticket: Ticket | None, channel: Channel | No
     )
     search.index_message(message)
     for attachment in parsed.attachments:
-        fastsql.create(
+        blobs.create_with_blob(
             Attachment,
+            "data",
+            attachment.data,
             message=message,
             filename=attachment.filename,
             original_filename=attachment.original_filename,
@@ -577,7 +579,6 @@ def _message(parsed: ParsedMessage, ticket: Ticket | None, channel: Channel | No
             sha256=hashlib.sha256(attachment.data).hexdigest(),
             content_id=attachment.content_id,
             inline=attachment.inline,
-            data=attachment.data,
         )
     return message
 
