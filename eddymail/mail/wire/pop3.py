@@ -9,6 +9,7 @@ durable-first rule in protocol form.
 from __future__ import annotations
 
 import contextlib
+import io
 import poplib
 import re
 import ssl
@@ -251,8 +252,16 @@ class Pop3Client:
 
     def retrieve(self, number: int) -> bytes:
         """The raw message (RETR), lines joined with CRLF, dot-stuffing undone."""
-        lines = self._call("pop3 retr", self._connection.multiline, "RETR", str(number))
-        return b"\r\n".join(lines) + b"\r\n" if lines else b""
+        # Written line by line into one buffer, whose bytes getvalue() hands over without a
+        # copy: a list of the lines and its join took 2.5 times the message.
+        buffer = io.BytesIO()
+
+        def take(line: bytes) -> None:
+            buffer.write(line)
+            buffer.write(b"\r\n")
+
+        self._call("pop3 retr", self._connection.multiline_to, take, "RETR", str(number))
+        return buffer.getvalue()
 
     def top(self, number: int, lines: int = 0) -> bytes:
         """The header and the first ``lines`` body lines (TOP), e.g. for mail too big to

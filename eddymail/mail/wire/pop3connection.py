@@ -14,6 +14,7 @@ import base64
 import binascii
 import poplib
 import ssl
+from collections.abc import Callable
 
 from eddymail.mail.wire.protocolerrors import ResponseTooLarge
 from eddymail.mail.wire.socketstream import SocketStream
@@ -70,19 +71,25 @@ class Pop3Connection:
 
     def multiline(self, *words: str) -> list[bytes]:
         """Send a command answered by lines up to a lone ``.``; return them, un-dot-stuffed."""
-        self.command(*words)
         lines: list[bytes] = []
+        self.multiline_to(lines.append, *words)
+        return lines
+
+    def multiline_to(self, take: Callable[[bytes], object], *words: str) -> None:
+        """:meth:`multiline`, each line handed to ``take`` as it comes: a message of tens of
+        megabytes is never held as a list of its lines (half as big again as its bytes)."""
+        self.command(*words)
         size = 0
         while True:
             line = self._line()
             if line == b".":
-                return lines
+                return
             if line.startswith(b".."):
                 line = line[1:]
             size += len(line) + 2
             if size > self.max_response:
                 raise AnswerTooLarge(None, self.max_response, "multi-line answer")
-            lines.append(line)
+            take(line)
 
     def capabilities(self) -> dict[str, list[str]]:
         """What CAPA announces, by name (upper case); empty when the server has no CAPA."""
