@@ -33,14 +33,18 @@ HEAD = (b"From: Anna <anna@customer.example>\r\nTo: help@example.test\r\n"
         b"Content-Type: text/plain; charset=utf-8\r\n\r\nSee the file.\r\n--b\r\n"
         b"Content-Type: application/octet-stream\r\n"
         b'Content-Disposition: attachment; filename="data.bin"\r\n'
-        b"Content-Transfer-Encoding: base64\r\n\r\n")
+        b"Content-Transfer-Encoding: %s\r\n\r\n")
 
 
 def message(size: int, kind: str, number: int) -> bytes:
     """A message with a ``size``-byte attachment, base64 as clients write it (``clean``),
     with junk characters mixed into every line (``junk``), or in one endless line
-    (``one-line``)."""
+    (``one-line``); or 8bit (``8bit``: lines of 76 random bytes other than CR and LF)."""
     data = random.Random(number).randbytes(size)
+    if kind == "8bit":
+        data = data.replace(b"\r", b"x").replace(b"\n", b"y")
+        body = b"\r\n".join(data[i:i + 76] for i in range(0, len(data), 76))
+        return HEAD % (number, b"8bit") + body + b"\r\n--b--\r\n"
     encoded = base64.b64encode(data)
     if kind == "one-line":
         body = encoded
@@ -49,28 +53,40 @@ def message(size: int, kind: str, number: int) -> bytes:
         if kind == "junk":
             lines = [line[:38] + b"!*~ " + line[38:] for line in lines]
         body = b"\r\n".join(lines)
-    return HEAD % number + body + b"\r\n--b--\r\n"
+    return HEAD % (number, b"base64") + body + b"\r\n--b--\r\n"
 
 
-def peak_rss(arguments: list[str], environment: dict[str, str], output: Path) -> int:
+def peak_rss(arguments: list[str], environment: dict[str, str], output: Path,
+             stdin: Path | None = None) -> int:
     """Peak RSS in bytes of ``python -m eddymail ARGUMENTS`` (the child alone); its standard
-    output goes to ``output``."""
+    output goes to ``output``; the bytes of ``stdin`` are written into its standard input,
+    a pipe."""
+    reading, writing = os.pipe()
     pid = os.fork()
     if pid == 0:
+        os.close(writing)
+        os.dup2(reading, 0)
         os.dup2(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 1)
         os.execve(sys.executable,  # noqa: S606 - the interpreter itself, no shell wanted
                   [sys.executable, "-m", "eddymail", *arguments], environment)
+    os.close(reading)
+    with open(writing, "wb") as pipe:
+        if stdin is not None:
+            pipe.write(stdin.read_bytes())
     _, status, usage = os.wait4(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"eddymail {' '.join(arguments)} failed")
     return usage.ru_maxrss * 1024  # kilobytes on Linux
 
 
-def ingest_peak(path: Path, environment: dict[str, str]) -> int:
-    """Peak RSS of ``eddymail ingest PATH``, which must make a new ticket (a quarantined
-    message would measure another path: the size limit is raised for the benchmark)."""
+def ingest_peak(path: Path, environment: dict[str, str], *, pipe: bool = False) -> int:
+    """Peak RSS of ``eddymail ingest PATH`` (with ``pipe``: of ``eddymail ingest`` reading
+    the message from a pipe, as a mail server delivers it), which must make a new ticket (a
+    quarantined message would measure another path: the size limit is raised for this)."""
     output = path.with_suffix(".json")
-    peak = peak_rss(["--json", "ingest", "--no-notify", str(path)], environment, output)
+    arguments = ["--json", "ingest", "--no-notify"]
+    peak = (peak_rss(arguments, environment, output, stdin=path) if pipe
+            else peak_rss([*arguments, str(path)], environment, output))
     outcome = json.loads(output.read_text())["messages"][0]
     if outcome["status"] != "new_ticket":
         raise SystemExit(f"{path.name} was not taken in: {outcome}")
@@ -97,12 +113,15 @@ def main() -> None:
         small.write_bytes(message(10_000, "clean", 0))
         constant = ingest_peak(small, environment)
         print(f"small message ({small.stat().st_size:,} bytes): peak RSS {constant / 2**20:.0f} MB")
-        for number, kind in enumerate(("clean", "junk", "one-line"), start=1):
-            path = root / f"{kind}.eml"
+        cases = [("base64 clean", "clean", False), ("base64 junk", "junk", False),
+                 ("base64 one-line", "one-line", False), ("8bit", "8bit", False),
+                 ("base64 clean, stdin", "clean", True)]
+        for number, (label, kind, pipe) in enumerate(cases, start=1):
+            path = root / f"{number}.eml"
             path.write_bytes(message(options.megabytes * 2**20, kind, number))
             size = path.stat().st_size
-            peak = ingest_peak(path, environment)
-            print(f"{options.megabytes} MB attachment, base64 {kind:8}: message "
+            peak = ingest_peak(path, environment, pipe=pipe)
+            print(f"{options.megabytes} MB attachment, {label:19}: message "
                   f"{size / 2**20:.0f} MB, peak RSS {peak / 2**20:.0f} MB, "
                   f"(peak - small) / size = {(peak - constant) / size:.2f}")
             path.unlink()

@@ -46,7 +46,7 @@ class AttachmentDraft:
     content_type: str
     content_id: str | None
     inline: bool
-    data: bytes
+    data: bytes | memoryview
     default_name: str = ""
 
 
@@ -197,7 +197,7 @@ class BodyReader:
             and mime.disposition != "attachment"
             and not mime.filename
         ):
-            decoded = decode_body(part.data, part.charset, f"{mime.content_type} part")
+            decoded = decode_body(bytes(part.data), part.charset, f"{mime.content_type} part")
             if decoded.note:
                 note(self.defects, decoded.note)
             text = decoded.text

@@ -74,7 +74,9 @@ class ParsedAttachment:
     ``filename`` is safe to display and to use as one file name (no path parts, ``..``,
     reserved names; a control or bidi character became "_"; at most 200 characters;
     ``attachment-N.ext`` when none was given); ``original_filename`` is the decoded name as
-    sent, for the record ("" when none), controls kept like in headers.
+    sent, for the record ("" when none), controls kept like in headers. ``data`` is bytes,
+    or a read-only view of the raw message's bytes when it came without a transfer encoding
+    (8bit, binary): no copy of a big one is made.
     """
 
     filename: str
@@ -83,7 +85,7 @@ class ParsedAttachment:
     size: int
     content_id: str | None
     inline: bool
-    data: bytes = field(repr=False)
+    data: bytes | memoryview = field(repr=False)
 
 
 @dataclass(frozen=True)

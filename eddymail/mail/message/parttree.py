@@ -103,7 +103,8 @@ class Part:
     only for a multipart without a usable boundary (split at a boundary found in its body,
     or read as text/plain). ``headers`` are the part's own fields (of the top part: the
     message's). ``data`` is a leaf's body with its transfer encoding undone, or the whole
-    message a message/* part encloses, as bytes. ``charset`` is the one its text declares
+    message a message/* part encloses, as bytes (a leaf with no encoding to undo: a view of
+    the message's bytes). ``charset`` is the one its text declares
     (for HTML without one, a ``<meta>`` charset). ``children`` are a multipart's parts, or
     the message enclosed by a message/rfc822 part when it is read as part of the body (not
     inside a report). ``enclosed`` are the header fields of the message a message/* part
@@ -113,7 +114,7 @@ class Part:
     mime: MimeInfo
     declared: MimeInfo
     headers: Headers
-    data: bytes = b""
+    data: bytes | memoryview = b""
     charset: str | None = None
     children: tuple[Part, ...] = ()
     enclosed: Headers | None = None
@@ -208,7 +209,7 @@ class _Walk:
         if encoding in ("base64", "quoted-printable"):
             # Not allowed for message/* (RFC 2046 5.2.1) but sent anyway: decode and reparse.
             note(self.defects, f"{mime.content_type} part is {encoding}-encoded; decoded it")
-            data = self._decode_transfer(serialize(inner, self.linesep), encoding)
+            data = bytes(self._decode_transfer(serialize(inner, self.linesep), encoding))
             self._precheck(data, depth)
             inner = split(data, self.deadline)
         inner_hint = _LazyHint(inner, hint)
@@ -220,6 +221,7 @@ class _Walk:
 
     def _leaf(self, payload: bytes | memoryview | tuple[RawPart, ...], mime: MimeInfo,
               declared: MimeInfo, encoding: str, headers: Headers, in_report: bool) -> Part:
+        data: bytes | memoryview
         if isinstance(payload, tuple):
             # message/delivery-status: blocks of fields, kept as they were sent.
             data = b"".join(serialize(block, self.linesep) for block in payload)
@@ -231,7 +233,7 @@ class _Walk:
             charset = meta.group(1).decode("ascii") if meta else None
         enclosed = None
         if in_report and mime.content_type == "text/rfc822-headers":
-            enclosed = Headers.index(split(data, self.deadline).fields, headers.hint)
+            enclosed = Headers.index(split(bytes(data), self.deadline).fields, headers.hint)
         return Part(mime, declared, headers, data=data, charset=charset, enclosed=enclosed)
 
     def _precheck(self, data: bytes, depth: int) -> None:
@@ -239,7 +241,7 @@ class _Walk:
         limits = dataclasses.replace(self.limits, max_depth=max(0, self.limits.max_depth - depth))
         precheck(data, limits)
 
-    def _decode_transfer(self, data: bytes | memoryview, encoding: str) -> bytes:
+    def _decode_transfer(self, data: bytes | memoryview, encoding: str) -> bytes | memoryview:
         decoded, problem = decode_transfer(data, encoding)
         if problem:
             note(self.defects, problem)

@@ -14,11 +14,13 @@ _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 _PADDING = re.compile(rb"=+")
 
 
-def decode_transfer(data: bytes | memoryview, encoding: str) -> tuple[bytes, str | None]:
+def decode_transfer(data: bytes | memoryview, encoding: str
+                    ) -> tuple[bytes | memoryview, str | None]:
     """Undo a Content-Transfer-Encoding leniently: ``(bytes, note of a repair or None)``.
 
     ``data`` may be a view of the message's bytes: base64 and quoted-printable are decoded
-    from it without a copy of the encoded text.
+    from it without a copy of the encoded text, and a part with nothing to undo (7bit,
+    8bit, binary, an unknown encoding) is given back as it came, a view still.
     """
     if encoding == "base64":
         return _decode_base64(memoryview(data))
@@ -27,8 +29,8 @@ def decode_transfer(data: bytes | memoryview, encoding: str) -> tuple[bytes, str
     if encoding in ("x-uuencode", "uuencode", "x-uue"):
         return _uudecode(bytes(data)), None
     if encoding not in ("", "7bit", "8bit", "binary"):
-        return bytes(data), f"unknown transfer encoding {encoding[:40]!r}; part kept as sent"
-    return bytes(data), None
+        return data, f"unknown transfer encoding {encoding[:40]!r}; part kept as sent"
+    return data, None
 
 
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
