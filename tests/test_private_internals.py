@@ -43,6 +43,8 @@ PUBLIC_DESPITE_UNDERSCORE = {
 NOT_STDLIB = {
     ("db/fastsql.py", "model._meta"):
         "peewee (third party): Model._meta is peewee's documented metadata API",
+    ("db/blobs.py", "model._meta"):
+        "peewee (third party): Model._meta is peewee's documented metadata API",
     ("db/connection.py", "peewee._savepoint"):
         "peewee (third party, private): the savepoint class a Database.savepoint() returns; "
         "subclassed so a rollback after SQLite's own rollback does not hide the first error",
