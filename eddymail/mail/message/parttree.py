@@ -145,6 +145,9 @@ class _Walk:
         self.defects = defects
         self.linesep = linesep
         self.parts = 0
+        # Levels of forwarded messages the walk is in: only their text is read from their
+        # parts (their files are in the forwarded message's own bytes, stored as one .eml).
+        self.forwarded = 0
 
     def part(self, raw: RawPart, depth: int, hint: Hint, in_report: bool) -> Part:
         """Build the ``Part`` of ``raw`` and everything in it."""
@@ -215,8 +218,13 @@ class _Walk:
         inner_hint = _LazyHint(inner, hint)
         children: tuple[Part, ...] = ()
         if not in_report and mime.content_type in ("message/rfc822", "message/global"):
-            children = (self.part(inner, depth + 1, inner_hint, False),)
-        return Part(mime, mime, headers, data=serialize(inner, self.linesep), children=children,
+            self.forwarded += 1
+            try:
+                children = (self.part(inner, depth + 1, inner_hint, False),)
+            finally:
+                self.forwarded -= 1
+        data = b"" if self.forwarded else serialize(inner, self.linesep)
+        return Part(mime, mime, headers, data=data, children=children,
                     enclosed=Headers.index(inner.fields, inner_hint))
 
     def _leaf(self, payload: bytes | memoryview | tuple[RawPart, ...], mime: MimeInfo,
@@ -225,6 +233,8 @@ class _Walk:
         if isinstance(payload, tuple):
             # message/delivery-status: blocks of fields, kept as they were sent.
             data = b"".join(serialize(block, self.linesep) for block in payload)
+        elif self.forwarded and not _may_be_text(mime):
+            data = b""  # a file of a forwarded message: nobody reads it on its own
         else:
             data = self._decode_transfer(payload, encoding)
         charset = mime.params.get("charset")
@@ -246,6 +256,12 @@ class _Walk:
         if problem:
             note(self.defects, problem)
         return decoded
+
+
+def _may_be_text(mime: MimeInfo) -> bool:
+    """Whether the body may show this leaf (``body.BodyReader``'s rule for text parts)."""
+    return (mime.content_type in ("text/plain", "text/html") and mime.disposition != "attachment"
+            and not mime.filename)
 
 
 def _mime_info(headers: Headers, default_type: str) -> tuple[MimeInfo, str]:

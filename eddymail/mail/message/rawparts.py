@@ -45,24 +45,32 @@ def serialize(part: RawPart, linesep: bytes) -> bytes:
     """A (sub)message as bytes again: headers and leaf bodies exactly as received.
 
     Only the line breaks the parser consumed (after headers, around boundaries) are written
-    with ``linesep``; ``email.generator`` would also refold or re-encode headers.
+    with ``linesep``; ``email.generator`` would also refold or re-encode headers. The pieces
+    are joined once: a forwarded message of tens of megabytes is copied once, not once per
+    level it is nested in and again at the end.
     """
-    out = bytearray()
+    pieces: list[bytes | memoryview] = []
+    _collect(part, linesep, pieces)
+    return b"".join(pieces)
+
+
+def _collect(part: RawPart, linesep: bytes, out: list[bytes | memoryview]) -> None:
     for name, value in part.fields:
-        out += name.encode("utf-8", "surrogateescape") + b": " + value + linesep
-    out += linesep
+        out += (name.encode("utf-8", "surrogateescape"), b": ", value, linesep)
+    out.append(linesep)
     payload = part.payload
     if isinstance(payload, tuple) and part.boundary is not None:
         if part.preamble is not None:
-            out += part.preamble + linesep
+            out += (part.preamble, linesep)
         for child in payload:
-            out += b"--" + part.boundary + linesep + serialize(child, linesep) + linesep
-        out += b"--" + part.boundary + b"--" + linesep
+            out += (b"--", part.boundary, linesep)
+            _collect(child, linesep, out)
+            out.append(linesep)
+        out += (b"--", part.boundary, b"--", linesep)
         if part.epilogue:
-            out += part.epilogue
+            out.append(part.epilogue)
     elif isinstance(payload, tuple):
         for child in payload:
-            out += serialize(child, linesep)
+            _collect(child, linesep, out)
     else:
-        out += payload
-    return bytes(out)
+        out.append(payload)
