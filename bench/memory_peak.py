@@ -133,7 +133,8 @@ def main() -> None:
 def fetch_peaks(megabytes: int) -> None:
     """``eddymail fetch`` of a small and of the big message over IMAP and over POP3."""
     sys.path.insert(0, str(REPOSITORY))
-    from bench.fetch_throughput import Workspace, mib, seed_maildir
+    from bench.childprocess import mib
+    from bench.mailboxes import Workspace, seed_maildir
     from tests.harness.certs import make_pki
     from tests.harness.dovecot import start_dovecot
 
@@ -142,8 +143,8 @@ def fetch_peaks(megabytes: int) -> None:
     server = None
     try:
         server = start_dovecot(dovecot_dir, make_pki(scratch / "pki"))
-        for protocol, port in (("imap", server.imaps_port), ("pop3", server.pop3s_port)):
-            peaks = {}
+        for protocol in ("imap", "pop3"):
+            peaks, size_on_wire = {}, 0
             for label, size in (("small", 10_000), ("big", megabytes * 2**20)):
                 user = server.create_user(f"{protocol}{label}")
                 raw = message(size, "clean", 1 if label == "big" else 0)
@@ -151,15 +152,7 @@ def fetch_peaks(megabytes: int) -> None:
                 workspace = Workspace(scratch / f"{protocol}-{label}")
                 config = workspace.directory / "eddymail.toml"
                 config.write_text(f"[fetch]\nmax_message_bytes = {4 * len(raw)}\n")
-                password = workspace.directory / "password"
-                password.write_text(user.password + "\n")
-                workspace.run("department", "add", "Support")
-                workspace.run("channel", "add", "memory", "--department", "Support",
-                              "--email", user.address, "--login", user.login,
-                              "--protocol", protocol, "--host", server.host,
-                              "--port", str(port), "--security", "ssl",
-                              "--ca-file", str(server.pki.ca_file),
-                              "--password-command", f"cat {password}")
+                workspace.add_channel(server, user, "memory", protocol)
                 peaks[label] = workspace.measured("-q", "-c", str(config), "fetch",
                                                   "--initial", "all").max_rss
                 if workspace.count("attachment") != 1:
