@@ -313,7 +313,9 @@ def test_summary_line_for_people(eddymail, channel, dovecot, mail_user):
 
 def test_overlapping_run_exits_75_silently_under_quiet(eddymail, channel, database_path):
     channel()
-    with filelock.FileLock(str(channel_lock_path(f"sqlite:///{database_path}", 1)), timeout=0):
+    lock_path = channel_lock_path(f"sqlite:///{database_path}", 1)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)  # (filelock < 3.12.3 does not)
+    with filelock.FileLock(str(lock_path), timeout=0):
         quiet = eddymail("-q", "fetch", code=75)
         assert quiet.stdout == "" and quiet.stderr == ""
         loud = eddymail("fetch", code=75)

@@ -253,7 +253,9 @@ def test_fetch_while_another_holds_the_lock_exits_75_and_takes_nothing(
     """A cron run that overlaps a running one stops at once: code 75, silent under ``-q``."""
     channel()
     dovecot.deliver(mail_user, make_mail("waiting for the running fetch"))
-    with filelock.FileLock(str(channel_lock_path(f"sqlite:///{database_path}", 1)), timeout=0):
+    lock_path = channel_lock_path(f"sqlite:///{database_path}", 1)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)  # (filelock < 3.12.3 does not)
+    with filelock.FileLock(str(lock_path), timeout=0):
         quiet = run_cli("-q", "fetch")
         assert quiet.returncode == EXIT_LOCKED, quiet.describe()
         assert quiet.stdout == "" and quiet.stderr == ""

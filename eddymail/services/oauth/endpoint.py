@@ -205,7 +205,9 @@ class TokenEndpoint:
                                         f"HTTP {status} without an OAuth answer") from None
         except requests.exceptions.InvalidURL as error:
             raise diagnosis.unreachable(self.settings, operation, _reason(error)) from None
-        except ValueError as error:  # not JSON, or fields authlib cannot read
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            # Not JSON, or JSON authlib cannot read: older authlib releases index a JSON list
+            # or string as if it were an object (TypeError) rather than refusing it.
             raise diagnosis.unreachable(self.settings, operation, _reason(error),
                                         garbled=True) from None
         except requests.exceptions.RequestException as error:
