@@ -5,13 +5,15 @@ No test may assert on wall-clock time (a loaded machine makes any bound flaky). 
 takes (Python lines executed, Python and C functions called), the same number on any
 machine, and stops the block once it takes more than its budget, so a runaway (quadratic)
 regression fails at once instead of running for minutes. ``FakeClock`` stands in for
-``time`` in a product module whose deadline a test drives by hand.
+``time`` in a product module whose deadline a test drives by hand. ``traced_peak`` measures
+the memory a block takes (Python allocations), again the same on any machine.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
@@ -95,3 +97,23 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` pass."""
         self.now += seconds
+
+
+@dataclass
+class TracedPeak:
+    """What ``traced_peak`` measured: the most memory Python held at once in the block."""
+
+    bytes: int = 0
+
+
+@contextlib.contextmanager
+def traced_peak() -> Iterator[TracedPeak]:
+    """Trace Python's allocations in the block; ``.bytes`` is their peak once it ends."""
+    measured = TracedPeak()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        yield measured
+        measured.bytes = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()

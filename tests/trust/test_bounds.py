@@ -8,13 +8,13 @@ message size figures are in bench/memory_peak.py.
 from __future__ import annotations
 
 import sys
-import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from eddymail import secrets, templates
 from eddymail.errors import SecretError, ValidationError
+from tests.workcount import traced_peak
 
 #: What a pipe can hold plus one read of ours: all a bounded reader lets a writer write.
 PIPE_ROOM = 1024 * 1024
@@ -88,14 +88,10 @@ def test_format_tricks_cannot_build_a_huge_text(body):
     was taken (each of these is tens of megabytes)."""
     source = f"Subject: [#{{{{ ticket.id }}}}] x\n\n{body}\n"
     templates.validate("reply", source)  # compiled outside the measurement
-    tracemalloc.start()
-    try:
-        with pytest.raises(ValidationError, match=r"limit|too large|longer"):
-            templates.render("reply", source, SAMPLE)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 * templates.MAX_TEXT_CHARS * 4, f"{peak:,} bytes at the peak"
+    with traced_peak() as peak, pytest.raises(ValidationError,
+                                               match=r"limit|too large|longer"):
+        templates.render("reply", source, SAMPLE)
+    assert peak.bytes < 8 * templates.MAX_TEXT_CHARS * 4, f"{peak.bytes:,} bytes at the peak"
 
 
 def test_ordinary_formatting_still_works():
@@ -118,13 +114,8 @@ def test_a_big_base64_part_is_decoded_without_copies_of_its_text(kind):
     from eddymail.mail.message.parse import ParseLimits, parse_message
 
     raw = message(8 * 2**20, kind, 1)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
+    with traced_peak() as peak:
         parsed = parse_message(raw, ParseLimits(max_message_bytes=2**30))
-        peak = tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
     assert len(parsed.attachments[0].data) == 8 * 2**20
     decoded = 8 * 2**20
-    assert peak < 1.1 * decoded, f"{peak / decoded:.2f} x the attachment"
+    assert peak.bytes < 1.1 * decoded, f"{peak.bytes / decoded:.2f} x the attachment"

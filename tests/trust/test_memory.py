@@ -20,7 +20,6 @@ import random
 import sqlite3
 import subprocess
 import sys
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import pytest
 
 from eddymail.crashpoints import CRASH_ENV, CRASH_EXIT_CODE
 from eddymail.mail.message.parse import ParseLimits, parse_message
+from tests.workcount import traced_peak
 
 MIB = 2**20
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -237,16 +237,12 @@ def test_the_pipeline_makes_no_python_copy_of_the_message_or_its_attachment(
     path.write_bytes(raw)
     warm_up.write_bytes(big_message(seed=4, scale=0.01)[0])
     eddymail("ingest", "--no-notify", str(warm_up))  # modules imported on first use: not measured
-    tracemalloc.start()
-    try:
+    with traced_peak() as peak:
         outcome = eddymail.json("ingest", "--no-notify", str(path))["messages"][0]
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
     assert outcome["status"] == "new_ticket"
     decoded = 8 * MIB if encoding == "base64" else 0
     # The constant: pieces of a MiB or two (a lower-cased window, a blob's piece in transit).
-    assert peak < len(raw) + decoded + 6 * MIB, f"{peak / len(raw):.2f} x the message"
+    assert peak.bytes < len(raw) + decoded + 6 * MIB, f"{peak.bytes / len(raw):.2f} x the message"
 
 
 def test_the_upgrade_moves_the_raw_bytes_last_and_keeps_every_message(eddymail, database_path):
@@ -300,14 +296,9 @@ def test_a_forwarded_message_is_copied_once_and_its_files_are_not_decoded():
            b'Content-Type: multipart/mixed; boundary="o"\r\n\r\n--o\r\n'
            b"Content-Type: text/plain\r\n\r\nSee below.\r\n--o\r\n"
            b"Content-Type: message/rfc822\r\n\r\n" + inner + b"\r\n--o--\r\n")
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
+    with traced_peak() as peak:
         parsed = parse_message(raw, ParseLimits(max_message_bytes=2**30))
-        peak = tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
     (forwarded,) = parsed.attachments
     assert bytes(forwarded.data) == inner
     assert "See below." in parsed.body_text and "See the file." in parsed.body_text
-    assert peak < 1.1 * len(raw), f"{peak / len(raw):.2f} x the message"
+    assert peak.bytes < 1.1 * len(raw), f"{peak.bytes / len(raw):.2f} x the message"
