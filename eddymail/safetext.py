@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+from eddymail.patterns import LazyPattern
+
 # Every character of the Unicode categories Cc (controls: C0, DEL, C1), Cf (format: bidi
 # embeddings, overrides, isolates and marks, zero-width characters, BOM, soft hyphen, the
 # invisible "tag" letters used to smuggle text past a reader), Cs (lone surrogates, which a
@@ -28,8 +30,8 @@ _INVISIBLE_RANGES = (
     "\ud800-\udfff\ufeff\uffa0\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
     "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
 )
-_UNSAFE = re.compile(f"[{_INVISIBLE_RANGES}]")
-_UNSAFE_IN_LINE = re.compile(f"[\t\n{_INVISIBLE_RANGES}]")
+_UNSAFE = LazyPattern(f"[{_INVISIBLE_RANGES}]")
+_UNSAFE_IN_LINE = LazyPattern(f"[\t\n{_INVISIBLE_RANGES}]")
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -14,18 +14,19 @@ indexes and for the query, and both engines only ever see the folded words:
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from eddymail.patterns import LazyPattern
+
 # Letters and digits, and the combining accents of decomposed text ("e" + U+0301): those are
 # not word characters to ``re``, but must not cut "café" or "й" in two.
-WORD = re.compile(r"[^\W_](?:[^\W_]|[\u0300-\u036f\u0483-\u0487])*")
-_FOLDED_WORD = re.compile(r"[^\W_]+")  # in folded text the accents are gone
+WORD = LazyPattern(r"[^\W_](?:[^\W_]|[\u0300-\u036f\u0483-\u0487])*")
+_FOLDED_WORD = LazyPattern(r"[^\W_]+")  # in folded text the accents are gone
 # The same words in folded ASCII text (no capitals left), found in two thirds of the time:
 # every message fetched is split into words for the index.
-_FOLDED_ASCII_WORD = re.compile(r"[a-z0-9]+")
+_FOLDED_ASCII_WORD = LazyPattern(r"[a-z0-9]+")
 
 MAX_WORD_CHARS = 60
 """Longer runs (base64, hashes, URLs without punctuation) are not words anyone types."""
@@ -84,7 +85,7 @@ def words(text: str) -> Iterator[tuple[int, int, str]]:
 MAX_TERMS = 16
 """A query of more terms is refused: nobody types that many, and each one costs a lookup."""
 
-_CHUNK = re.compile(r'"([^"]*)"?|(\S+)')
+_CHUNK = LazyPattern(r'"([^"]*)"?|(\S+)')
 
 
 @dataclass(frozen=True)

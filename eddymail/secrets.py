@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from eddymail.errors import KeyringUnavailableError, SecretError
+from eddymail.patterns import LazyPattern
 
 # subprocess, signal and select (a password command), base64 (a scrub of encoded secrets)
 # and getpass are imported where they are used: a run that reads no password loads none.
@@ -75,7 +76,7 @@ _in_use: list[str] = []
 _in_use_lock = threading.Lock()
 # Where an exception that left a ``with`` block keeps the secrets in use there.
 _CARRIED = "_eddymail_secrets"
-_BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/]{4,}={0,2}")
+_BASE64_TOKEN = LazyPattern(r"[A-Za-z0-9+/]{4,}={0,2}")
 SHORT_SECRET = 8
 
 

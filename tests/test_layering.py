@@ -32,7 +32,7 @@ MEMBERS: dict[str, tuple[str, ...]] = {
     "templates": ("eddymail.templates",),
     "base": ("eddymail", "eddymail.config", "eddymail.errors", "eddymail.safetext",
              "eddymail.crashpoints", "eddymail.presets", "eddymail.samples",
-             "eddymail.searchtext"),
+             "eddymail.searchtext", "eddymail.patterns"),
 }
 
 # THE RULE: layer -> the other layers it may import. Anything not listed is forbidden.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from eddymail.cli.app import cli
 
 cli.lazy_commands.update({
@@ -51,6 +53,10 @@ cli.lazy_summaries.update({
 def main() -> None:
     """Console-script entry point."""
     cli.one_database_per_process = True
+    # Until the command is imported the run creates only objects that live as long as the
+    # process (modules, classes, functions): collecting garbage among them would walk them
+    # over and over for nothing. EddymailGroup.resolve_command turns collection back on.
+    gc.disable()
     cli(prog_name="eddymail")
 
 

@@ -8,6 +8,7 @@ the traceback only under ``-v``.
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -129,6 +130,18 @@ class EddymailGroup(LazyGroup):
     """
 
     one_database_per_process = False
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[
+            str | None, click.Command | None, list[str]]:
+        found = super().resolve_command(ctx, args)
+        if self.one_database_per_process and not gc.isenabled():
+            # main() paused the collector while the command and its libraries were imported.
+            # Those objects live until the process ends: frozen, no later collection walks
+            # them (a fetch of thousands of messages collects often); the garbage the
+            # command itself makes is collected as usual.
+            gc.freeze()
+            gc.enable()
+        return found
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -20,12 +20,12 @@ import dataclasses
 import json
 import math
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
+from eddymail.patterns import LazyPattern
 from eddymail.safetext import for_json, for_terminal
 
 if TYPE_CHECKING:
@@ -397,7 +397,7 @@ def _widest_line(text: Text) -> int:
     return max(len(line) for line in text.plain.split("\n")) if text.plain else 0
 
 
-_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # all rich writes (what mail said is escaped)
+_COLOURS = LazyPattern(r"\x1b\[[0-9;]*m")  # all rich writes (what mail said is escaped)
 
 
 def _screen_lines(text: str, width: int) -> int:

@@ -27,10 +27,11 @@ from eddymail.db.models import (
     utcnow,
 )
 from eddymail.errors import ConflictError, NotFoundError, UsageError, ValidationError
+from eddymail.patterns import LazyPattern
 from eddymail.services import naming
 from eddymail.services.departments import find_department
 
-HANDLE = re.compile(r"^\w[\w.-]{0,63}$")
+HANDLE = LazyPattern(r"^\w[\w.-]{0,63}$")
 DELIVERIES = ("immediate", "digest")
 MAX_NAME = 100
 MAX_SIGNATURE = 2000

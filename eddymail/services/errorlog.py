@@ -9,7 +9,6 @@ defence behind the protocol layer's own care.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, ErrorLogEntry, utcnow
 from eddymail.errors import EddymailError, MailServerError, NotFoundError, ValidationError
+from eddymail.patterns import LazyPattern
 from eddymail.secrets import scrub
 
 REDACTED = "[redacted]"
@@ -86,7 +86,7 @@ def list_entries(
     return [_entry(row) for row in query.limit(limit)]
 
 
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_RELATIVE = LazyPattern(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 

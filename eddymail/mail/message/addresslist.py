@@ -14,14 +14,15 @@ from __future__ import annotations
 import re
 
 from eddymail.mail.message.headervalues import clean_text, decode_words
+from eddymail.patterns import LazyPattern
 
 MAX_ADDRESSES = 1000
 MAX_NAME_CHARS = 256
 _ATEXT = r"[^\s\x00-\x1f\x7f()<>\[\]:;@\\,.\"]"
 _DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
-_LOCAL_PART = re.compile(rf'(?:{_DOT_ATOM}|"(?:[^"\\\x00-\x1f\x7f]|\\.)*")')
-_DOMAIN_LABEL = re.compile(r"[^\W_](?:[\w-]{0,61}[^\W_])?")
-_DOMAIN_LITERAL = re.compile(r"\[[A-Za-z0-9.:]{1,64}\]")
+_LOCAL_PART = LazyPattern(rf'(?:{_DOT_ATOM}|"(?:[^"\\\x00-\x1f\x7f]|\\.)*")')
+_DOMAIN_LABEL = LazyPattern(r"[^\W_](?:[\w-]{0,61}[^\W_])?")
+_DOMAIN_LITERAL = LazyPattern(r"\[[A-Za-z0-9.:]{1,64}\]")
 _SPECIAL = '()<>,;:"\\'
 
 

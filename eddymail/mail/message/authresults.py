@@ -24,17 +24,18 @@ import re
 from collections.abc import Sequence
 
 from eddymail.mail.message.parttree import Headers
+from eddymail.patterns import LazyPattern
 
 PASS, FAIL, NONE, MISSING = "pass", "fail", "none", "missing"
 #: Verdicts that leave the sender unverified: such mail registers nobody and triggers nothing.
 UNVERIFIED = (FAIL, MISSING)
 
 # method[/version] = result, then its properties (RFC 8601 section 2.2).
-_RESULT = re.compile(r"^\s*([a-z0-9_-]+)(?:\s*/\s*\d+)?\s*=\s*([a-z]+)(.*)$",
+_RESULT = LazyPattern(r"^\s*([a-z0-9_-]+)(?:\s*/\s*\d+)?\s*=\s*([a-z]+)(.*)$",
                      re.IGNORECASE | re.DOTALL)
 # ptype.property = value; a value may mix quoted strings and plain characters
 # ("a b"@example.com is one value).
-_PROPERTY = re.compile(
+_PROPERTY = LazyPattern(
     r"([a-z0-9_-]+)\.([a-z0-9_-]+)\s*=\s*((?:\"(?:[^\"\\]|\\.)*\"|[^\s\"])+)", re.IGNORECASE)
 MAX_HEADERS = 50  # the trusted one is near the top; a thousand forged ones cost nothing
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import codecs
 import math
-import re
+
+from eddymail.patterns import LazyPattern
 
 # Detection looks at the start of a text only; it decides for the whole.
 DETECTION_SAMPLE = 64 * 1024
@@ -37,7 +38,7 @@ _NOT_LETTER = bytes(byte for byte in range(0xC0) if byte not in (0xA3, 0xA8, 0xB
 # Letters are 0xC0-0xFF in both charsets, plus Ё/ё (0xA8/0xB8 in cp1251, 0xB3/0xA3 in koi8-r).
 # A run of them not touching an ASCII letter is a whole word; in Latin text accented letters
 # sit inside ASCII words ("M\xfcnchen").
-_WHOLE_WORD = re.compile(rb"(?<![A-Za-z])[\xc0-\xff\xa3\xa8\xb3\xb8]+(?![A-Za-z])")
+_WHOLE_WORD = LazyPattern(rb"(?<![A-Za-z])[\xc0-\xff\xa3\xa8\xb3\xb8]+(?![A-Za-z])")
 
 
 def guess_charset(data: bytes) -> str | None:

@@ -10,11 +10,11 @@ flag: the safe rule for callers is "answer automatically only when ``reasons`` i
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from eddymail.mail.message.headervalues import decode_header
 from eddymail.mail.message.parttree import Headers
+from eddymail.patterns import LazyPattern
 
 # Headers some mailers add to their auto-replies instead of (or besides) Auto-Submitted.
 _AUTO_REPLY_HEADERS = (
@@ -23,7 +23,7 @@ _AUTO_REPLY_HEADERS = (
 )  # fmt: skip
 _LIST_HEADERS = ("list-id", "list-unsubscribe", "x-mailing-list", "mailing-list")
 _NEGATIVE = {"no", "false", "0", "off"}
-_COMMENT = re.compile(r"\([^()]*\)")
+_COMMENT = LazyPattern(r"\([^()]*\)")
 
 
 @dataclass(frozen=True)

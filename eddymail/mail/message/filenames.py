@@ -13,22 +13,23 @@ import re
 import unicodedata
 
 from eddymail.mail.message.headervalues import replace_unstorable
+from eddymail.patterns import LazyPattern
 
 MAX_NAME_CHARS = 200
 MAX_NAME_BYTES = 240
 MAX_ORIGINAL_CHARS = 2000
-_WINDOWS_RESERVED = re.compile(
+_WINDOWS_RESERVED = LazyPattern(
     r"^(?:con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3]|conin\$|conout\$)$",
     re.IGNORECASE,
 )
-_FORBIDDEN = re.compile(r'[<>:"|?*]')
+_FORBIDDEN = LazyPattern(r'[<>:"|?*]')
 # Slashes that are not slashes: harmless here, but some Windows APIs "best-fit" them to real
 # separators, and on screen "..∕..∕x" reads like a path.
-_LOOKALIKE_SEPARATORS = re.compile("[\u2044\u2215\u29f8\u29f9\ufe68\uff0f\uff3c]")
+_LOOKALIKE_SEPARATORS = LazyPattern("[\u2044\u2215\u29f8\u29f9\ufe68\uff0f\uff3c]")
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_DOTS = re.compile(r"\.{2,}")
-_SPACES = re.compile(r"\s+")
-_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}$")
+_DOTS = LazyPattern(r"\.{2,}")
+_SPACES = LazyPattern(r"\s+")
+_EXTENSION = LazyPattern(r"\.[A-Za-z0-9]{1,16}$")
 # Types whose default name should still open with the right program.
 _EXTENSIONS = {
     "text/plain": ".txt", "text/html": ".html", "text/csv": ".csv", "text/calendar": ".ics",

@@ -12,9 +12,10 @@ plain ASCII.
 from __future__ import annotations
 
 import base64
-import re
 import unicodedata
 from collections.abc import Sequence
+
+from eddymail.patterns import LazyPattern
 
 # RFC 2047 wants lines holding encoded words to stay within 76 characters.
 _LINE_LIMIT = 76
@@ -22,7 +23,7 @@ _LINE_LIMIT = 76
 _ENCODED_WORD_BYTES = 45
 _ENCODED_WORD_OVERHEAD = len("=?utf-8?b??=")
 # Bidi overrides let "invoice\u202egpj.exe" display as "invoiceexe.jpg".
-_BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_BIDI_CONTROLS = LazyPattern("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def sanitize_header_value(value: str) -> str:

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import re
 
+from eddymail.patterns import LazyPattern
+
 #: The most header bytes looked at; a header block beyond it is left as it is.
 MAX_HEADER_BLOCK = 256 * 1024
-_FIELD = re.compile(rb"^[!-9;-~]+:")
-_OBSOLETE_FIELD = re.compile(rb"^([!-9;-~]+)[ \t]+:")
-_CONTINUATION = re.compile(rb"^[ \t]")
-_MBOX_FROM = re.compile(rb"^From ")
-_WELL_KNOWN = re.compile(
+_FIELD = LazyPattern(rb"^[!-9;-~]+:")
+_OBSOLETE_FIELD = LazyPattern(rb"^([!-9;-~]+)[ \t]+:")
+_CONTINUATION = LazyPattern(rb"^[ \t]")
+_MBOX_FROM = LazyPattern(rb"^From ")
+_WELL_KNOWN = LazyPattern(
     rb"^(?:from|to|cc|bcc|subject|date|message-id|in-reply-to|references|reply-to|sender|"
     rb"return-path|received|mime-version|user-agent|precedence|importance|priority|"
     rb"organization|thread-topic|thread-index|delivered-to|envelope-to|auto-submitted|"
@@ -79,10 +81,10 @@ def repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
     return header + memoryview(raw)[consumed:], list(dict.fromkeys(notes))
 
 
-_FOLDED_BOUNDARY = re.compile(
+_FOLDED_BOUNDARY = LazyPattern(
     rb'^(content-type[ \t]*:(?:[^\r\n]|\r?\n[ \t])*?boundary[ \t]*=[ \t]*")'
     rb'((?:[^"\r\n]|\r?\n[ \t])*)"', re.IGNORECASE | re.MULTILINE)
-_FOLD = re.compile(rb"\r?\n[ \t]+")
+_FOLD = LazyPattern(rb"\r?\n[ \t]+")
 
 
 def _join_folded_boundary(header: bytes, raw: bytes, body: int) -> tuple[bytes, bool]:

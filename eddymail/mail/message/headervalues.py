@@ -15,24 +15,25 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import unquote_to_bytes
 
 from eddymail.mail.message.charsets import Hint, decode_declared, decode_header_bytes
+from eddymail.patterns import LazyPattern
 
 MAX_ID_LENGTH = 250
-_ENCODED_WORD = re.compile(rb"=\?([^?\s]{1,75})\?([bBqQ])\?([^?\s]*)\?=")
-_QUOTED_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
-_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+_ENCODED_WORD = LazyPattern(rb"=\?([^?\s]{1,75})\?([bBqQ])\?([^?\s]*)\?=")
+_QUOTED_HEX = LazyPattern(rb"=([0-9A-Fa-f]{2})")
+_NOT_BASE64 = LazyPattern(rb"[^A-Za-z0-9+/]")
 # Every kind of line break and blank (str's \s: also VT, FF, the C0 separators, NEL, U+2028
 # and U+2029) becomes one space: a header value is one line.
-_WHITESPACE = re.compile(r"\s+")
+_WHITESPACE = LazyPattern(r"\s+")
 # NUL (which PostgreSQL refuses in text) and lone surrogates (which no database or terminal
 # can encode) are the only characters that cannot be kept; they show as U+FFFD.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-_PARAMETER = re.compile(rb'([^=;\s"]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)', re.DOTALL)
+_UNSTORABLE = LazyPattern("[\x00\ud800-\udfff]")
+_PARAMETER = LazyPattern(rb'([^=;\s"]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)', re.DOTALL)
 # Only \\ and \" are unescaped, as the email package does: Windows mailers put raw paths
 # (C:\Users\x.doc) in quoted filenames, and the backslashes are what marks the path to cut.
-_QUOTED_PAIR = re.compile(rb'\\([\\"])')
-_CONTINUATION = re.compile(r"^(.+?)\*(\d{1,4})?(\*)?$")
-_ANGLE_ID = re.compile(r"<([^<>]{0,2000})>")
-_ID_WHITESPACE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
+_QUOTED_PAIR = LazyPattern(rb'\\([\\"])')
+_CONTINUATION = LazyPattern(r"^(.+?)\*(\d{1,4})?(\*)?$")
+_ANGLE_ID = LazyPattern(r"<([^<>]{0,2000})>")
+_ID_WHITESPACE = LazyPattern(r"[\s\x00-\x1f\x7f-\x9f]+")
 
 
 def unfold(raw: bytes) -> bytes:

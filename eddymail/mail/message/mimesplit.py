@@ -18,17 +18,17 @@ standard library in both cases. ``tests/test_mimesplit.py`` holds the two to the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from eddymail.mail.message import stdlib_email
 from eddymail.mail.message.parselimits import Deadline, has_bare_cr
 from eddymail.mail.message.rawparts import RawPart, first_field
+from eddymail.patterns import LazyPattern
 
 # A header line the feed parser accepts without a defect: a name of printable characters
 # other than ":" (no space, so never a "From " envelope line), then ":".
-_HEADER_LINE = re.compile(rb"[\041-\071\073-\176]+:")
+_HEADER_LINE = LazyPattern(rb"[\041-\071\073-\176]+:")
 _PLAIN_TRANSFER = (b"7bit", b"8bit", b"binary")
 # Beyond what real mail has, the feed parser takes over: it checks the parse deadline
 # between chunks, where this splitter's loops over lines and delimiters would not.

@@ -37,6 +37,7 @@ from eddymail.mail.message.headervalues import extract_ids, parse_date, unfold
 from eddymail.mail.message.mimesplit import split
 from eddymail.mail.message.parselimits import Deadline, ParseLimits, precheck
 from eddymail.mail.message.parttree import Headers, build_tree
+from eddymail.patterns import LazyPattern
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -50,7 +51,7 @@ __all__ = [
 DEFAULT_LIMITS = ParseLimits()
 MAX_REFERENCES = 50
 MAX_ADDRESS_HEADER_CHARS = 64 * 1024
-_BOUNCED_ID = re.compile(
+_BOUNCED_ID = LazyPattern(
     r"^[ \t>]*message-id:[ \t]*<([^<>\s]{1,250})>", re.IGNORECASE | re.MULTILINE
 )
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from eddymail.errors import MessageParseError
+from eddymail.patterns import LazyPattern
 
 
 @dataclass(frozen=True)
@@ -59,21 +60,21 @@ class Deadline:
 
 
 _TREE_DEPTH = 70
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_HEADER_END = LazyPattern(rb"\r?\n\r?\n")
 # Where a header field starts (the lines were turned into LF-only ones before the scan).
-_FIELD_START = re.compile(rb"\n(?![ \t])")
-_FIELD_NAME = re.compile(rb"([A-Za-z0-9-]{1,40}):")
+_FIELD_START = LazyPattern(rb"\n(?![ \t])")
+_FIELD_NAME = LazyPattern(rb"([A-Za-z0-9-]{1,40}):")
 # A Content-Type header (with its continuation lines) that makes the parser descend a level,
 # tried only where a line starts with "content-type:" in any case (``_field_starts``): a
 # search with "^" and IGNORECASE over the whole message crawls.
-_NESTING_TYPE = re.compile(
+_NESTING_TYPE = LazyPattern(
     rb"content-type:[ \t]*(?:\r?\n[ \t]+)?(multipart|message)/([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)",
     re.IGNORECASE,
 )
 # Bytes lower-cased at a time to find those lines: never a lower-cased copy of the message.
 _WINDOW = 1 << 20
-_BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))', re.IGNORECASE)
-_BARE_CR = re.compile(rb"\r(?!\n)")
+_BOUNDARY = LazyPattern(rb'boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))', re.IGNORECASE)
+_BARE_CR = LazyPattern(rb"\r(?!\n)")
 
 
 def has_bare_cr(raw: bytes) -> bool:

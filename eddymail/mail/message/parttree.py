@@ -26,13 +26,14 @@ from eddymail.mail.message.mimesplit import split
 from eddymail.mail.message.parselimits import Deadline, ParseLimits, precheck
 from eddymail.mail.message.rawparts import RawPart, first_field, serialize
 from eddymail.mail.message.transfer import decode_transfer
+from eddymail.patterns import LazyPattern
 
-_META_CHARSET = re.compile(
+_META_CHARSET = LazyPattern(
     rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]{1,40})", re.I
 )
 # A delimiter line in the body of a multipart that lost its boundary parameter. (The blanks
 # excluded are those Python's str regular expressions count as whitespace in ASCII.)
-_GUESSED_BOUNDARY = re.compile(rb'^--([^ \t\n\r\f\v\x1c-\x1f"]{1,200}?)[ \t]*\r?$', re.MULTILINE)
+_GUESSED_BOUNDARY = LazyPattern(rb'^--([^ \t\n\r\f\v\x1c-\x1f"]{1,200}?)[ \t]*\r?$', re.MULTILINE)
 _HINT_PARTS = 50
 _PARSER_DEFECTS: dict[str, str | None] = {
     "CloseBoundaryNotFoundDefect": "a multipart has no closing boundary; it was read to the end",

@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from eddymail.errors import ValidationError
 from eddymail.mail.message.headerlines import sanitize_header_value
+from eddymail.patterns import LazyPattern
 
 DEFAULT_TAG_FORMAT = "[#{id}]"
 NO_SUBJECT = "(no subject)"
@@ -26,7 +27,7 @@ _PREFIX_WORDS = (
     "回覆", "答复", "转发", "轉寄",
 )  # fmt: skip
 # Counters: "Re[2]:", "Re(2):", "Re^2:"; French Outlook writes "RE :"; CJK uses a full-width colon.
-_PREFIXES = re.compile(
+_PREFIXES = LazyPattern(
     r"^(?:\s*(?:"
     + "|".join(sorted(_PREFIX_WORDS, key=len, reverse=True))
     + r")\s*(?:\[\d+\]|\(\d+\)|\^\d+)?\s*[:：])+\s*",

@@ -8,10 +8,11 @@ decoded is kept as sent, with a note saying so.
 from __future__ import annotations
 
 import binascii
-import re
 
-_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
-_PADDING = re.compile(rb"=+")
+from eddymail.patterns import LazyPattern
+
+_NOT_BASE64 = LazyPattern(rb"[^A-Za-z0-9+/]")
+_PADDING = LazyPattern(rb"=+")
 
 
 def decode_transfer(data: bytes | memoryview, encoding: str

@@ -25,6 +25,7 @@ from eddymail.mail.wire.answertext import answer_of, causes, is_server_answer, r
 from eddymail.mail.wire.endpoint import PROTOCOL_NAMES, USUAL_PORTS, Endpoint, ProviderHints
 from eddymail.mail.wire.protocolerrors import ResponseTooLarge, UnexpectedGreeting
 from eddymail.mail.wire.refusals import explain_refusal
+from eddymail.patterns import LazyPattern
 
 NETWORK_HINT = (
     "check the server name, the port and that a firewall allows outgoing connections to it"
@@ -188,7 +189,7 @@ def _diagnose(
 
 
 # How imaplib, poplib and smtplib report a connection the server closed.
-_CLOSED = re.compile(r"socket error: EOF|^-ERR EOF$|Connection unexpectedly closed", re.I)
+_CLOSED = LazyPattern(r"socket error: EOF|^-ERR EOF$|Connection unexpectedly closed", re.I)
 
 
 def _closed(operation: str) -> tuple[str, str | None, bool]:

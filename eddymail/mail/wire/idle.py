@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable
 
 from eddymail.mail.wire.imapconnection import ImapConnection
+from eddymail.patterns import LazyPattern
 
 # How long one wait for the server lasts before ``stop()`` is asked again.
 _TICK = 1.0
 # Untagged news that means "mail arrived": "* 12 EXISTS", "* 1 RECENT".
-_ARRIVAL = re.compile(rb"^\* \d+ (EXISTS|RECENT)\b", re.IGNORECASE)
+_ARRIVAL = LazyPattern(rb"^\* \d+ (EXISTS|RECENT)\b", re.IGNORECASE)
 _tags = itertools.count(1)
 
 

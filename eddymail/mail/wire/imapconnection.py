@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from eddymail.mail.wire.protocolerrors import ResponseTooLarge, UnexpectedGreeting
 from eddymail.mail.wire.socketstream import SocketStream
+from eddymail.patterns import LazyPattern
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer  # what imaplib's send() takes, for the type checker
@@ -33,12 +34,12 @@ MAX_LINE = 16 * 1024 * 1024
 # A literal announcement at the end of a response line, e.g. a FETCH answer that ends in
 # "{5000000000}". Also the binary (~{N}) form; more than 18 digits cannot be a size anyone
 # accepts.
-_LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
+_LITERAL = LazyPattern(rb"\{(\d+)\+?\}\r\n\Z")
 # Challenges answered during one AUTHENTICATE before eddymail gives up.
 _MAX_CHALLENGES = 5
 # A CAPABILITY response code in a status line (RFC 3501 7.1, RFC 9051 7.1): the greeting
 # ("* OK [CAPABILITY ...]", "* PREAUTH [CAPABILITY ...]") or a tagged OK, e.g. LOGIN's.
-_CAPABILITY_CODE = re.compile(rb"\S+ (?:OK|PREAUTH) \[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
+_CAPABILITY_CODE = LazyPattern(rb"\S+ (?:OK|PREAUTH) \[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
 
 
 class LiteralTooLarge(ResponseTooLarge, imaplib.IMAP4.abort):

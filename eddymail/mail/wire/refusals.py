@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from eddymail.mail.wire.endpoint import USUAL_PORTS, ProviderHints
+from eddymail.patterns import LazyPattern
 
 # What the mailbox settings of providers call the access switch.
 _ACCESS_NAMES = {"imap": "IMAP", "pop3": "POP", "smtp": "SMTP"}
@@ -19,37 +20,37 @@ WRONG_CREDENTIALS = "The login or password is wrong."
 
 
 # Provider wordings, matched case-insensitively against the server's answer.
-_WEB_LOGIN = re.compile(r"log ?in via your web browser|web login required|WEBALERT", re.I)
-_BASIC_AUTH_OFF = re.compile(
+_WEB_LOGIN = LazyPattern(r"log ?in via your web browser|web login required|WEBALERT", re.I)
+_BASIC_AUTH_OFF = LazyPattern(
     r"basic auth\w* (is )?disabled|SmtpClientAuthentication is disabled|5\.7\.139", re.I
 )
-_APP_PASSWORD = re.compile(
+_APP_PASSWORD = LazyPattern(
     r"application[- ]specific password|app(lication)? password|parol prilozheniya"
     r"|пароль приложения|access rights to this service",
     re.I,
 )
-_ACCESS_DISABLED = re.compile(
+_ACCESS_DISABLED = LazyPattern(
     r"not enabled for (imap|pop)|enable (your account for )?(imap|pop)"
     r"|\b(imap|pop3?)\b[^.]{0,30}\b(is |are |has been )?(disabled|not enabled|not allowed|"
     r"switched off|turned off)"
     r"|\b(imap|pop3?)\b[^.]{0,40}(отключ|выключ|запрещ)",
     re.I,
 )
-_CREDENTIALS = re.compile(
+_CREDENTIALS = LazyPattern(
     r"AUTHENTICATIONFAILED|AUTHORIZATIONFAILED|\[AUTH\]|invalid credentials|login failure"
     r"|authentication (failed|unsuccessful)|credentials invalid|password (is )?(wrong|incorrect)"
     r"|not accepted|bad (user ?name|password)|invalid (user|password|login)|^5\.7\.8|^535\b",
     re.I,
 )
-_PLAINTEXT_REFUSED = re.compile(
+_PLAINTEXT_REFUSED = LazyPattern(
     r"PRIVACYREQUIRED|plaintext auth\w* (is )?(disallowed|disabled|not allowed)"
     r"|must issue a STARTTLS|encryption required|LOGINDISABLED|^538\b",
     re.I,
 )
-_TEMPORARY = re.compile(
+_TEMPORARY = LazyPattern(
     r"\[UNAVAILABLE\]|\[IN-USE\]|\[LOGIN-DELAY\]|\[SYS/TEMP\]|^4\d\d\b|try again later", re.I
 )
-_NO_FOLDER = re.compile(r"NONEXISTENT|doesn't exist|does not exist|no such (mailbox|folder)", re.I)
+_NO_FOLDER = LazyPattern(r"NONEXISTENT|doesn't exist|does not exist|no such (mailbox|folder)", re.I)
 
 
 def explain_refusal(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,6 +11,7 @@ from eddymail.db import fastsql
 from eddymail.db.models import Ticket, TicketParticipant, User, utcnow
 from eddymail.errors import NotFoundError
 from eddymail.mail.message.addresskeys import address_key
+from eddymail.patterns import LazyPattern
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def find_user(email: str) -> User | None:
 
 
 # Something shaped like an e-mail address inside a display name.
-_ADDRESS_LIKE = re.compile(r"[^\s@<>()\[\]\"',;:]+@[^\s@<>()\[\]\"',;:]+")
+_ADDRESS_LIKE = LazyPattern(r"[^\s@<>()\[\]\"',;:]+@[^\s@<>()\[\]\"',;:]+")
 
 
 def plausible_name(name: str, email: str) -> str:
