@@ -151,3 +151,37 @@ def test_bad_oauth_tables_are_named(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_config(path)
+
+
+@pytest.mark.parametrize("environment", [
+    {},  # neither variable: the defaults under $HOME
+    {"XDG_CONFIG_HOME": "/srv/helpdesk/config", "XDG_DATA_HOME": "/srv/helpdesk/data"},
+    {"XDG_CONFIG_HOME": " ", "XDG_DATA_HOME": ""},  # blank: the defaults
+    {"XDG_CONFIG_HOME": "/trailing/slash/", "HOME": "/home/olga"},
+])
+def test_the_per_user_directories_are_those_platformdirs_names(monkeypatch, environment):
+    # eddymail.config reads the XDG variables itself on Linux (platformdirs' Unix module
+    # imports far more than a mail server's ingest needs); it must name the same folders.
+    import platformdirs
+
+    from eddymail.config import default_config_path, default_data_dir
+
+    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert default_config_path() == Path(platformdirs.user_config_dir("eddymail"),
+                                         "eddymail.toml")
+    assert default_data_dir() == Path(platformdirs.user_data_dir("eddymail"))
+
+
+def test_a_relative_xdg_directory_is_ignored(monkeypatch, tmp_path):
+    # The XDG Base Directory specification: a relative path "should be considered invalid
+    # and ignored" (platformdirs 4 agrees; 2.x used it as it was).
+    from eddymail.config import default_config_path, default_data_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/config")
+    monkeypatch.setenv("XDG_DATA_HOME", "data")
+    assert default_config_path() == tmp_path / ".config" / "eddymail" / "eddymail.toml"
+    assert default_data_dir() == tmp_path / ".local" / "share" / "eddymail"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import poplib
-import re
 import ssl
 from collections.abc import Callable
 from types import TracebackType
@@ -30,10 +29,11 @@ from eddymail.mail.wire.pop3connection import (
 from eddymail.mail.wire.sasl import BearerToken, Secret
 from eddymail.mail.wire.socketstream import SocketStream
 from eddymail.mail.wire.tls import make_ssl_context
+from eddymail.patterns import LazyPattern
 
 _FAILURES = (poplib.error_proto, OSError, EOFError, ValueError, UnicodeError)
 # RFC 1939 allows 1-70 printable characters; a little slack for servers that exceed it.
-_UNIQUE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
+_UNIQUE_ID = LazyPattern(rb"[\x21-\x7e]{1,128}")
 
 
 class Pop3Client:

@@ -9,7 +9,6 @@ Adding or editing a channel is two steps, so the CLI can tell the user what a pr
 from __future__ import annotations
 
 import dataclasses
-import re
 import shlex
 from dataclasses import dataclass
 from datetime import date
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from eddymail.db.models import Channel, Department
 from eddymail.errors import ConflictError, ValidationError
+from eddymail.patterns import LazyPattern
 from eddymail.presets import Preset, find_preset, get_preset, preset_for_address
 from eddymail.services import naming
 from eddymail.services.departments import find_department
@@ -39,7 +39,8 @@ DEFAULT_PORTS = {
 }
 INITIAL_ALL = -1
 INITIAL_NONE = 0
-EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]\\]{1,64}@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\.]+$")
+EMAIL = LazyPattern(
+    r"^[^@\s<>(),;:\"\[\]\\]{1,64}@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\.]+$")
 
 
 @dataclass(frozen=True)
@@ -289,7 +290,7 @@ class FirstImport:
 
 POP3_HAS_NO_DATES = ("POP3 servers do not say when mail arrived, so a POP3 channel cannot "
                      "start 'since' a date: use --initial N, all or none.")
-_SINCE = re.compile(r"since[\s:=]+(\d{4}-\d{2}-\d{2})")
+_SINCE = LazyPattern(r"since[\s:=]+(\d{4}-\d{2}-\d{2})")
 
 
 def parse_initial(text: str) -> FirstImport:

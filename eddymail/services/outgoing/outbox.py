@@ -37,6 +37,7 @@ from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, Message, OutboxItem, Ticket, utcnow
 from eddymail.errors import EddymailError, MailServerError, NotFoundError, ValidationError
 from eddymail.mail.message.addresskeys import address_key
+from eddymail.patterns import LazyPattern
 from eddymail.services import errorlog
 from eddymail.services.channels.endpoints import provider_hints_of, smtp_endpoint
 
@@ -118,7 +119,7 @@ BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
 STALE_CLAIM = timedelta(minutes=5)
 # A row whose DATA had begun when its process died is sent again only after this long.
 UNSURE_DELAY = timedelta(hours=1)
-_PERMANENT = re.compile(r"^\s*5\d\d\b")
+_PERMANENT = LazyPattern(r"^\s*5\d\d\b")
 
 
 @dataclass(frozen=True)
