@@ -3,6 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python bench/ticket_list.py [--tickets N] [--runs N] [--profile] [--keep DIR]
+    .venv/bin/python bench/ticket_list.py --keep DIR --reuse   # DIR's database, if built
 
 It creates a fresh SQLite database in a temporary directory with
 ``eddymail.db.connection.open_database``
@@ -40,6 +41,7 @@ import pstats
 import random
 import re
 import resource
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -529,7 +531,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="messages in the thread that ticket show is timed on")
     parser.add_argument("--profile", action="store_true", help="import times and cProfile")
     parser.add_argument("--keep", type=Path, help="build the database in DIR and keep it")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --keep: use the database already built in DIR (same "
+                             "--tickets and --long-ticket) instead of seeding a new one")
     options = parser.parse_args(argv)
+    if options.reuse and not options.keep:
+        parser.error("--reuse needs --keep DIR")
 
     if options.keep:
         options.keep.mkdir(parents=True, exist_ok=True)
@@ -540,8 +547,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         directory = Path(cleanup.name)  # type: ignore[attr-defined]
     with cleanup:
         database_path = directory / "bench.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{database_path}{suffix}").unlink(missing_ok=True)
+        reuse = options.reuse and database_path.exists()
+        if not reuse:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{database_path}{suffix}").unlink(missing_ok=True)
         environment = child_environment(directory, database_path)
         compile_package(Path(__file__).resolve().parent.parent / "eddymail")
         for key in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
@@ -553,17 +562,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.pop("EDDYMAIL_CONFIG", None)
 
         database = open_database(f"sqlite:///{database_path}")
-        seeded = seed(database, options.tickets, options.users, random.Random(20261127))
-        long_ticket = seed_long_ticket(database, options.tickets + 1, options.long_ticket,
-                                       random.Random(1000))
-        seeded.size_mib = sum(p.stat().st_size for p in directory.glob("bench.db*")) / 2**20
         print(f"Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}, "
               f"peewee {peewee.__version__}")
-        print(f"Seeded {seeded.tickets:,} tickets, {seeded.messages:,} messages, "
-              f"{seeded.users:,} users, {len(DEPARTMENTS)} departments in "
-              f"{seeded.seconds:.1f} s; database {seeded.size_mib:.0f} MiB")
-        print(f"Ticket #{long_ticket}: one thread of {options.long_ticket:,} messages")
-        print("Statuses: " + ", ".join(f"{k} {v:,}" for k, v in sorted(seeded.statuses.items())))
+        long_ticket = options.tickets + 1
+        if reuse:
+            print(f"Reusing {database_path}: {Ticket.select().count():,} tickets, "
+                  f"{Message.select().count():,} messages")
+        else:
+            seeded = seed(database, options.tickets, options.users, random.Random(20261127))
+            seed_long_ticket(database, long_ticket, options.long_ticket, random.Random(1000))
+            seeded.size_mib = sum(p.stat().st_size
+                                  for p in directory.glob("bench.db*")) / 2**20
+            print(f"Seeded {seeded.tickets:,} tickets, {seeded.messages:,} messages, "
+                  f"{seeded.users:,} users, {len(DEPARTMENTS)} departments in "
+                  f"{seeded.seconds:.1f} s; database {seeded.size_mib:.0f} MiB")
+            print("Statuses: " + ", ".join(f"{k} {v:,}"
+                                           for k, v in sorted(seeded.statuses.items())))
+        print(f"Ticket #{long_ticket}: one thread of "
+              f"{Message.select().where(Message.ticket == long_ticket).count():,} messages")
         close_database()
 
         department = DEPARTMENTS[1]
@@ -626,7 +642,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.profile or missed:
             print_import_times(environment, directory)
             print_profile(("ticket", "list"))
-        few_active(database_path, department, environment, directory, options.runs)
+        if options.keep:  # the worst case changes the database: it gets a copy
+            worst = directory / "worst-case.db"
+            shutil.copyfile(database_path, worst)
+            few_active(worst, department, child_environment(directory, worst), directory,
+                       options.runs)
+            worst.unlink()
+        else:
+            few_active(database_path, department, environment, directory, options.runs)
     return 0
 
 

@@ -3,6 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python bench/ticket_search.py [--tickets N] [--repeats N] [--runs N] [--keep DIR]
+    .venv/bin/python bench/ticket_search.py --keep DIR --reuse   # DIR's indexed database
 
 It seeds a fresh SQLite database the way ``bench/ticket_list.py`` does (100,000 tickets,
 300,000 messages of ~500 bytes, Russian and English), indexes every message with the real
@@ -101,22 +102,40 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7,
                         help="child processes per command for the start-up ratio")
     parser.add_argument("--keep", type=Path, help="build the database in DIR and keep it")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --keep: use the database seeded and indexed in DIR before "
+                             "(same --tickets) instead of building a new one")
     arguments = parser.parse_args()
+    if arguments.reuse and not arguments.keep:
+        parser.error("--reuse needs --keep DIR")
     seeder = _ticket_list_bench()
     directory = arguments.keep or Path(tempfile.mkdtemp(prefix="eddymail-search-bench-"))
     directory.mkdir(parents=True, exist_ok=True)
     database_path = directory / "eddymail.db"
+    # Only a database whose rebuild finished is reused (the mark is written after it).
+    built_mark = directory / "indexed.txt"
+    reuse = arguments.reuse and built_mark.exists()
+    if not reuse:
+        built_mark.unlink(missing_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database_path}{suffix}").unlink(missing_ok=True)
     database = open_database(f"sqlite:///{database_path}")
     try:
-        seeded = seeder.seed(database, arguments.tickets, arguments.users, random.Random(15))
-        print(f"seeded {seeded.tickets} tickets, {seeded.messages} messages "
-              f"in {seeded.seconds:.1f} s")
-        started = time.perf_counter()
-        rebuilt = search.rebuild()
-        seconds = time.perf_counter() - started
-        print(f"search rebuild: {rebuilt.messages} messages in {seconds:.1f} s "
-              f"({rebuilt.messages / seconds:,.0f} messages/s)")
-        database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        if reuse:
+            print(f"reusing {database_path} ({built_mark.read_text().strip()})")
+        else:
+            seeded = seeder.seed(database, arguments.tickets, arguments.users,
+                                 random.Random(15))
+            print(f"seeded {seeded.tickets} tickets, {seeded.messages} messages "
+                  f"in {seeded.seconds:.1f} s")
+            started = time.perf_counter()
+            rebuilt = search.rebuild()
+            seconds = time.perf_counter() - started
+            print(f"search rebuild: {rebuilt.messages} messages in {seconds:.1f} s "
+                  f"({rebuilt.messages / seconds:,.0f} messages/s)")
+            database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            built_mark.write_text(f"{seeded.tickets} tickets, {rebuilt.messages} messages "
+                                  "indexed\n")
         print(f"database size: {database_path.stat().st_size / 2**20:.0f} MiB")
         print(f"\n{'query':<22} {'text':<14} {'tickets':>8} {'first page':>11}")
         for label, text in QUERIES:

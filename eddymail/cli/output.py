@@ -75,18 +75,26 @@ def cell(value: Any) -> Text:
     """A value as a safe one-line table cell (a ``Styled`` one may have several lines)."""
     from rich.text import Text
 
-    if value is None:
-        return Text("")
     if isinstance(value, Styled):
         text = Text()
         for piece, style in value.pieces:
             text.append("\n" if piece == "\n" else for_terminal(piece, multiline=False), style)
         return text
+    return Text(cell_text(value))
+
+
+def cell_text(value: Any) -> str:
+    """The text of ``cell(value)`` without its styles: what a pipe or a file gets."""
+    if value is None:
+        return ""
+    if isinstance(value, Styled):
+        return "".join("\n" if piece == "\n" else for_terminal(piece, multiline=False)
+                       for piece, _ in value.pieces)
     if isinstance(value, bool):
-        return Text("yes" if value else "no")
+        return "yes" if value else "no"
     if isinstance(value, datetime):
-        return Text(local_time(value))
-    return Text(for_terminal(value, multiline=False))
+        return local_time(value)
+    return for_terminal(value, multiline=False)
 
 
 def local_time(moment: datetime) -> str:
@@ -128,6 +136,14 @@ class Output:
     # Consoles are made on first use so they bind to the streams current at that moment
     # (click's test runner swaps sys.stdout per invocation).
     @property
+    def width(self) -> int:
+        """The width results are laid out for: the terminal's, or the one rich would take
+        for a pipe or a file (``$COLUMNS``, else the terminal the command runs in, else 80)."""
+        if self._writes_plain(to_stderr=False) and self._stdout is None:
+            return _plain_width()
+        return self.stdout.width
+
+    @property
     def stdout(self) -> Console:
         """The console for results."""
         if self._stdout is None:
@@ -167,9 +183,25 @@ class Output:
         ``grow`` (name -> share) split the width the others leave; those others keep their
         whole width, so numbers, statuses and dates never shrink.
         """
-        rows = list(rows)
+        rows = [list(row) for row in rows]
         if not rows:
             self.line(empty, style="dim")
+            return
+        from rich.cells import cell_len  # (not rich.console: cheap)
+
+        wrapped = set(wrap)
+        headers = [for_terminal(column, multiline=False) for column in columns]
+        texts = [[cell_text(value) for value in row] for row in rows]
+        naturals = [max([cell_len(header), *(_widest_line(row[index]) for row in texts)])
+                    for index, header in enumerate(headers)]
+        # Between two columns: a space of padding each side and the (blank) rule.
+        available = self.width - 3 * (len(columns) - 1)
+        shares = [(grow or {}).get(column, 0) for column in columns]
+        widths = (_share(naturals, shares, available) if any(shares)
+                  else _fit(naturals, available))
+        if (self._writes_plain(to_stderr=False) and not title and not wrapped
+                and sum(widths) <= available):
+            _write(sys.stdout, plain_table(headers, texts, widths))
             return
         from rich import box
         from rich.table import Table
@@ -182,22 +214,12 @@ class Output:
             pad_edge=False,
             padding=(0, 1),
         )
-        wrapped = set(wrap)
-        headers = [for_terminal(column, multiline=False) for column in columns]
-        cells = [[cell(value) for value in row] for row in rows]
-        naturals = [max([len(header), *(_widest_line(row[index]) for row in cells)])
-                    for index, header in enumerate(headers)]
-        # Between two columns: a space of padding each side and the (blank) rule.
-        available = self.stdout.width - 3 * (len(columns) - 1)
-        shares = [(grow or {}).get(column, 0) for column in columns]
-        widths = (_share(naturals, shares, available) if any(shares)
-                  else _fit(naturals, available))
         for header, width in zip(headers, widths, strict=True):
             folds = header in wrapped
             table.add_column(header, width=width, no_wrap=not folds,
                              overflow="fold" if folds else "ellipsis")
-        for row in cells:
-            table.add_row(*row)
+        for row in rows:
+            table.add_row(*(cell(value) for value in row))
         self.stdout.print(table)
 
     def block(self, body: str, *, indent: int = 0, style: str | None = None) -> None:
@@ -243,6 +265,14 @@ class Output:
 
     def fields(self, pairs: Iterable[tuple[str, Any]], *, title: str | None = None) -> None:
         """A two-column "name: value" view for ``show`` commands."""
+        pairs = [(for_terminal(name, multiline=False), value) for name, value in pairs]
+        if self._writes_plain(to_stderr=False):
+            lines = plain_fields([(name, cell_text(value)) for name, value in pairs],
+                                 self.width)
+            if lines is not None:  # else a value must fold, as rich folds it
+                title_line = [for_terminal(title, multiline=False)] if title else []
+                _write(sys.stdout, "\n".join([*title_line, *lines]) + "\n")
+                return
         from rich.table import Table
         from rich.text import Text
 
@@ -250,7 +280,7 @@ class Output:
         grid.add_column(style="bold")
         grid.add_column(overflow="fold")
         for name, value in pairs:
-            grid.add_row(Text(for_terminal(name, multiline=False)), cell(value))
+            grid.add_row(Text(name), cell(value))
         if title:
             self.stdout.print(Text(for_terminal(title, multiline=False), style="bold underline"))
         self.stdout.print(grid)
@@ -339,13 +369,9 @@ class Output:
         tab stops) and consoles writing elsewhere (a pager's buffer, a test's) still go
         through rich.
         """
-        console = self._stderr if to_stderr else self._stdout
-        stream = sys.stderr if to_stderr else sys.stdout
         plain = "".join(text for text, _ in pieces)
-        direct = console is None or (console.file is stream and not console.is_terminal)
-        if direct and "\t" not in plain and not _shows_styles(stream):
-            stream.write(plain + "\n")
-            stream.flush()
+        if "\t" not in plain and self._writes_plain(to_stderr):
+            _write(sys.stderr if to_stderr else sys.stdout, plain + "\n")
             return
         from rich.text import Text
 
@@ -353,6 +379,62 @@ class Output:
         for piece, style in pieces:
             text.append(piece, style=style or None)
         (self.stderr if to_stderr else self.stdout).print(text)
+
+    def _writes_plain(self, to_stderr: bool) -> bool:
+        """Whether that stream gets exactly the text rich would write there, no styles:
+        a pipe or a file, not a terminal, and no console of ours writing elsewhere (a
+        pager's buffer, a test's)."""
+        console = self._stderr if to_stderr else self._stdout
+        stream = sys.stderr if to_stderr else sys.stdout
+        if console is not None and (console.file is not stream or console.is_terminal):
+            return False
+        return not _shows_styles(stream)
+
+
+def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+                widths: Sequence[int]) -> str:
+    """The table ``Output.table`` draws with rich, as rich writes it to a pipe or a file:
+    cells cut to their column's width with "…", three spaces between columns, a rule under
+    the headers, a multi-line cell making its row as high. Widths are terminal cells, so
+    wide (CJK) and combining characters line up."""
+    from rich.cells import cell_len, set_cell_size
+
+    def fitted(text: str, width: int) -> str:
+        if cell_len(text) > width:
+            text = set_cell_size(text, width - 1) + "…"
+        return set_cell_size(text, width)
+
+    lines: list[str] = []
+    for number, row in enumerate([headers, *rows]):
+        cells = [text.split("\n") for text in row]
+        for index in range(max(len(lines_of_cell) for lines_of_cell in cells)):
+            lines.append("   ".join(
+                fitted(cell_lines[index] if index < len(cell_lines) else "", width)
+                for cell_lines, width in zip(cells, widths, strict=True)))
+        if number == 0:
+            lines.append("─" * (sum(widths) + 3 * (len(widths) - 1)))
+    return "\n".join(lines) + "\n"
+
+
+def plain_fields(pairs: Sequence[tuple[str, str]], width: int) -> list[str] | None:
+    """The lines of ``Output.fields`` as rich writes them to a pipe or a file: names, two
+    spaces, values, every column padded to its widest. None when a value would have to
+    fold (rich's folding is left to rich)."""
+    from rich.cells import cell_len, set_cell_size
+
+    if not pairs:
+        return []
+    names = max(cell_len(name) for name, _ in pairs)
+    values = max(cell_len(value) for _, value in pairs)
+    if names + 2 + values > width:
+        return None
+    return [set_cell_size(name, names) + "  " + set_cell_size(value, values)
+            for name, value in pairs]
+
+
+def _write(stream: TextIO, text: str) -> None:
+    stream.write(text)
+    stream.flush()
 
 
 def _fit(naturals: list[int], available: int) -> list[int]:
@@ -393,8 +475,24 @@ def _share(naturals: list[int], shares: list[int], available: int) -> list[int]:
     return widths
 
 
-def _widest_line(text: Text) -> int:
-    return max(len(line) for line in text.plain.split("\n")) if text.plain else 0
+def _widest_line(text: str) -> int:
+    """The width of the widest line of ``text`` in terminal cells."""
+    from rich.cells import cell_len
+
+    return max(cell_len(line) for line in text.split("\n")) if text else 0
+
+
+def _plain_width() -> int:
+    """The width rich's console takes when it writes to a pipe or a file."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        return int(columns)
+    for descriptor in (0, 1, 2):  # e.g. ``ticket list | less`` at a terminal
+        try:
+            return os.get_terminal_size(descriptor).columns or 80
+        except (AttributeError, ValueError, OSError):
+            continue
+    return 80
 
 
 _COLOURS = LazyPattern(r"\x1b\[[0-9;]*m")  # all rich writes (what mail said is escaped)

@@ -93,7 +93,7 @@ WIDE = 120  # from this many columns on, the list also shows department and assi
 def render_list(items: list[TicketSummary]) -> None:
     """The ``ticket list`` table: narrow fixed columns, the rest for subject and requester."""
     out = state().output
-    wide = out.stdout.width >= WIDE
+    wide = out.width >= WIDE
     columns = ["#", "Status", "Age", "Subject", "Requester"]
     if wide:
         columns += ["Department", "Assignee"]
