@@ -132,6 +132,8 @@ class Output:
         self.verbose = verbose
         self._stdout: Console | None = None
         self._stderr: Console | None = None
+        # (stream, whether it shows styles) by to_stderr: asked once per stream, not per line
+        self._styles: dict[bool, tuple[TextIO, bool]] = {}
 
     # Consoles are made on first use so they bind to the streams current at that moment
     # (click's test runner swaps sys.stdout per invocation).
@@ -388,7 +390,10 @@ class Output:
         stream = sys.stderr if to_stderr else sys.stdout
         if console is not None and (console.file is not stream or console.is_terminal):
             return False
-        return not _shows_styles(stream)
+        known = self._styles.get(to_stderr)
+        if known is None or known[0] is not stream:
+            known = self._styles[to_stderr] = (stream, _shows_styles(stream))
+        return not known[1]
 
 
 def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]],

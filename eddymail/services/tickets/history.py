@@ -8,29 +8,16 @@ agent's handle as it was, so the history still reads right after the agent is re
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, cast
 
 from eddymail.db import fastsql
 from eddymail.db.models import Agent, Message, Ticket, TicketEvent, utcnow
 from eddymail.services.agents import Actor
+from eddymail.services.tickets.results import HistoryEntry
 
 REPLY, NOTE, CLOSE, REOPEN, MOVE, ASSIGN, UNASSIGN = (
     "reply", "note", "close", "reopen", "move", "assign", "unassign")
 CUSTOMER = "customer"  # the actor of what a customer's mail did (reopen by answering)
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One line of ``ticket show``'s history."""
-
-    at: datetime
-    action: str
-    agent: str | None  # the agent's handle when it happened; None: no agent (or the customer)
-    actor: str  # how to name whoever did it: "Anna Petrova (anna)", "customer", "staff"
-    detail: dict[str, Any]
-    message_id: int | None
 
 
 def record(ticket: Ticket | int, actor: Actor | str, action: str, *,

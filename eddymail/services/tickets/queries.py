@@ -1,10 +1,17 @@
-"""Tickets as staff see them: lists with filters and paging, and whole threads."""
+"""Tickets as staff see them: lists with filters and paging, and whole threads.
+
+``ticket list`` is run often on big databases (issue 14): what only a filter, a search or
+``ticket show`` needs (agents, departments, the search, quote folding, history,
+participants) is imported where it is used, and rows are read as tuples of the columns
+shown, not as model instances.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 import peewee
 
@@ -19,15 +26,7 @@ from eddymail.db.models import (
     User,
 )
 from eddymail.errors import ConflictError, NotFoundError, ValidationError
-from eddymail.mail.message.addresskeys import address_key
-from eddymail.mail.message.quotes import split_quoted
-from eddymail.services.agents import find_agent
-from eddymail.services.departments import find_department
-from eddymail.services.tickets import search as ticket_search
-from eddymail.services.tickets.attachment_names import real_extension, shown_name
-from eddymail.services.tickets.history import HistoryEntry, history_of
-from eddymail.services.tickets.search import SearchMatch
-from eddymail.services.tickets.users import participant_list
+from eddymail.services.tickets.results import HistoryEntry, SearchMatch
 
 STATUS_FILTERS = ("active", "open", "pending", "closed", "all")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -71,6 +70,8 @@ class AttachmentInfo:
     def of(cls, id: int, filename: str, content_type: str, size: int,
            inline: bool) -> AttachmentInfo:
         """The description, with the shown name and the real extension worked out."""
+        from eddymail.services.tickets.attachment_names import real_extension, shown_name
+
         return cls(id, filename, content_type, size, inline, shown_name(filename),
                    real_extension(filename))
 
@@ -171,12 +172,18 @@ def list_tickets(
     elif status != "all":
         query = query.where(Ticket.status == status)
     if department:
+        from eddymail.services.departments import find_department
+
         query = query.where(Ticket.department == find_department(department))
     if requester:
+        from eddymail.mail.message.addresskeys import address_key
+
         query = query.where(Ticket.requester_address == address_key(requester))
     if assignee == UNASSIGNED:
         query = query.where(Ticket.assignee.is_null())
     elif assignee is not None:
+        from eddymail.services.agents import find_agent
+
         query = query.where(Ticket.assignee == find_agent(assignee).id)
     if priority is not None:
         query = query.where(Ticket.priority == priority.strip().casefold())
@@ -187,6 +194,8 @@ def list_tickets(
         found_tickets = list(query.limit(limit).offset(offset))
         labels = tags_of(ticket.id for ticket in found_tickets)
         return [_summary(ticket, labels[ticket.id]) for ticket in found_tickets]
+    from eddymail.services.tickets import search as ticket_search
+
     terms = ticket_search.query_terms(search)
     how = ticket_search.strategy(terms)
     if how != ticket_search.RANK:  # too many matches to rank: newest first
@@ -265,19 +274,34 @@ def require_ticket(ticket_id: int) -> None:
     active_ticket(ticket_id)
 
 
+# What ``ticket show`` shows of each message, read as tuples (a thread may have thousands:
+# model instances cost more than the query).
+_THREAD_COLUMNS = (Message.id, Message.direction, Message.from_address, Message.from_name,
+                   Message.to, Message.cc, Message.bcc, Message.reply_to, Message.subject,
+                   Message.body_text, Message.sent_at, Message.created_at, Message.automatic,
+                   Message.author_name, Message.auth_status, Message.message_id_reused)
+
+
 def show_ticket(ticket_id: int) -> TicketDetail:
     """A ticket with its whole thread, oldest first."""
+    from eddymail.services.tickets.history import history_of
+    from eddymail.services.tickets.users import participant_list
+
     ticket = find_ticket(ticket_id)
-    messages = list(Message.select().where(Message.ticket == ticket)
-                    .order_by(Message.created_at, Message.id))
+    # peewee's stubs type .tuples() rows as models, hence the cast
+    rows = cast(list[tuple[Any, ...]], list(
+        Message.select(*_THREAD_COLUMNS).where(Message.ticket == ticket)
+        .order_by(Message.created_at, Message.id).tuples()))
     attachments: dict[int, list[AttachmentInfo]] = {}
-    if messages:
+    if rows:
         query = (Attachment.select(Attachment.id, Attachment.message, Attachment.filename,
                                    Attachment.content_type, Attachment.size, Attachment.inline)
-                 .where(Attachment.message.in_([m.id for m in messages])).order_by(Attachment.id))
+                 .join(Message, on=(Attachment.message == Message.id))
+                 .where(Message.ticket == ticket).order_by(Attachment.id))
         for row in query:
             attachments.setdefault(row.message_id, []).append(AttachmentInfo.of(
                 row.id, row.filename, row.content_type, row.size, row.inline))
+    messages = [_thread_message(row, attachments.get(row[0], [])) for row in rows]
     requester = ticket.requester if ticket.requester_id else None
     assignee = Agent.get_or_none(Agent.id == ticket.assignee_id) if ticket.assignee_id else None
     participants = participant_list(ticket)
@@ -285,7 +309,7 @@ def show_ticket(ticket_id: int) -> TicketDetail:
     known = {ticket.requester_address.lower(), *participants, *own}
     cc_not_added = list(dict.fromkeys(
         entry["address"].lower() for m in messages if m.direction == "in"
-        for entry in m.cc or [] if entry["address"].lower() not in known))
+        for entry in m.cc if entry["address"].lower() not in known))
     return TicketDetail(
         id=ticket.id,
         subject=ticket.subject,
@@ -307,33 +331,39 @@ def show_ticket(ticket_id: int) -> TicketDetail:
         merged_into=ticket.merged_into_id,
         merged_from=[row.id for row in Ticket.select(Ticket.id)
                      .where(Ticket.merged_into == ticket.id).order_by(Ticket.id)],
-        messages=[_thread_message(m, attachments.get(m.id, [])) for m in messages],
+        messages=messages,
         history=history_of(ticket),
     )
 
 
-def _thread_message(message: Message, attachments: list[AttachmentInfo]) -> ThreadMessage:
-    split = split_quoted(message.body_text) if message.direction == "in" else None
-    sender = message.from_address.lower()
-    reply_to = [entry["address"].lower() for entry in message.reply_to or []]
+def _thread_message(row: tuple[Any, ...], attachments: list[AttachmentInfo]) -> ThreadMessage:
+    """One message of the thread from its ``_THREAD_COLUMNS``."""
+    from eddymail.mail.message.quotes import split_quoted
+
+    (message_id, direction, from_address, from_name, to, cc, bcc, reply_to, subject,
+     body_text, sent_at, created_at, automatic, author_name, auth_status, reused) = row
+    split = split_quoted(body_text) if direction == "in" else None
+    sender = from_address.lower()
+    reply_to = reply_to or []
+    replies_to = [entry["address"].lower() for entry in reply_to]
     return ThreadMessage(
-        id=message.id,
-        direction=message.direction,
-        from_={"address": message.from_address, "name": message.from_name},
-        to=message.to or [],
-        cc=message.cc or [],
-        bcc=message.bcc or [],
-        reply_to=message.reply_to or [],
-        subject=message.subject,
-        body_text=message.body_text,
-        date=message.sent_at,
-        created_at=message.created_at,
-        automatic=message.automatic,
-        author=message.author_name,
+        id=message_id,
+        direction=direction,
+        from_={"address": from_address, "name": from_name},
+        to=to or [],
+        cc=cc or [],
+        bcc=bcc or [],
+        reply_to=reply_to,
+        subject=subject,
+        body_text=body_text,
+        date=sent_at,
+        created_at=created_at,
+        automatic=automatic,
+        author=author_name,
         attachments=attachments,
-        new_text=split.text if split else message.body_text,
+        new_text=split.text if split else body_text,
         quoted_lines=split.quoted_lines if split else 0,
-        reply_to_differs=bool(reply_to) and reply_to != [sender],
-        auth_status=message.auth_status,
-        message_id_reused=message.message_id_reused,
+        reply_to_differs=bool(replies_to) and replies_to != [sender],
+        auth_status=auth_status,
+        message_id_reused=reused,
     )

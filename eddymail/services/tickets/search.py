@@ -30,23 +30,13 @@ from eddymail.db.connection import database_proxy
 from eddymail.db.models import Message
 from eddymail.errors import ValidationError
 from eddymail.searchtext import MAX_TERMS, Term, operators_in, parse_query, words
+from eddymail.services.tickets.results import SearchMatch
 
 RANK_LIMIT = 5_000  # matching messages; beyond, newest first (see the module docstring)
 PROBE_SHARE = 8  # probe when more than one message in this many matches
 SNIPPET_CHARS = 160
 SNIPPET_LEAD = 20  # characters shown before the first match (narrow screens show little)
 SCAN_CHARS = 300_000  # the snippet is looked for in this much of a field (the index: less)
-
-
-@dataclass(frozen=True)
-class SearchMatch:
-    """Why a ticket matched: its best message, where, and a line of text around the words."""
-
-    message_id: int
-    score: float | None  # higher is better, within one search; None: too many to rank
-    field: str  # subject | people | body: where the snippet comes from
-    snippet: str  # one line, from the message as stored (not folded)
-    highlights: list[tuple[int, int]]  # [start, end) of the matching words in ``snippet``
 
 
 @dataclass(frozen=True)
