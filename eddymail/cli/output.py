@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -39,11 +40,11 @@ def to_jsonable(value: Any) -> Any:
     A field named with a trailing underscore (``from_``, a Python keyword) gets its JSON
     name without it (``from``).
     """
+    if value is None or isinstance(value, str | int | float):  # most values: first
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name.removesuffix("_"): to_jsonable(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-        }
+        return {key: to_jsonable(getattr(value, name))
+                for name, key in _json_names(type(value))}
     if isinstance(value, dict):
         return {str(key): to_jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -51,6 +52,13 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return iso_utc(value)
     return value
+
+
+@functools.cache
+def _json_names(kind: type) -> tuple[tuple[str, str], ...]:
+    """(attribute, JSON key) of each field of a dataclass (asked once per class: ``ticket
+    show --json`` of a long thread converts thousands)."""
+    return tuple((f.name, f.name.removesuffix("_")) for f in dataclasses.fields(kind))
 
 
 def iso_utc(moment: datetime) -> str:

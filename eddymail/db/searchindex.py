@@ -175,17 +175,33 @@ def tsquery_literal(terms: list[Term]) -> str:
     return " & ".join(parts)
 
 
-def count_matches(database: Database, terms: list[Term]) -> int:
-    """How many indexed messages match (read from the index alone: no ranking, no rows)."""
+def count_matches(database: Database, terms: list[Term], *, most: int | None = None) -> int:
+    """How many indexed messages match, counting no further than ``most`` (read from the
+    index alone: no ranking, no rows)."""
+    if is_postgresql(database):  # LIMIT NULL: no limit
+        cursor = database.execute_sql(
+            "SELECT count(*) FROM (SELECT 1 FROM search_message "
+            "WHERE document @@ CAST(%s AS tsquery) LIMIT %s) AS found",
+            (tsquery_literal(terms), most))
+    else:  # LIMIT -1: no limit
+        cursor = database.execute_sql(
+            "SELECT count(*) FROM (SELECT 1 FROM search_message "
+            "WHERE search_message MATCH ? LIMIT ?)",
+            (fts5_expression(terms), -1 if most is None else most))
+    return int(cursor.fetchone()[0])
+
+
+def matching_messages(database: Database, terms: list[Term]) -> list[int]:
+    """The ids of the indexed messages that match (from the index alone, no ranking)."""
     if is_postgresql(database):
         cursor = database.execute_sql(
-            "SELECT count(*) FROM search_message WHERE document @@ CAST(%s AS tsquery)",
+            "SELECT message_id FROM search_message WHERE document @@ CAST(%s AS tsquery)",
             (tsquery_literal(terms),))
     else:
         cursor = database.execute_sql(
-            "SELECT count(*) FROM search_message WHERE search_message MATCH ?",
+            "SELECT rowid FROM search_message WHERE search_message MATCH ?",
             (fts5_expression(terms),))
-    return int(cursor.fetchone()[0])
+    return [row[0] for row in cursor.fetchall()]
 
 
 def ticket_has_match(database: Database, terms: list[Term],

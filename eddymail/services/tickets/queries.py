@@ -132,6 +132,12 @@ class TicketDetail:
 
 UNASSIGNED = ""  # ``assignee=UNASSIGNED``: tickets nobody has
 
+# What a ``TicketSummary`` is made of, read as tuples (``_summary`` takes them in this order).
+_SUMMARY_COLUMNS = (Ticket.id, Ticket.subject, Ticket.status, Department.name,
+                    Ticket.requester_address, User.name, Agent.handle, Agent.name,
+                    Ticket.awaiting_reply, Ticket.message_count, Ticket.created_at,
+                    Ticket.last_activity_at, Ticket.priority, Ticket.merged_into)
+
 
 def list_tickets(
     *,
@@ -155,68 +161,95 @@ def list_tickets(
         raise ValidationError(f"--status must be one of {', '.join(STATUS_FILTERS)}.")
     if limit < 1 or offset < 0:
         raise ValidationError("--limit must be at least 1 and --offset not negative.")
+    conditions = _filters(status=status, department=department, requester=requester,
+                          assignee=assignee, priority=priority, tags=tags)
+    newest_first = (Ticket.last_activity_at.desc(), Ticket.id.desc())
     query = (
-        # The joined rows' ids too: without them peewee leaves requester_id and assignee_id
-        # empty on the ticket.
-        Ticket.select(Ticket, Department.name, User.id, User.email, User.name, Agent.id,
-                      Agent.handle, Agent.name)
+        Ticket.select(*_SUMMARY_COLUMNS)
         .join(Department, on=(Ticket.department == Department.id))
         .switch(Ticket)
         .join(User, peewee.JOIN.LEFT_OUTER, on=(Ticket.requester == User.id))
         .switch(Ticket)
         .join(Agent, peewee.JOIN.LEFT_OUTER, on=(Ticket.assignee == Agent.id))
-        .order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
+        .order_by(*newest_first)
     )
-    if status == "active":
-        query = query.where(Ticket.status != "closed")
-    elif status != "all":
-        query = query.where(Ticket.status == status)
-    if department:
-        from eddymail.services.departments import find_department
-
-        query = query.where(Ticket.department == find_department(department))
-    if requester:
-        from eddymail.mail.message.addresskeys import address_key
-
-        query = query.where(Ticket.requester_address == address_key(requester))
-    if assignee == UNASSIGNED:
-        query = query.where(Ticket.assignee.is_null())
-    elif assignee is not None:
-        from eddymail.services.agents import find_agent
-
-        query = query.where(Ticket.assignee == find_agent(assignee).id)
-    if priority is not None:
-        query = query.where(Ticket.priority == priority.strip().casefold())
-    for tag in tags:
-        query = query.where(Ticket.id.in_(
-            TicketTag.select(TicketTag.ticket).where(TicketTag.name == tag.strip().casefold())))
+    if conditions:  # (peewee refuses an empty where())
+        query = query.where(*conditions)
     if search is None:
-        found_tickets = list(query.limit(limit).offset(offset))
-        labels = tags_of(ticket.id for ticket in found_tickets)
-        return [_summary(ticket, labels[ticket.id]) for ticket in found_tickets]
+        rows = _rows(query.limit(limit).offset(offset))
+        labels = tags_of(row[0] for row in rows)
+        return [_summary(row, labels[row[0]]) for row in rows]
     from eddymail.services.tickets import search as ticket_search
 
     terms = ticket_search.query_terms(search)
-    how = ticket_search.strategy(terms)
-    if how != ticket_search.RANK:  # too many matches to rank: newest first
-        query = query.where(ticket_search.has_match(terms, Ticket.id, how))
-        found_tickets = list(query.limit(limit).offset(offset))
-        labels = tags_of(ticket.id for ticket in found_tickets)
-        page = ticket_search.describe_page(terms, [ticket.id for ticket in found_tickets])
-        return [_summary(ticket, labels[ticket.id], page.get(ticket.id))
-                for ticket in found_tickets]
+    plan = ticket_search.plan(terms)
+    if plan.how == ticket_search.WALK:  # many matches: newest first (module docstring)
+        walk = (Ticket.select(Ticket.id, Message.id)
+                .join(Message, on=(Message.ticket == Ticket.id)).order_by(*newest_first))
+        if conditions:
+            walk = walk.where(*conditions)
+        found = ticket_search.first_tickets(walk, plan.messages, offset + limit)
+        if found is not None:
+            page = dict(list(found.items())[offset:])  # ticket -> its newest match
+            position = {ticket_id: index for index, ticket_id in enumerate(page)}
+            rows = sorted(_rows(query.where(Ticket.id.in_(list(page)))) if page else [],
+                          key=lambda row: position[row[0]])
+            matches = ticket_search.describe_matches(
+                terms, dict.fromkeys(page.values(), None))
+            labels = tags_of(page)
+            return [_summary(row, labels[row[0]], matches.get(page[row[0]])) for row in rows]
+    if plan.how != ticket_search.RANK:  # probe, or a walk too long: a set
+        how = ticket_search.SET if plan.how == ticket_search.WALK else plan.how
+        rows = _rows(query.where(ticket_search.has_match(terms, Ticket.id, how))
+                     .limit(limit).offset(offset))
+        labels = tags_of(row[0] for row in rows)
+        described = ticket_search.describe_page(terms, [row[0] for row in rows])
+        return [_summary(row, labels[row[0]], described.get(row[0])) for row in rows]
     hits = ticket_search.best_matches(terms).alias("hits")
     query = (query.switch(Ticket).join(hits, on=(Ticket.id == hits.c.ticket_id))
              .select_extend(hits.c.message_id.alias("match_message_id"),
                             hits.c.score.alias("match_score"))
-             .order_by(hits.c.score.desc(), Ticket.last_activity_at.desc(), Ticket.id.desc()))
-    # peewee hands the subquery's columns over as a dict named after its alias.
-    found = [(ticket, vars(ticket)["hits"]) for ticket in query.limit(limit).offset(offset)]
-    matches = ticket_search.describe_matches(
-        terms, {hit["match_message_id"]: hit["match_score"] for _, hit in found})
-    labels = tags_of(ticket.id for ticket, _ in found)
-    return [_summary(ticket, labels[ticket.id], matches.get(hit["match_message_id"]))
-            for ticket, hit in found]
+             .order_by(hits.c.score.desc(), *newest_first))
+    rows = _rows(query.limit(limit).offset(offset))  # each ends in message id, score
+    matches = ticket_search.describe_matches(terms, {row[-2]: row[-1] for row in rows})
+    labels = tags_of(row[0] for row in rows)
+    return [_summary(row, labels[row[0]], matches.get(row[-2])) for row in rows]
+
+
+def _filters(*, status: str, department: str | None, requester: str | None,
+             assignee: str | None, priority: str | None, tags: Sequence[str]
+             ) -> list[peewee.Expression]:
+    """The conditions on ``Ticket`` of ``list_tickets``' filters."""
+    conditions = []
+    if status == "active":
+        conditions.append(Ticket.status != "closed")
+    elif status != "all":
+        conditions.append(Ticket.status == status)
+    if department:
+        from eddymail.services.departments import find_department
+
+        conditions.append(Ticket.department == find_department(department))
+    if requester:
+        from eddymail.mail.message.addresskeys import address_key
+
+        conditions.append(Ticket.requester_address == address_key(requester))
+    if assignee == UNASSIGNED:
+        conditions.append(Ticket.assignee.is_null())
+    elif assignee is not None:
+        from eddymail.services.agents import find_agent
+
+        conditions.append(Ticket.assignee == find_agent(assignee).id)
+    if priority is not None:
+        conditions.append(Ticket.priority == priority.strip().casefold())
+    for tag in tags:
+        conditions.append(Ticket.id.in_(
+            TicketTag.select(TicketTag.ticket).where(TicketTag.name == tag.strip().casefold())))
+    return conditions
+
+
+def _rows(query: peewee.ModelSelect[Ticket]) -> list[tuple[Any, ...]]:
+    # peewee's stubs type .tuples() rows as models, hence the cast
+    return cast(list[tuple[Any, ...]], list(query.tuples()))
 
 
 def tags_of(ticket_ids: Iterable[int]) -> dict[int, list[str]]:
@@ -229,24 +262,28 @@ def tags_of(ticket_ids: Iterable[int]) -> dict[int, list[str]]:
     return found
 
 
-def _summary(ticket: Ticket, tags: list[str], match: SearchMatch | None = None
+def _summary(row: tuple[Any, ...], tags: list[str], match: SearchMatch | None = None
              ) -> TicketSummary:
+    """A ``TicketSummary`` from a row of ``_SUMMARY_COLUMNS``."""
+    (ticket_id, subject, status, department, requester, requester_name, assignee,
+     assignee_name, awaiting_reply, message_count, created_at, last_activity_at, priority,
+     merged_into) = row[:len(_SUMMARY_COLUMNS)]
     return TicketSummary(
-        id=ticket.id,
-        subject=ticket.subject,
-        status=ticket.status,
-        department=ticket.department.name,
-        requester=ticket.requester_address,
-        requester_name=ticket.requester.name if ticket.requester_id and ticket.requester else "",
-        assignee=ticket.assignee.handle if ticket.assignee_id and ticket.assignee else None,
-        assignee_name=ticket.assignee.name if ticket.assignee_id and ticket.assignee else "",
-        awaiting_reply=ticket.awaiting_reply,
-        message_count=ticket.message_count,
-        created_at=ticket.created_at,
-        last_activity_at=ticket.last_activity_at,
-        priority=ticket.priority,
+        id=ticket_id,
+        subject=subject,
+        status=status,
+        department=department,
+        requester=requester,
+        requester_name=requester_name or "",
+        assignee=assignee,
+        assignee_name=(assignee_name or "") if assignee is not None else "",
+        awaiting_reply=awaiting_reply,
+        message_count=message_count,
+        created_at=created_at,
+        last_activity_at=last_activity_at,
+        priority=priority,
         tags=tags,
-        merged_into=ticket.merged_into_id,
+        merged_into=merged_into,
         match=match,
     )
 

@@ -11,11 +11,18 @@ assignee filters apply inside one query and the page is cut by LIMIT there. Two 
 - up to ``RANK_LIMIT`` matching messages: every match is ranked (bm25 on SQLite, ts_rank on
   PostgreSQL; a word in the subject counts most) and the best ticket comes first;
 - more: ranking them all would cost seconds (a word half the mail contains), and the order
-  would mean little, so the tickets come newest first, unscored. When the matches are a
-  good share of all mail, the tickets are walked newest first and each is looked up in the
-  index by key, so the page is found after a page's worth of lookups ("probe"); otherwise
-  the matching tickets are read from the index once and the page is cut from them ("set").
-  The page's snippets are found in its own text.
+  would mean little, so the tickets come newest first, unscored. When more than one message
+  in ``PROBE_SHARE`` matches, the tickets are walked newest first and each is looked up in
+  the index by key, so the page is found after a page's worth of lookups ("probe");
+  otherwise the ids of the matching messages are read from the index once (cheap: no rows,
+  no ranking) and the filtered tickets' messages are walked newest first until a page of
+  tickets has one of them ("walk"). A walk that passes ``WALK_ROWS`` messages without
+  filling the page (a narrow filter, the matches in old mail) leaves the page to one query
+  that joins every match to its ticket ("set"). The page's snippets are found in its own
+  text.
+
+One index lookup by key costs about as much as reading a few hundred ids from a list of
+matches (the expression is set up anew for each), which is where the share comes from.
 """
 
 from __future__ import annotations
@@ -29,11 +36,12 @@ from eddymail.db import searchindex
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import Message
 from eddymail.errors import ValidationError
-from eddymail.searchtext import MAX_TERMS, Term, operators_in, parse_query, words
+from eddymail.searchtext import MAX_TERMS, Term, fold, operators_in, parse_query, words
 from eddymail.services.tickets.results import SearchMatch
 
 RANK_LIMIT = 5_000  # matching messages; beyond, newest first (see the module docstring)
-PROBE_SHARE = 8  # probe when more than one message in this many matches
+PROBE_SHARE = 4  # probe when more than one message in this many matches
+WALK_ROWS = 50_000  # messages a walk reads before the set query takes over
 SNIPPET_CHARS = 160
 SNIPPET_LEAD = 20  # characters shown before the first match (narrow screens show little)
 SCAN_CHARS = 300_000  # the snippet is looked for in this much of a field (the index: less)
@@ -75,18 +83,62 @@ def query_terms(text: str) -> list[Term]:
     return terms
 
 
-RANK, SET, PROBE = "rank", "set", "probe"
+RANK, WALK, SET, PROBE = "rank", "walk", "set", "probe"
 
 
-def strategy(terms: list[Term]) -> str:
-    """How to find a page of matches: ``RANK``, ``SET`` or ``PROBE`` (module docstring)."""
-    count = searchindex.count_matches(database_proxy, terms)
-    if count <= RANK_LIMIT:
-        return RANK
+@dataclass(frozen=True)
+class Plan:
+    """How to find a page of matches (module docstring), and for ``WALK`` what matches."""
+
+    how: str  # RANK, WALK or PROBE (a WALK may end as a SET)
+    messages: frozenset[int] = frozenset()  # WALK: the ids of the matching messages
+
+
+def plan(terms: list[Term]) -> Plan:
+    """Choose the way to find a page from how many messages match (read from the index,
+    at most as many as decide it)."""
     newest = Message.select(peewee.fn.MAX(Message.id)).scalar() or 1  # ~ how many messages
     # A prefix costs more per lookup (it is expanded each time): probe only for more matches.
     share = PROBE_SHARE // 2 if any(term.prefix for term in terms) else PROBE_SHARE
-    return PROBE if count * share > newest else SET
+    probe_above = newest // share if share > 0 else None
+    # Counted first (in the engine, up to where it decides): a word most mail has is
+    # probed, and reading its ids would cost more than the probe.
+    count = searchindex.count_matches(
+        database_proxy, terms, most=None if probe_above is None else probe_above + 1)
+    if count <= RANK_LIMIT:
+        return Plan(RANK)
+    if probe_above is not None and count > probe_above:
+        return Plan(PROBE)
+    return Plan(WALK, frozenset(searchindex.matching_messages(database_proxy, terms)))
+
+
+def strategy(terms: list[Term]) -> str:
+    """How to find a page of matches: ``RANK``, ``WALK`` or ``PROBE`` (module docstring)."""
+    return plan(terms).how
+
+
+def first_tickets(walk: peewee.Select, messages: frozenset[int], wanted: int
+                  ) -> dict[int, int] | None:
+    """The first ``wanted`` tickets (fewer when there are no more) that have one of
+    ``messages``, each with the newest of its ones, in the order of ``walk``: (ticket id,
+    message id) of the filtered tickets' messages, in list order. None when that takes more
+    than ``WALK_ROWS`` rows."""
+    found: dict[int, int] = {}
+    cursor = database_proxy.execute(walk.limit(WALK_ROWS + 1))
+    read = 0
+    try:
+        while rows := cursor.fetchmany(1000):
+            read += len(rows)
+            for ticket_id, message_id in rows:
+                # A ticket's messages come one after another: once the page is full, the
+                # last ticket's other messages are still read, then the walk stops.
+                if len(found) >= wanted and ticket_id not in found:
+                    return found
+                if message_id in messages:
+                    found[ticket_id] = max(message_id, found.get(ticket_id, 0))
+    finally:
+        cursor.close()
+    return None if read > WALK_ROWS else found
 
 
 def best_matches(terms: list[Term]) -> peewee.Select:
@@ -105,8 +157,9 @@ _SHOWN = (Message.id, Message.ticket, Message.subject, Message.from_address, Mes
           Message.author_name, Message.to, Message.cc, Message.body_text)
 
 
-def describe_matches(terms: list[Term], scored: dict[int, float]) -> dict[int, SearchMatch]:
-    """``SearchMatch`` by message id for the (ranked) best messages of one page."""
+def describe_matches(terms: list[Term], scored: dict[int, float | None]
+                     ) -> dict[int, SearchMatch]:
+    """``SearchMatch`` by message id for the best messages of one page (scored: ranked)."""
     found = {}
     if scored:
         for message in Message.select(*_SHOWN).where(Message.id.in_(list(scored))):
@@ -160,11 +213,20 @@ def _snippet(message: Message, terms: list[Term]) -> tuple[str, str, list[tuple[
                       *(message.to or []), *(message.cc or [])] if entry.get("address"))
     if message.author_name:
         people = f"{message.author_name}, {people}" if people else message.author_name
+    wanted = (*exact, *prefixes)
     for field, text in (("body", message.body_text), ("subject", message.subject),
                         ("people", people)):
         flat = " ".join(text[:SCAN_CHARS].split())
-        spans = [(start, end) for start, end, word in words(flat)
-                 if word in exact or word.startswith(prefixes)]
+        # A folded word is a piece of the folded text: a field without any is not split.
+        folded = fold(flat)
+        if not any(word in folded for word in wanted):
+            continue
+        spans: list[tuple[int, int]] = []
+        for start, end, word in words(flat):
+            if spans and start > spans[0][0] + SNIPPET_CHARS:
+                break  # beyond any window around the first match (``_window``)
+            if word in exact or word.startswith(prefixes):
+                spans.append((start, end))
         if spans:
             return (field, *_window(flat, spans))
     flat = " ".join(message.body_text[:SCAN_CHARS].split())
