@@ -10,7 +10,7 @@ import click
 from eddymail import templates
 from eddymail.cli.app import agent_option, json_option, state, with_database
 from eddymail.errors import EddymailError, ValidationError
-from eddymail.services.agents import ANONYMOUS, Actor
+from eddymail.services.actors import ANONYMOUS, Actor
 from eddymail.services.outgoing import templates as template_service
 from eddymail.services.outgoing.templates import TemplateDetail, TemplateSummary
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import peewee
@@ -29,6 +29,7 @@ from eddymail.db.models import (
 from eddymail.errors import ConflictError, NotFoundError, UsageError, ValidationError
 from eddymail.patterns import LazyPattern
 from eddymail.services import naming
+from eddymail.services.actors import Actor, describe_actor
 from eddymail.services.departments import find_department
 
 HANDLE = LazyPattern(r"^\w[\w.-]{0,63}$")
@@ -74,27 +75,6 @@ class AgentChanges:
     digest_minutes: int | None = None
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who is acting in this command: an agent, or (a team without agents) a plain name."""
-
-    agent_id: int | None = None
-    handle: str | None = None
-    name: str = ""
-    signature: str = ""
-    departments: tuple[int, ...] = field(default=())
-
-    @property
-    def label(self) -> str:
-        """How the history and system messages name this actor."""
-        if self.handle and self.name and self.name != self.handle:
-            return f"{self.name} ({self.handle})"
-        return self.name or self.handle or "staff"
-
-
-ANONYMOUS = Actor()
-
-
 def find_agent(identity: str) -> Agent:
     """The agent with this handle, or else this name (both case-insensitive)."""
     wanted = " ".join(identity.split()).casefold()
@@ -131,13 +111,6 @@ def acting_agent(identity: str | None, *, source: str = "--as") -> Actor:
         return describe_actor(find_agent(identity))
     except NotFoundError as error:
         raise UsageError(f"{error.message} (the identity came from {source})") from None
-
-
-def describe_actor(agent: Agent) -> Actor:
-    """The actor for an agent row."""
-    departments = tuple(row.department_id for row in
-                        AgentDepartment.select().where(AgentDepartment.agent == agent))
-    return Actor(agent.id, agent.handle, agent.name, agent.signature, departments)
 
 
 def add_agent(handle: str, changes: AgentChanges) -> AgentInfo:

@@ -40,7 +40,7 @@ from eddymail.mail.wire.pop3 import Pop3Client
 from eddymail.mail.wire.smtp import SmtpClient
 from eddymail.services import errorlog
 from eddymail.services.channels.endpoints import incoming_endpoint, provider_hints_of, smtp_endpoint
-from eddymail.services.channels.registry import find_channel, password_source
+from eddymail.services.channels.lookup import find_channel, password_source
 from eddymail.services.channels.signin import (
     Credential,
     SignInStatus,

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 from eddymail import secrets
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, ChannelCursor, Department, LedgerEntry, utcnow
-from eddymail.errors import ConflictError, NotFoundError, ValidationError
+from eddymail.errors import ConflictError, ValidationError
 from eddymail.services import naming, settings
+from eddymail.services.channels.lookup import find_channel
 from eddymail.services.departments import find_department
 
 # Resolving a channel's settings (presets, checks) is imported by the functions that add,
@@ -79,16 +80,6 @@ class ChannelInfo:
     started_at: datetime | None  # when its starting point was recorded (add or first fetch)
     connected_at: datetime | None
     created_at: datetime
-
-
-def find_channel(name: str) -> Channel:
-    """The channel called ``name``. Raises ``NotFoundError``."""
-    channel = Channel.get_or_none(Channel.name == name.strip())
-    if channel is None:
-        raise NotFoundError(
-            f"No channel named '{naming.printable(name)}': see eddymail channel list."
-        )
-    return channel
 
 
 @dataclass(frozen=True)
@@ -261,11 +252,6 @@ def describe(channel: Channel) -> ChannelInfo:
         connected_at=channel.connected_at,
         created_at=channel.created_at,
     )
-
-
-def password_source(channel: Channel) -> secrets.PasswordSource:
-    """Where to get this channel's password from."""
-    return secrets.PasswordSource(channel.name, channel.password_command or None)
 
 
 # --- helpers ------------------------------------------------------------------------------

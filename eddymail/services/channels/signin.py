@@ -19,7 +19,7 @@ from eddymail import secrets
 from eddymail.db.models import Channel
 from eddymail.errors import AuthorizationRequired, BearerRefused, UsageError, ValidationError
 from eddymail.mail.wire.sasl import BearerToken
-from eddymail.services.channels.registry import find_channel, password_source
+from eddymail.services.channels.lookup import find_channel, password_source
 from eddymail.services.oauth.settings import FLOWS, OAuthSettings, oauth_settings
 
 # The token store, its endpoint client and the authorization flows (with an HTTP server and

@@ -49,7 +49,7 @@ from eddymail.errors import (
     MailServerError,
 )
 from eddymail.services import errorlog
-from eddymail.services.channels.registry import find_channel
+from eddymail.services.channels.lookup import find_channel
 from eddymail.services.channels.signin import Credential, with_sign_in
 from eddymail.services.fetch.imap import fetch_imap
 from eddymail.services.fetch.locking import channel_lock

@@ -26,7 +26,7 @@ from eddymail.mail.wire.pop3 import Pop3Client
 from eddymail.services import errorlog
 from eddymail.services.channels.drafts import INITIAL_ALL, POP3_HAS_NO_DATES, FirstImport
 from eddymail.services.channels.endpoints import incoming_endpoint, provider_hints_of
-from eddymail.services.channels.registry import find_channel
+from eddymail.services.channels.lookup import find_channel
 from eddymail.services.channels.signin import Credential, with_sign_in
 from eddymail.services.ingest.pipeline import PENDING, SKIPPED
 

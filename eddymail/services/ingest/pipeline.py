@@ -36,7 +36,7 @@ from eddymail.errors import MessageParseError, NotFoundError
 from eddymail.mail.message.addresskeys import address_key
 from eddymail.mail.message.parselimits import ParseLimits
 from eddymail.services import settings
-from eddymail.services.agents import describe_actor
+from eddymail.services.actors import describe_actor
 from eddymail.services.outgoing import notifications, staff
 from eddymail.services.tickets import history, search, users
 

@@ -17,7 +17,7 @@ from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, ChannelCursor, Department, LedgerEntry, RawMessage
 from eddymail.errors import NotFoundError, UsageError, ValidationError
 from eddymail.mail.message.parse import ParsedMessage, parse_message
-from eddymail.services.channels.registry import find_channel
+from eddymail.services.channels.lookup import find_channel
 from eddymail.services.departments import find_department
 from eddymail.services.ingest import pipeline as ingestion
 from eddymail.services.ingest.pipeline import QUARANTINED, IngestOptions, IngestResult, Source

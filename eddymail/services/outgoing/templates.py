@@ -31,7 +31,7 @@ from eddymail.db.models import (
 )
 from eddymail.errors import ConflictError, UsageError, ValidationError
 from eddymail.services import settings
-from eddymail.services.agents import ANONYMOUS, Actor
+from eddymail.services.actors import ANONYMOUS, Actor
 from eddymail.services.outgoing import digests, notifications, staff
 from eddymail.services.tickets.queries import find_ticket
 

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from eddymail.db import fastsql
 from eddymail.db.models import Agent, Message, Ticket, TicketEvent, utcnow
-from eddymail.services.agents import Actor
+from eddymail.services.actors import Actor
 from eddymail.services.tickets.results import HistoryEntry
 
 REPLY, NOTE, CLOSE, REOPEN, MOVE, ASSIGN, UNASSIGN = (
