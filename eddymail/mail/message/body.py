@@ -12,6 +12,7 @@ within one budget for the whole message.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from eddymail.mail.message.charsets import decode_body
 from eddymail.mail.message.headervalues import extract_ids, replace_unstorable
@@ -38,8 +39,7 @@ def html_to_text(html: str) -> str:
     return htmltext.html_to_text(html)
 
 
-@dataclass(frozen=True)
-class AttachmentDraft:
+class AttachmentDraft(NamedTuple):
     """An attachment before its display name is made safe (that needs its final number)."""
 
     name: str
@@ -50,8 +50,7 @@ class AttachmentDraft:
     default_name: str = ""
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     """A piece of body: ``plain`` text, ``html`` to convert, or a ``forward`` block."""
 
     kind: str

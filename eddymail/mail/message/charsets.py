@@ -16,7 +16,7 @@ from __future__ import annotations
 import codecs
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from eddymail.mail.message.charsetguess import (
     DETECTION_SAMPLE,
@@ -51,8 +51,7 @@ _FORBIDDEN_CODECS = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class DecodedText:
+class DecodedText(NamedTuple):
     """Text decoded from bytes, the Python codec that produced it, and what was repaired."""
 
     text: str

@@ -10,7 +10,7 @@ flag: the safe rule for callers is "answer automatically only when ``reasons`` i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from eddymail.mail.message.headervalues import decode_header
 from eddymail.mail.message.parttree import Headers
@@ -26,8 +26,7 @@ _NEGATIVE = {"no", "false", "0", "off"}
 _COMMENT = LazyPattern(r"\([^()]*\)")
 
 
-@dataclass(frozen=True)
-class Classification:
+class Classification(NamedTuple):
     """The three flags and every signal behind them, in the order found."""
 
     auto_reply: bool

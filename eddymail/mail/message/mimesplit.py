@@ -19,7 +19,7 @@ standard library in both cases. ``tests/test_mimesplit.py`` holds the two to the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from eddymail.mail.message import stdlib_email
 from eddymail.mail.message.parselimits import Deadline, has_bare_cr
@@ -41,8 +41,7 @@ class _Decline(Exception):
     """The input has something the feed parser handles in its own way: let it."""
 
 
-@dataclass(frozen=True)
-class _Delimiter:
+class _Delimiter(NamedTuple):
     start: int  # where the delimiter line starts
     end: int  # where the next line starts
     close: bool  # "--boundary--"
