@@ -46,7 +46,7 @@ def fetch_command(names: tuple[str, ...], initial: str | None, no_notify: bool,
     out = app.output
     config = app.runtime.config
     if initial is not None:
-        from eddymail.services.channels.drafts import parse_initial
+        from eddymail.services.channels.firstimport import parse_initial
 
         parse_initial(initial)  # a typo is a usage error before anything is fetched
     settings = fetching.FetchSettings.from_config(

@@ -9,7 +9,7 @@ from types import FrameType
 import click
 
 from eddymail.cli.app import state, with_database
-from eddymail.services.channels.drafts import parse_initial
+from eddymail.services.channels.firstimport import parse_initial
 from eddymail.services.fetch.state import FetchSettings
 from eddymail.services.watch.channel import WatchSettings
 from eddymail.services.watch.supervisor import Watch

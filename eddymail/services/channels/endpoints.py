@@ -7,11 +7,15 @@ from typing import cast
 from eddymail.db.models import Channel
 from eddymail.errors import ConfigError
 from eddymail.mail.wire.endpoint import SECURITY_MODES, Endpoint, ProviderHints, Security
-from eddymail.presets import find_preset
 
 
 def provider_hints_of(channel: Channel) -> ProviderHints:
     """What the channel's provider preset knows, for error hints."""
+    if not channel.preset:
+        return ProviderHints()
+    # Imported here: every session asks, and most channels have no preset.
+    from eddymail.presets import find_preset
+
     preset = find_preset(channel.preset)
     if preset is None:
         return ProviderHints()

@@ -208,7 +208,7 @@ def remove_channel(name: str) -> None:
 
 def describe(channel: Channel) -> ChannelInfo:
     """The plain view of a channel row."""
-    from eddymail.services.channels.drafts import format_initial
+    from eddymail.services.channels.firstimport import format_initial
 
     department = Department.get_by_id(channel.department_id)
     if channel.password_command:

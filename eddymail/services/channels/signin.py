@@ -20,7 +20,6 @@ from eddymail.db.models import Channel
 from eddymail.errors import AuthorizationRequired, BearerRefused, UsageError, ValidationError
 from eddymail.mail.wire.sasl import BearerToken
 from eddymail.services.channels.lookup import find_channel, password_source
-from eddymail.services.oauth.settings import FLOWS, OAuthSettings, oauth_settings
 
 # The token store, its endpoint client and the authorization flows (with an HTTP server and
 # TLS) are imported where an OAuth 2.0 channel needs them: a channel that signs in with a
@@ -28,6 +27,7 @@ from eddymail.services.oauth.settings import FLOWS, OAuthSettings, oauth_setting
 if TYPE_CHECKING:
     from eddymail.services.oauth.endpoint import TokenSet
     from eddymail.services.oauth.flows import Interaction
+    from eddymail.services.oauth.settings import OAuthSettings
 
 log = logging.getLogger("eddymail.oauth")
 T = TypeVar("T")
@@ -44,7 +44,10 @@ def with_sign_in(channel: Channel, *, timeout: float, protocol: str,
     if channel.auth_method != "oauth2":
         with secrets.password_in_use(password_source(channel)) as password:
             return action(password)
+    # Imported here: most channels sign in with a password, and the OAuth settings bring
+    # every provider preset with them.
     from eddymail.services.oauth import diagnosis, store
+    from eddymail.services.oauth.settings import oauth_settings
 
     settings = oauth_settings(channel)
     command = channel.password_command or None
@@ -82,6 +85,7 @@ def sign_in_status(channel: Channel, *, timeout: float) -> SignInStatus:
     """Get (refreshing if due) an OAuth channel's access token and describe it. Raises
     ``AuthorizationRequired``, ``OAuthError`` or ``SecretError`` as getting it does."""
     from eddymail.services.oauth import store
+    from eddymail.services.oauth.settings import oauth_settings
 
     settings = oauth_settings(channel)
     access = store.access_token(settings, channel.password_command or None, timeout=timeout)
@@ -105,6 +109,7 @@ def authorize_channel(name: str, *, interaction: Interaction, flow: str | None =
                       no_browser: bool = False, timeout: float = 30.0) -> AuthorizationResult:
     """Get a channel's first tokens with the device or code flow and keep them."""
     from eddymail.services.oauth import flows
+    from eddymail.services.oauth.settings import FLOWS
 
     channel, settings = _oauth_channel(name)
     chosen = flow or settings.default_flow
@@ -141,6 +146,8 @@ def import_refresh_token(name: str, refresh_token: str, *,
 
 
 def _oauth_channel(name: str) -> tuple[Channel, OAuthSettings]:
+    from eddymail.services.oauth.settings import oauth_settings
+
     channel = find_channel(name)
     if channel.auth_method != "oauth2":
         raise UsageError(f"Channel '{channel.name}' signs in with a password; switch it "

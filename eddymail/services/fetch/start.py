@@ -24,8 +24,8 @@ from eddymail.errors import EddymailError, KeyringUnavailableError, ValidationEr
 from eddymail.mail.wire.imap import ImapClient
 from eddymail.mail.wire.pop3 import Pop3Client
 from eddymail.services import errorlog
-from eddymail.services.channels.drafts import INITIAL_ALL, POP3_HAS_NO_DATES, FirstImport
 from eddymail.services.channels.endpoints import incoming_endpoint, provider_hints_of
+from eddymail.services.channels.firstimport import INITIAL_ALL, POP3_HAS_NO_DATES, FirstImport
 from eddymail.services.channels.lookup import find_channel
 from eddymail.services.channels.signin import Credential, with_sign_in
 from eddymail.services.ingest.pipeline import PENDING, SKIPPED

@@ -16,8 +16,8 @@ from eddymail.config import Config
 from eddymail.db.models import Channel, utcnow
 from eddymail.errors import MailServerError
 from eddymail.mail.wire.endpoint import Endpoint
-from eddymail.services.channels.drafts import FirstImport, parse_initial
 from eddymail.services.channels.endpoints import incoming_endpoint
+from eddymail.services.channels.firstimport import FirstImport, parse_initial
 from eddymail.services.ingest import pipeline as ingestion
 from eddymail.services.ingest.pipeline import IngestOptions
 
