@@ -24,9 +24,11 @@ from eddymail.patterns import LazyPattern
 # not word characters to ``re``, but must not cut "café" or "й" in two.
 WORD = LazyPattern(r"[^\W_](?:[^\W_]|[\u0300-\u036f\u0483-\u0487])*")
 _FOLDED_WORD = LazyPattern(r"[^\W_]+")  # in folded text the accents are gone
-# The same words in folded ASCII text (no capitals left), found in two thirds of the time:
-# every message fetched is split into words for the index.
-_FOLDED_ASCII_WORD = LazyPattern(r"[a-z0-9]+")
+# Folded ASCII text (no capitals left) is split by its bytes instead: every byte that is
+# not a-z or 0-9 becomes a space, then ``split()``. The same words as ``[a-z0-9]+`` in a
+# third of the time of the regular expression (every message fetched is split for the index).
+_ASCII_WORD_BYTES = bytes(code if chr(code) in "abcdefghijklmnopqrstuvwxyz0123456789" else 32
+                          for code in range(256))
 
 MAX_WORD_CHARS = 60
 """Longer runs (base64, hashes, URLs without punctuation) are not words anyone types."""
@@ -64,7 +66,10 @@ def fold(text: str) -> str:
 def folded_words(text: str) -> list[str]:
     """The folded words of ``text``, in order (what the index stores for it)."""
     folded = fold(text)
-    found = (_FOLDED_ASCII_WORD if folded.isascii() else _FOLDED_WORD).findall(folded)
+    if folded.isascii():
+        found = folded.encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii").split()
+    else:
+        found = _FOLDED_WORD.findall(folded)
     if len(found) <= MAX_WORDS and max(map(len, found), default=0) <= MAX_WORD_CHARS:
         return found  # the usual text: nothing to drop, and no loop in Python to learn it
     return [word for word in found[:MAX_WORDS] if len(word) <= MAX_WORD_CHARS]

@@ -1,4 +1,4 @@
-"""How an IMAP fetch cuts its work into downloads (``fetch_imap._batches``) and runs the
+"""How an IMAP fetch cuts its work into downloads (``batch.batches``) and runs the
 next download in the background (``ahead.Ahead``)."""
 
 from __future__ import annotations
@@ -7,29 +7,30 @@ import threading
 
 import pytest
 
+from eddymail.services.fetch import batch as batching
 from eddymail.services.fetch.ahead import Ahead
-from eddymail.services.fetch.imap import BATCH_BYTES, _batches
+from eddymail.services.fetch.batch import BATCH_BYTES
 
 MiB = 1024 * 1024
 
 
 def test_batches_stop_at_the_message_count():
     uids = list(range(1, 121))
-    batches = _batches(uids, dict.fromkeys(uids, 5_000), 50)
+    batches = batching.batches(uids, dict.fromkeys(uids, 5_000), 50)
     assert [len(batch) for batch in batches] == [50, 50, 20]
     assert [uid for batch in batches for uid in batch] == uids
 
 
 def test_batches_stop_at_the_byte_budget_and_a_big_message_goes_alone():
     sizes = {1: 6 * MiB, 2: 6 * MiB, 3: 6 * MiB, 4: BATCH_BYTES + 1, 5: 1000, 6: 1000}
-    batches = _batches(list(sizes), sizes, 50)
+    batches = batching.batches(list(sizes), sizes, 50)
     assert batches == [[1, 2], [3], [4], [5, 6]]
     for batch in batches:
         assert len(batch) == 1 or sum(sizes[uid] for uid in batch) <= BATCH_BYTES
 
 
 def test_no_uids_no_batches():
-    assert _batches([], {}, 50) == []
+    assert batching.batches([], {}, 50) == []
 
 
 def test_ahead_runs_in_another_thread_and_returns_its_value():

@@ -58,6 +58,19 @@ def create_with_blob(model: type[M], blob_field: str, data: bytes | memoryview,
     return row
 
 
+def insert_new_with_blob(model: type[peewee.Model], blob_field: str, data: bytes | memoryview,
+                         **values: Any) -> int | None:
+    """``fastsql.insert_new`` with a blob, written as ``create_with_blob`` writes it: the new
+    row's id, or None (and nothing written) when a row with the same unique key exists."""
+    if len(data) < STREAM_ABOVE:
+        return fastsql.insert_new(model, **values, **{blob_field: bytes(data)})
+    with model._meta.database.atomic():  # (a savepoint in the caller's transaction)
+        row_id = fastsql.insert_new(model, **values, **{blob_field: b""})
+        if row_id is not None:
+            write_blob(model, blob_field, row_id, data)
+    return row_id
+
+
 def write_blob(model: type[peewee.Model], blob_field: str, row_id: int,
                data: bytes | memoryview) -> None:
     """Put ``data`` into the blob column ``blob_field`` of row ``row_id``, piece by piece."""

@@ -27,12 +27,20 @@ from eddymail.db.connection import database_proxy
 M = TypeVar("M", bound=peewee.Model)
 
 
+@dataclass(frozen=True)
+class _InsertPlan:
+    """An INSERT of one model, once built: its SQL text and the columns in parameter order."""
+
+    sql: str
+    fields: tuple[peewee.Field, ...]
+    names: frozenset[str]
+
+
 @dataclass
 class _Statements:
     """The SQL text prepared for one database: by model and by statement shape."""
 
-    inserts: dict[type[peewee.Model], tuple[str, list[peewee.Field]]] = field(
-        default_factory=dict)
+    inserts: dict[tuple[type[peewee.Model], bool], _InsertPlan] = field(default_factory=dict)
     selects: dict[tuple[Any, ...], tuple[str, list[peewee.Field], list[Any]]] = field(
         default_factory=dict)
     updates: dict[tuple[Any, ...], tuple[str, list[peewee.Field]]] = field(
@@ -64,38 +72,74 @@ def _primary_key(model: type[peewee.Model]) -> peewee.Field:
 
 def create(model: type[M], **values: Any) -> M:
     """``model.create(**values)``, faster: insert one row and return it as an instance."""
-    row, new_id = _insert(model, values)
-    return model(**{field.name: value for field, value in row.items()},
-                 **{_primary_key(model).name: new_id})
+    plan, row = _row(model, values, ignore_conflict=False)
+    new_id = _new_id(model, _execute_insert(model, plan, row))
+    instance = model(**dict(zip([field.name for field in plan.fields], row, strict=True)))
+    setattr(instance, _primary_key(model).name, new_id)
+    return instance
 
 
-def _insert(model: type[peewee.Model], values: dict[str, Any]
-            ) -> tuple[dict[peewee.Field, Any], int]:
-    meta = model._meta
-    database = meta.database
-    fields = [field for field in meta.sorted_fields if field is not meta.primary_key]
-    unknown = set(values) - {field.name for field in fields}
-    if unknown:
-        raise TypeError(f"{model.__name__} has no field(s) {', '.join(sorted(unknown))}")
-    row = {field: _value(field, values) for field in fields}
+def insert(model: type[peewee.Model], **values: Any) -> int:
+    """``create`` for a caller that needs only the new row's id (no instance is built)."""
+    plan, row = _row(model, values, ignore_conflict=False)
+    return _new_id(model, _execute_insert(model, plan, row))
+
+
+def insert_new(model: type[peewee.Model], **values: Any) -> int | None:
+    """Insert one row unless it would break a unique index; the new row's id, or None when
+    such a row exists already (peewee's ``on_conflict_ignore()``: nothing is changed)."""
+    plan, row = _row(model, values, ignore_conflict=True)
+    cursor = _execute_insert(model, plan, row)
+    if model._meta.database.returning_clause:  # PostgreSQL: RETURNING gives no row
+        found = cursor.fetchone()
+        return None if found is None else found[0]
+    # SQLite's lastrowid would still name an earlier insert: the row count tells.
+    return cursor.lastrowid if cursor.rowcount == 1 else None
+
+
+def _row(model: type[peewee.Model], values: dict[str, Any], *, ignore_conflict: bool
+         ) -> tuple[_InsertPlan, list[Any]]:
+    """The kept INSERT of ``model`` and every column's value (defaults filled in)."""
+    database = model._meta.database
     inserts = _statements(database).inserts
-    prepared = inserts.get(model)
-    if prepared is None:
-        sql, _ = model.insert(row).sql()
-        prepared = inserts[model] = (sql, fields)
-    sql, order = prepared
-    params = [field.db_value(row[field]) for field in order]
-    cursor = database.execute_sql(sql, params)
+    plan = inserts.get((model, ignore_conflict))
+    if plan is None:
+        plan = inserts[(model, ignore_conflict)] = _plan(model, ignore_conflict)
+    if not plan.names.issuperset(values):
+        unknown = set(values) - plan.names
+        raise TypeError(f"{model.__name__} has no field(s) {', '.join(sorted(unknown))}")
+    row = []
+    for column in plan.fields:
+        if column.name in values:
+            row.append(values[column.name])
+        else:
+            default = column.default
+            row.append(default() if callable(default) else default)
+    return plan, row
+
+
+def _plan(model: type[peewee.Model], ignore_conflict: bool) -> _InsertPlan:
+    meta = model._meta
+    fields = tuple(column for column in meta.sorted_fields if column is not meta.primary_key)
+    # Built by peewee from placeholder values, so quoting, parameter style, RETURNING and
+    # the conflict clause are the engine's own.
+    query = model.insert({column: None for column in fields})
+    if ignore_conflict:
+        query = query.on_conflict_ignore()
+    sql, _ = query.sql()
+    return _InsertPlan(sql, fields, frozenset(column.name for column in fields))
+
+
+def _execute_insert(model: type[peewee.Model], plan: _InsertPlan, row: list[Any]) -> Any:
+    params = [column.db_value(value) for column, value in zip(plan.fields, row, strict=True)]
+    return model._meta.database.execute_sql(plan.sql, params)
+
+
+def _new_id(model: type[peewee.Model], cursor: Any) -> int:
     # PostgreSQL's INSERT (as peewee writes it) ends in RETURNING the new id; SQLite's does not.
-    new_id = cursor.fetchone()[0] if database.returning_clause else cursor.lastrowid
-    return row, new_id
-
-
-def _value(field: peewee.Field, values: dict[str, Any]) -> Any:
-    if field.name in values:
-        return values[field.name]
-    default = field.default
-    return default() if callable(default) else default
+    if model._meta.database.returning_clause:
+        return cursor.fetchone()[0]
+    return cursor.lastrowid
 
 
 def first(model: type[M], *, columns: tuple[str, ...] | None = None, **equals: Any) -> M | None:

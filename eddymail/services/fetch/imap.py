@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from eddymail.crashpoints import crash_point
-from eddymail.db import keylocks
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import Channel, ChannelCursor, Department, LedgerEntry, utcnow
 from eddymail.errors import MailServerError
@@ -16,6 +13,7 @@ from eddymail.services import errorlog
 from eddymail.services.channels.endpoints import provider_hints_of
 from eddymail.services.fetch import folderstate, start
 from eddymail.services.fetch.ahead import Ahead
+from eddymail.services.fetch.batch import CrashPoints, StoredBatch, batches, store_batch
 from eddymail.services.fetch.state import (
     ChannelFetchReport,
     Deadline,
@@ -28,9 +26,6 @@ from eddymail.services.fetch.state import (
 )
 from eddymail.services.ingest import pipeline as ingestion
 from eddymail.services.ingest.pipeline import PENDING, SKIPPED, IngestOptions, Source
-
-# A batch of downloads also stops at this many bytes (unless one message is larger).
-BATCH_BYTES = 16 * 1024 * 1024
 
 
 def fetch_imap(channel: Channel, password: str | BearerToken, settings: FetchSettings,
@@ -163,15 +158,19 @@ def _take_imap(client: ImapClient, channel: Channel, department: Department, tod
         report.count(result)
         done += 1
 
-    def stored() -> None:
-        nonlocal done
-        done += 1
-        if progress:
-            progress(channel.name, done, total)
+    def options_for(uid: int) -> IngestOptions:
+        return first_options if uid in pending else options
 
+    def ingest(uid: int, message: ingestion.Prepared,
+               message_options: IngestOptions) -> ingestion.IngestResult:
+        return ingestion.ingest_raw(message, channel=channel, department=department,
+                                    source=Source("imap", channel.folder, uidvalidity, uid),
+                                    options=message_options)
+
+    refused: list[tuple[int, Exception]] = []
     ahead: Ahead[list[tuple[int, bytes]]] | None = None
-    batches = _batches(wanted, sizes, settings.batch_size)
-    for index, batch in enumerate(batches):
+    downloads = batches(wanted, sizes, settings.batch_size)
+    for index, batch in enumerate(downloads):
         if ahead is None:
             deadline.check()
             ahead = _download(client, batch)
@@ -179,17 +178,22 @@ def _take_imap(client: ImapClient, channel: Channel, department: Department, tod
         # The next batch downloads while this one is parsed and stored; the connection is
         # touched again (after-fetch action, next download) only once it has arrived.
         ahead = None
-        if index + 1 < len(batches) and deadline.remaining() > 0:
-            ahead = _download(client, batches[index + 1])
+        if index + 1 < len(downloads) and deadline.remaining() > 0:
+            ahead = _download(client, downloads[index + 1])
         try:
-            taken, counted = _store_batch(messages, channel, department, uidvalidity,
-                                          pending, options, first_options, stored)
+            stored: StoredBatch[int] = store_batch(messages, options_for, ingest, _STEPS)
         finally:
             if ahead is not None:
                 ahead.wait()
-        for result in counted:
+        for result in stored.results:
             report.count(result)
-        left_out.update(uid for uid in batch if uid not in taken)
+            done += 1
+            if progress:
+                progress(channel.name, done, total)
+        refused += stored.refused
+        taken = stored.taken
+        arrived = {uid for uid, _ in messages}
+        left_out.update(uid for uid in batch if uid not in arrived)
         if ahead is not None and ahead.failed:
             # The next download failed (a cut connection, a refusing server). This batch is
             # stored; its after-fetch action is still to do in the ledger, so the next run
@@ -199,61 +203,12 @@ def _take_imap(client: ImapClient, channel: Channel, department: Department, tod
         crash_point("imap flagged")
     if left_out:
         _check_left_out(client, channel, uidvalidity, left_out, pending)
+    if refused:  # the rest is stored and told: now the channel's failure (see batch.py)
+        raise refused[0][1]
 
 
-def _store_batch(messages: list[tuple[int, bytes]], channel: Channel, department: Department,
-                 uidvalidity: int, pending: set[int], options: IngestOptions,
-                 first_options: IngestOptions, stored: Callable[[], None],
-                 ) -> tuple[list[int], list[ingestion.IngestResult]]:
-    """Ingest one downloaded batch in one transaction; the UIDs taken and their results.
-
-    One commit per batch: a commit is the dearest statement of all, and the server still
-    hears nothing before it. On PostgreSQL the batch runs again from the start when the
-    engine failed it to break a deadlock with another host's batch.
-    """
-
-    # Parsed before the transaction: SQLite's one writer (other channels of this run, other
-    # runs) waits only for the statements, never for the parsing.
-    prepared = [(uid, ingestion.prepare(raw, first_options if uid in pending else options))
-                for uid, raw in messages]
-
-    def transaction() -> tuple[list[int], list[ingestion.IngestResult]]:
-        taken: list[int] = []
-        counted: list[ingestion.IngestResult] = []
-        with database_proxy.atomic():
-            for uid, message in prepared:
-                crash_point("imap downloaded")
-                counted.append(ingestion.ingest_raw(
-                    message, channel=channel, department=department,
-                    source=Source("imap", channel.folder, uidvalidity, uid),
-                    options=first_options if uid in pending else options,
-                ))
-                crash_point("imap stored")
-                taken.append(uid)
-        return taken, counted
-
-    taken, counted = keylocks.retrying(transaction)
-    for _ in taken:
-        stored()
-    crash_point("imap committed")
-    return taken, counted
-
-
-def _batches(uids: list[int], sizes: dict[int, int], count: int) -> list[list[int]]:
-    """``uids`` in batches of at most ``count`` messages and (unless one message is larger)
-    ``BATCH_BYTES``: two batches are in memory at a time, one stored, one downloading."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    size = 0
-    for uid in uids:
-        if current and (len(current) >= count or size + sizes[uid] > BATCH_BYTES):
-            batches.append(current)
-            current, size = [], 0
-        current.append(uid)
-        size += sizes[uid]
-    if current:
-        batches.append(current)
-    return batches
+_STEPS = CrashPoints(downloaded="imap downloaded", stored="imap stored",
+                     committed="imap committed")
 
 
 def _download(client: ImapClient, batch: list[int]) -> Ahead[list[tuple[int, bytes]]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import cast
 
 from eddymail.crashpoints import crash_point
@@ -11,6 +11,8 @@ from eddymail.mail.wire.pop3 import Pop3Client
 from eddymail.mail.wire.sasl import BearerToken
 from eddymail.services.channels.endpoints import provider_hints_of
 from eddymail.services.fetch import start
+from eddymail.services.fetch.ahead import Ahead
+from eddymail.services.fetch.batch import CrashPoints, batches, store_batch
 from eddymail.services.fetch.state import (
     ChannelFetchReport,
     Deadline,
@@ -74,28 +76,16 @@ def fetch_pop3(channel: Channel, credential: str | BearerToken, settings: FetchS
             deleted_before = [uidl for uidl, (status, done) in ledger.items()
                               if status not in (PENDING, SKIPPED) and not done
                               and uidl not in listed]
-        for done, (number, uidl) in enumerate(todo, start=1):
-            deadline.check()
-            source = Source("pop3", uidl=uidl)
-            size = sizes.get(number, 0)
-            oversized = size > settings.max_message_bytes
-            if oversized:
-                result = ingestion.quarantine_oversized(
-                    client.top(number, 0), channel=channel, source=source, size=size,
-                    limit=settings.max_message_bytes)
-            else:
-                raw = client.retrieve(number)
-                crash_point("pop3 downloaded")
-                result = ingestion.ingest_raw(
-                    raw, channel=channel, department=department,
-                    source=source,
-                    options=first_options if uidl in ledger else options)
-            crash_point("pop3 committed")
-            report.count(result)
-            if delete and not oversized:  # only its headers are ours: the body stays there
-                to_delete.append((number, uidl))
-            if progress:
-                progress(channel.name, done, len(todo))
+        take = _Take(client, channel, department, settings, report, deadline, progress,
+                     sizes, len(todo))
+        take.oversized([(number, uidl) for number, uidl in todo
+                        if sizes.get(number, 0) > settings.max_message_bytes])
+        wanted = [(number, uidl) for number, uidl in todo
+                  if sizes.get(number, 0) <= settings.max_message_bytes]
+        taken = take.in_batches(wanted, lambda uidl: first_options if uidl in ledger
+                                else options)
+        if delete:  # an oversized one is not: only its headers are ours, the body stays there
+            to_delete += taken
         for number, _ in to_delete:
             client.delete(number)
             crash_point("pop3 dele sent")
@@ -106,3 +96,84 @@ def fetch_pop3(channel: Channel, credential: str | BearerToken, settings: FetchS
             LedgerEntry.update(server_done=True, updated_at=utcnow()).where(
                 (LedgerEntry.channel == channel) & (LedgerEntry.source == "pop3")
                 & LedgerEntry.uidl.in_(finished)).execute()
+    if take.refused:  # the rest is stored and deleted: now the channel's failure (batch.py)
+        raise take.refused[0][1]
+
+
+_STEPS = CrashPoints(downloaded="pop3 downloaded", committed="pop3 committed")
+
+
+class _Take:
+    """Taking the new messages of one POP3 session: the oversized ones by their headers,
+    the others in batches, the next batch downloading while this one is stored."""
+
+    def __init__(self, client: Pop3Client, channel: Channel, department: Department,
+                 settings: FetchSettings, report: ChannelFetchReport, deadline: Deadline,
+                 progress: Progress | None, sizes: dict[int, int], total: int) -> None:
+        self.client = client
+        self.channel = channel
+        self.department = department
+        self.settings = settings
+        self.report = report
+        self.deadline = deadline
+        self.progress = progress
+        self.sizes = sizes  # by message number (LIST)
+        self.total = total
+        self.done = 0
+        self.refused: list[tuple[tuple[int, str], Exception]] = []
+
+    def _counted(self, result: ingestion.IngestResult) -> None:
+        self.report.count(result)
+        self.done += 1
+        if self.progress:
+            self.progress(self.channel.name, self.done, self.total)
+
+    def oversized(self, messages: list[tuple[int, str]]) -> None:
+        """Quarantine messages over the size limit with their headers (TOP n 0) alone."""
+        for number, uidl in messages:
+            self.deadline.check()
+            self._counted(ingestion.quarantine_oversized(
+                self.client.top(number, 0), channel=self.channel,
+                source=Source("pop3", uidl=uidl), size=self.sizes[number],
+                limit=self.settings.max_message_bytes))
+
+    def in_batches(self, messages: list[tuple[int, str]],
+                   options_for: Callable[[str], IngestOptions]) -> list[tuple[int, str]]:
+        """Download, store and commit ``messages`` a batch at a time; those committed."""
+        taken: list[tuple[int, str]] = []
+        downloads = batches(messages, {key: self.sizes.get(key[0], 0) for key in messages},
+                            self.settings.batch_size)
+        ahead: Ahead[list[tuple[tuple[int, str], bytes]]] | None = None
+        for index, batch in enumerate(downloads):
+            if ahead is None:
+                self.deadline.check()
+                ahead = self._download(batch)
+            arrived = ahead.result()
+            # The next batch downloads while this one is parsed and stored; the session is
+            # used again (next download, DELE) only once it has arrived.
+            ahead = None
+            if index + 1 < len(downloads) and self.deadline.remaining() > 0:
+                ahead = self._download(downloads[index + 1])
+            try:
+                stored = store_batch(arrived, lambda key: options_for(key[1]), self._ingest,
+                                     _STEPS)
+            finally:
+                if ahead is not None:
+                    ahead.wait()
+            for result in stored.results:
+                self._counted(result)
+            taken += stored.taken
+            self.refused += stored.refused
+            if ahead is not None and ahead.failed:
+                ahead.result()  # this batch is stored: the next run takes the rest
+        return taken
+
+    def _download(self, batch: list[tuple[int, str]]
+                  ) -> Ahead[list[tuple[tuple[int, str], bytes]]]:
+        """Start retrieving ``batch`` (RETR each) in the background."""
+        return Ahead(lambda: [(key, self.client.retrieve(key[0])) for key in batch])
+
+    def _ingest(self, key: tuple[int, str], message: ingestion.Prepared,
+                options: IngestOptions) -> ingestion.IngestResult:
+        return ingestion.ingest_raw(message, channel=self.channel, department=self.department,
+                                    source=Source("pop3", uidl=key[1]), options=options)

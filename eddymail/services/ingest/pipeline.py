@@ -166,8 +166,7 @@ def ingest_raw(
                               source=source, options=options)
 
     if database_proxy.in_transaction():
-        # Not a savepoint per message inside the batch's transaction: a database error
-        # aborts the whole batch anyway, so it would only cost two statements each.
+        # The caller's transaction: a fetch batch gives each message a savepoint itself.
         return store()
 
     def own_transaction() -> IngestResult:
@@ -269,12 +268,16 @@ def quarantine_oversized(
 # --- steps ---------------------------------------------------------------------------------
 
 
+# What the pipeline reads of a ledger row (its dates would only be parsed to be dropped).
+_LEDGER_COLUMNS = ("id", "status", "error", "ticket_message")
+
+
 def _ledger_entry(channel: Channel | None, source: Source, sha256: str) -> LedgerEntry | None:
     """The ledger row of this very delivery: finished before, or announced as pending."""
     key = source.ledger_key(channel)
     if key is None:  # a file: the same bytes for the same channel are the same delivery
         key = {"channel": channel.id if channel else None, "source": "file", "sha256": sha256}
-    return fastsql.first(LedgerEntry, **key)
+    return fastsql.first(LedgerEntry, columns=_LEDGER_COLUMNS, **key)
 
 
 def _record(channel: Channel | None, source: Source, entry: LedgerEntry | None,
@@ -283,7 +286,7 @@ def _record(channel: Channel | None, source: Source, entry: LedgerEntry | None,
     if entry is not None:
         fastsql.update(LedgerEntry, entry.id, updated_at=utcnow(), **values)
         return
-    fastsql.create(
+    fastsql.insert(
         LedgerEntry, channel=channel, source=source.kind, folder=source.folder,
         uidvalidity=source.uidvalidity, uid=source.uid, uidl=source.uidl, **values,
     )
@@ -298,11 +301,16 @@ def _seen_before(entry: LedgerEntry) -> IngestResult:
 
 def _store_raw(raw: bytes, sha256: str, headers_only: bool = False) -> tuple[RawMessage, bool]:
     """The stored copy of these bytes (kept once however often they arrive); True if new."""
+    # New bytes are the rule: one INSERT that gives way to an existing copy (unique sha256),
+    # and a look for that copy only when it did.
+    new_id = blobs.insert_new_with_blob(RawMessage, "data", raw, sha256=sha256, size=len(raw),
+                                        headers_only=headers_only)
+    if new_id is not None:
+        return RawMessage(id=new_id), True
     existing = fastsql.first(RawMessage, columns=("id",), sha256=sha256)
-    if existing is not None:
-        return existing, False
-    return blobs.create_with_blob(RawMessage, "data", raw, sha256=sha256, size=len(raw),
-                                  headers_only=headers_only), True
+    if existing is None:  # the insert was refused for another reason than an existing copy
+        raise RuntimeError(f"raw message {sha256} could not be stored")
+    return existing, False
 
 
 _SAME_CONTENT_COLUMNS = ("id", "ticket", "subject", "from_address", "sent_at", "body_text")
