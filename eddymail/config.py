@@ -17,7 +17,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from eddymail.errors import ConfigError
 
@@ -27,8 +27,7 @@ DATABASE_URL_ENV = "EDDYMAIL_DATABASE_URL"
 AGENT_ENV = "EDDYMAIL_AGENT"
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
     """One configuration key: its type, default and a line of documentation."""
 
     type: type | tuple[type, ...]

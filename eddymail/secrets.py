@@ -26,8 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from eddymail.errors import KeyringUnavailableError, SecretError
 from eddymail.patterns import LazyPattern
@@ -80,8 +79,7 @@ _BASE64_TOKEN = LazyPattern(r"[A-Za-z0-9+/]{4,}={0,2}")
 SHORT_SECRET = 8
 
 
-@dataclass(frozen=True)
-class PasswordSource:
+class PasswordSource(NamedTuple):
     """Where a channel's password comes from: the keyring entry or a command to run."""
 
     channel_name: str

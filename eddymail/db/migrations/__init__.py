@@ -20,6 +20,7 @@ import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import peewee
 
@@ -39,8 +40,7 @@ _POSTGRES_LOCK_KEY = 0x6564_6479  # "eddy": one advisory lock for schema upgrade
 MIGRATE_COMMAND = "eddymail db migrate"
 
 
-@dataclass(frozen=True)
-class Migration:
+class Migration(NamedTuple):
     """One named step of the schema's history.
 
     Its module is imported only when the step runs: every command checks whether a step is

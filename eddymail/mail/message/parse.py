@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from eddymail.errors import MessageParseError
 from eddymail.mail.message.addresslist import parse_address_list
@@ -56,8 +56,7 @@ _BOUNCED_ID = LazyPattern(
 )
 
 
-@dataclass(frozen=True)
-class Address:
+class Address(NamedTuple):
     """A mailbox: ``address`` (domain lower-cased, local part as sent) and display ``name``."""
 
     address: str

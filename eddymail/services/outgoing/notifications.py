@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal, cast, overload
 from eddymail.db.models import Channel, Department, OutboxItem, Template, Ticket, User, utcnow
 from eddymail.errors import ValidationError
 from eddymail.mail.message.addresskeys import address_key
-from eddymail.services import errorlog, settings
+from eddymail.services import settings
 
 # The templates, the composer and the outbox are imported where a notification is made:
 # every run asks who sends notifications and which addresses are ours, most runs send none.
@@ -107,6 +107,8 @@ def queue_notification(
 
 def skipped(name: str, channel: Channel, error: ValidationError, *, ticket_id: int) -> str:
     """Record in the error log that notification ``name`` was not sent; return why."""
+    from eddymail.services import errorlog  # (a failure's path: not loaded by every ingest)
+
     reason = f"not sent: {error.message}"
     errorlog.record_failure(
         channel=channel, operation=f"{name} notification for ticket #{ticket_id}",
