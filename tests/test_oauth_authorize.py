@@ -262,6 +262,27 @@ def test_a_client_secret_given_once_serves_every_channel_of_that_registration(
     assert not [user for _service, user in memory_keyring.passwords if "secret" in user]
 
 
+@pytest.mark.parametrize("leave", [("--oauth-client-id", "another-registration"),
+                                   ("--auth", "password")])
+def test_a_channel_edited_off_a_registration_takes_its_secret_along_when_last(
+        eddymail, support, oauth_server, memory_keyring, leave) -> None:
+    client = oauth_server.register_client(confidential=True)
+    entry = ("eddymail", f"client/{client.client_id}:oauth-client-secret")
+    for name in ("one", "two"):
+        eddymail("channel", "add", name, "--department", "Support", "--email", USER, "--host",
+                 "imap.example.test", "--no-connect", *endpoint_options(oauth_server, client),
+                 "--oauth-client-secret-stdin", input=f"{client.client_secret}\n")
+    assert memory_keyring.passwords[entry] == client.client_secret
+    # "two" still signs in with the registration: its secret stays.
+    eddymail("channel", "edit", "one", *leave, input="new-password\n")
+    assert memory_keyring.passwords[entry] == client.client_secret
+    eddymail("channel", "edit", "two", *leave, input="new-password\n")
+    assert entry not in memory_keyring.passwords
+    for name in ("one", "two"):
+        oauth = eddymail.json("channel", "show", name)["channel"]["oauth"]
+        assert oauth is None or oauth["client_id"] == "another-registration"
+
+
 def test_a_team_gives_a_providers_client_id_and_secret_once(eddymail, support, tmp_path,
                                                             memory_keyring) -> None:
     config = tmp_path / "team.toml"

@@ -128,6 +128,7 @@ def edit_channel(
     draft = resolve_channel(channel.name, options, existing=channel)
     if client_secret is not None and draft.auth_method != "oauth2":
         raise ValidationError("A client secret goes with --auth oauth2.")
+    old_client_id = _client_id(channel)
     saved = update_channel(channel, draft, new_name=new_name)
     if client_secret is not None:
         from eddymail.services.oauth import store as oauth_store
@@ -135,6 +136,10 @@ def edit_channel(
 
         oauth_store.store_client_secret(oauth_settings(find_channel(saved.channel.name)),
                                         client_secret)
+    if old_client_id:
+        # Moved to another app registration (or off OAuth 2.0): the old one's secret goes
+        # once no channel is left on it, as with `channel remove`.
+        _forget_registration_if_unused(old_client_id)
     return saved
 
 
@@ -202,8 +207,9 @@ def remove_channel(name: str) -> None:
         LedgerEntry.delete().where(LedgerEntry.channel == channel).execute()
         channel.delete_instance()
     secrets.delete_channel_secrets(channel.name)
-    if channel.auth_method == "oauth2":
-        _forget_unused_registration(channel)
+    client_id = _client_id(channel)
+    if client_id:
+        _forget_registration_if_unused(client_id)
 
 
 def describe(channel: Channel) -> ChannelInfo:
@@ -278,17 +284,21 @@ def _oauth_info(channel: Channel) -> OAuthInfo:
     )
 
 
-def _forget_unused_registration(removed: Channel) -> None:
-    """Delete the client secret of the removed channel's app registration once no channel
-    uses it."""
-    from eddymail.services.oauth import store as oauth_store
+def _client_id(channel: Channel) -> str | None:
+    """The client id of the app registration an OAuth 2.0 channel signs in with."""
+    if channel.auth_method != "oauth2":
+        return None
     from eddymail.services.oauth.settings import oauth_settings
 
-    client_id = oauth_settings(removed).client_id
-    if not client_id:
-        return
+    return oauth_settings(channel).client_id or None
+
+
+def _forget_registration_if_unused(client_id: str) -> None:
+    """Delete the client secret of app registration ``client_id`` once no channel uses it."""
+    from eddymail.services.oauth import store as oauth_store
+
     others = Channel.select().where(Channel.auth_method == "oauth2")
-    if all(oauth_settings(other).client_id != client_id for other in others):
+    if all(_client_id(other) != client_id for other in others):
         secrets.delete_password(oauth_store.registration_entry(client_id))
 
 
