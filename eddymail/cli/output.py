@@ -8,9 +8,11 @@ Rules kept here so no command can get them wrong:
   as markup, so text from an email or a server cannot drive the terminal or rich.
 - Colour follows the terminal: rich turns it off for pipes and honours ``NO_COLOR``.
 
-rich is imported only when something is drawn for a person: a message line to a pipe (cron,
-a mail server running ``ingest``) is written as the same plain text rich would write there,
-so those runs do not pay for importing rich.
+rich's console is imported only when something is drawn for a person at a terminal: a
+message line, a table or a "name: value" view going to a pipe or a file (cron, a mail
+server running ``ingest``, ``ticket list | grep``) is written here as the same plain text
+rich would write there (``tests/test_plain_output.py`` compares them), so those runs do not
+pay for importing and running rich.
 """
 
 from __future__ import annotations
@@ -23,9 +25,16 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
+from eddymail.cli.layout import (
+    fit_widths,
+    local_time,
+    plain_width,
+    share_widths,
+    shows_styles,
+)
 from eddymail.patterns import LazyPattern
 from eddymail.safetext import for_json, for_terminal
 
@@ -105,32 +114,6 @@ def cell_text(value: Any) -> str:
     return for_terminal(value, multiline=False)
 
 
-def local_time(moment: datetime) -> str:
-    """A stored (naive UTC) time in the reader's local zone, to the minute."""
-    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-    return aware.astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-def short_age(moment: datetime, now: datetime | None = None) -> str:
-    """How long ago, in at most 7 characters: ``now``, ``5m``, ``3h``, ``6d``, ``27 Nov``,
-    ``2024-11`` (older than a week: the local date, the month of an earlier year)."""
-    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-    now = now or datetime.now(UTC)
-    elapsed = now - aware
-    if elapsed < timedelta(minutes=1):
-        return "now"
-    if elapsed < timedelta(hours=1):
-        return f"{elapsed.seconds // 60}m"
-    if elapsed < timedelta(days=1):
-        return f"{elapsed.seconds // 3600}h"
-    if elapsed < timedelta(days=7):
-        return f"{elapsed.days}d"
-    local = aware.astimezone()
-    if local.year == now.astimezone().year:
-        return f"{local.day} {local:%b}"
-    return f"{local:%Y-%m}"
-
-
 class Output:
     """Where a command's results, messages and errors go."""
 
@@ -142,6 +125,7 @@ class Output:
         self._stderr: Console | None = None
         # (stream, whether it shows styles) by to_stderr: asked once per stream, not per line
         self._styles: dict[bool, tuple[TextIO, bool]] = {}
+        self._held = False  # inside a piped ``paged()``: stdout is flushed at its end
 
     # Consoles are made on first use so they bind to the streams current at that moment
     # (click's test runner swaps sys.stdout per invocation).
@@ -150,7 +134,7 @@ class Output:
         """The width results are laid out for: the terminal's, or the one rich would take
         for a pipe or a file (``$COLUMNS``, else the terminal the command runs in, else 80)."""
         if self._writes_plain(to_stderr=False) and self._stdout is None:
-            return _plain_width()
+            return plain_width()
         return self.stdout.width
 
     @property
@@ -207,11 +191,11 @@ class Output:
         # Between two columns: a space of padding each side and the (blank) rule.
         available = self.width - 3 * (len(columns) - 1)
         shares = [(grow or {}).get(column, 0) for column in columns]
-        widths = (_share(naturals, shares, available) if any(shares)
-                  else _fit(naturals, available))
+        widths = (share_widths(naturals, shares, available) if any(shares)
+                  else fit_widths(naturals, available))
         if (self._writes_plain(to_stderr=False) and not title and not wrapped
                 and sum(widths) <= available):
-            _write(sys.stdout, plain_table(headers, texts, widths))
+            _write(sys.stdout, plain_table(headers, texts, widths), flush=not self._held)
             return
         from rich import box
         from rich.table import Table
@@ -252,8 +236,15 @@ class Output:
         """
         if self.quiet or self.json_mode or not (
                 self._stdout.is_terminal if self._stdout is not None
-                else _shows_styles(sys.stdout)):
-            yield
+                else shows_styles(sys.stdout)):
+            # Written as a whole: one flush at the end, not one per line (``ticket show`` of
+            # a long thread into a pipe writes thousands).
+            self._held = True
+            try:
+                yield
+            finally:
+                self._held = False
+                sys.stdout.flush()
             return
         import io
 
@@ -281,7 +272,8 @@ class Output:
                                  self.width)
             if lines is not None:  # else a value must fold, as rich folds it
                 title_line = [for_terminal(title, multiline=False)] if title else []
-                _write(sys.stdout, "\n".join([*title_line, *lines]) + "\n")
+                _write(sys.stdout, "\n".join([*title_line, *lines]) + "\n",
+                       flush=not self._held)
                 return
         from rich.table import Table
         from rich.text import Text
@@ -331,7 +323,7 @@ class Output:
         Yields ``update(label, done, total)``.
         """
         on_terminal = (self._stderr.is_terminal if self._stderr is not None
-                       else _shows_styles(sys.stderr))
+                       else shows_styles(sys.stderr))
         if self.quiet or self.json_mode or not on_terminal:
             yield lambda label, done, total: None
             return
@@ -381,7 +373,10 @@ class Output:
         """
         plain = "".join(text for text, _ in pieces)
         if "\t" not in plain and self._writes_plain(to_stderr):
-            _write(sys.stderr if to_stderr else sys.stdout, plain + "\n")
+            if to_stderr and self._held:
+                sys.stdout.flush()  # what came before it on a shared pipe stays before it
+            _write(sys.stderr if to_stderr else sys.stdout, plain + "\n",
+                   flush=to_stderr or not self._held)
             return
         from rich.text import Text
 
@@ -400,7 +395,7 @@ class Output:
             return False
         known = self._styles.get(to_stderr)
         if known is None or known[0] is not stream:
-            known = self._styles[to_stderr] = (stream, _shows_styles(stream))
+            known = self._styles[to_stderr] = (stream, shows_styles(stream))
         return not known[1]
 
 
@@ -445,47 +440,10 @@ def plain_fields(pairs: Sequence[tuple[str, str]], width: int) -> list[str] | No
             for name, value in pairs]
 
 
-def _write(stream: TextIO, text: str) -> None:
+def _write(stream: TextIO, text: str, *, flush: bool = True) -> None:
     stream.write(text)
-    stream.flush()
-
-
-def _fit(naturals: list[int], available: int) -> list[int]:
-    """Column widths that fit ``available``: narrow columns keep their width, the widest
-    ones are cut down to one common cap (so numbers and statuses never vanish)."""
-    if sum(naturals) <= available:
-        return naturals
-    cap = max(naturals)
-    while cap > 4 and sum(min(width, cap) for width in naturals) > available:
-        cap -= 1
-    return [min(width, cap) for width in naturals]
-
-
-def _share(naturals: list[int], shares: list[int], available: int) -> list[int]:
-    """Widths where the columns with a share split what the fixed ones leave over.
-
-    A growing column never gets more than it needs; what it leaves goes to the others.
-    When even the fixed columns do not fit, ``_fit`` decides.
-    """
-    fixed = sum(width for width, share in zip(naturals, shares, strict=True) if not share)
-    room = available - fixed
-    growing = [index for index, share in enumerate(shares) if share]
-    if room < 8 * len(growing):
-        return _fit(naturals, available)
-    widths = list(naturals)
-    while growing:
-        total = sum(shares[index] for index in growing)
-        offered = {index: room * shares[index] // total for index in growing}
-        satisfied = [index for index in growing if naturals[index] <= offered[index]]
-        if not satisfied:
-            for index in growing:
-                widths[index] = offered[index]
-            break
-        for index in satisfied:
-            widths[index] = naturals[index]
-            room -= naturals[index]
-            growing.remove(index)
-    return widths
+    if flush:
+        stream.flush()
 
 
 def _widest_line(text: str) -> int:
@@ -493,19 +451,6 @@ def _widest_line(text: str) -> int:
     from rich.cells import cell_len
 
     return max(cell_len(line) for line in text.split("\n")) if text else 0
-
-
-def _plain_width() -> int:
-    """The width rich's console takes when it writes to a pipe or a file."""
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit():
-        return int(columns)
-    for descriptor in (0, 1, 2):  # e.g. ``ticket list | less`` at a terminal
-        try:
-            return os.get_terminal_size(descriptor).columns or 80
-        except (AttributeError, ValueError, OSError):
-            continue
-    return 80
 
 
 _COLOURS = LazyPattern(r"\x1b\[[0-9;]*m")  # all rich writes (what mail said is escaped)
@@ -533,20 +478,6 @@ def _page(text: str) -> bool:
         pager.communicate(text.encode(sys.stdout.encoding or "utf-8", errors="replace"))
     pager.wait()
     return True
-
-
-def _shows_styles(stream: TextIO) -> bool:
-    """Whether rich would treat ``stream`` as a terminal (``Console.is_terminal``)."""
-    compatible = os.environ.get("TTY_COMPATIBLE", "")
-    if compatible in ("0", "1"):
-        return compatible == "1"
-    force_color = os.environ.get("FORCE_COLOR")
-    if force_color is not None:
-        return force_color != ""
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):  # no isatty, or closed (rich answers False too)
-        return False
 
 
 def _console(stream: TextIO) -> Console:

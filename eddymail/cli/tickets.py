@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from eddymail.cli.app import LazyGroup, agent_option, json_option, state, with_database
-from eddymail.cli.output import Styled, short_age
+from eddymail.cli.layout import short_age
+from eddymail.cli.output import Styled
 from eddymail.services.tickets import queries as tickets
 from eddymail.services.tickets.queries import (
     PRIORITIES,
