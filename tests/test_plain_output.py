@@ -12,7 +12,9 @@ from __future__ import annotations
 import io
 import random
 import sys
+from importlib.metadata import version
 
+import pytest
 from rich.cells import cell_len
 
 from eddymail.cli.output import Output, Styled, _console
@@ -61,6 +63,13 @@ def drawn(columns: list[str], rows: list[list[object]], width: int, *, rich: boo
     return buffer.getvalue(), out._stdout is None
 
 
+# Older rich (12.3, the floor, to 14) lays out a full-width table's columns a little
+# differently; the piped form is the one rich 15 (pinned in constraints.txt) writes.
+SAME_AS_RICH = pytest.mark.skipif(int(version("rich").split(".")[0]) < 15,
+                                  reason="rich before 15 lays out columns differently")
+
+
+@SAME_AS_RICH
 def test_a_piped_table_is_what_rich_writes(monkeypatch):
     plain_ones = 0
     for seed in range(300):
@@ -103,6 +112,7 @@ def test_wide_and_combining_characters_line_up(monkeypatch):
     assert "Cafe\u0301 au lait" in lines[3]
 
 
+@SAME_AS_RICH
 def test_a_too_long_wide_subject_is_cut_on_a_cell_boundary(monkeypatch):
     monkeypatch.setenv("COLUMNS", "30")
     rows: list[list[object]] = [[1, "請求書が二重に届きました請求書が二重に届きました"]]
@@ -112,6 +122,7 @@ def test_a_too_long_wide_subject_is_cut_on_a_cell_boundary(monkeypatch):
     assert lines[2] == drawn(["#", "Subject"], rows, 30, rich=True)[0].splitlines()[2]
 
 
+@SAME_AS_RICH
 def test_piped_fields_are_what_rich_writes(monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     pairs = [("Subject", "日本語の請求書 e\u0301 \u202eexe"), ("Status", "open"),
