@@ -181,12 +181,10 @@ class Output:
         if not rows:
             self.line(empty, style="dim")
             return
-        from rich.cells import cell_len  # (not rich.console: cheap)
-
         wrapped = set(wrap)
         headers = [for_terminal(column, multiline=False) for column in columns]
         texts = [[cell_text(value) for value in row] for row in rows]
-        naturals = [max([cell_len(header), *(_widest_line(row[index]) for row in texts)])
+        naturals = [max([_cells(header), *(_widest_line(row[index]) for row in texts)])
                     for index, header in enumerate(headers)]
         # Between two columns: a space of padding each side and the (blank) rule.
         available = self.width - 3 * (len(columns) - 1)
@@ -405,12 +403,10 @@ def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
     cells cut to their column's width with "…", three spaces between columns, a rule under
     the headers, a multi-line cell making its row as high. Widths are terminal cells, so
     wide (CJK) and combining characters line up."""
-    from rich.cells import cell_len, set_cell_size
-
     def fitted(text: str, width: int) -> str:
-        if cell_len(text) > width:
-            text = set_cell_size(text, width - 1) + "…"
-        return set_cell_size(text, width)
+        if _cells(text) > width:
+            text = _sized(text, width - 1) + "…"
+        return _sized(text, width)
 
     lines: list[str] = []
     for number, row in enumerate([headers, *rows]):
@@ -428,15 +424,13 @@ def plain_fields(pairs: Sequence[tuple[str, str]], width: int) -> list[str] | No
     """The lines of ``Output.fields`` as rich writes them to a pipe or a file: names, two
     spaces, values, every column padded to its widest. None when a value would have to
     fold (rich's folding is left to rich)."""
-    from rich.cells import cell_len, set_cell_size
-
     if not pairs:
         return []
-    names = max(cell_len(name) for name, _ in pairs)
-    values = max(cell_len(value) for _, value in pairs)
+    names = max(_cells(name) for name, _ in pairs)
+    values = max(_cells(value) for _, value in pairs)
     if names + 2 + values > width:
         return None
-    return [set_cell_size(name, names) + "  " + set_cell_size(value, values)
+    return [_sized(name, names) + "  " + _sized(value, values)
             for name, value in pairs]
 
 
@@ -448,9 +442,27 @@ def _write(stream: TextIO, text: str, *, flush: bool = True) -> None:
 
 def _widest_line(text: str) -> int:
     """The width of the widest line of ``text`` in terminal cells."""
+    return max(_cells(line) for line in text.split("\n")) if text else 0
+
+
+# Shown text is escaped (``safetext``): ASCII in it is printable, one cell a character, so
+# only other text needs rich's tables of character widths (and rich.cells imported).
+def _cells(text: str) -> int:
+    """How many terminal cells ``text`` (one line, escaped) takes, as rich counts them."""
+    if text.isascii():
+        return len(text)
     from rich.cells import cell_len
 
-    return max(cell_len(line) for line in text.split("\n")) if text else 0
+    return cell_len(text)
+
+
+def _sized(text: str, width: int) -> str:
+    """``text`` cut or padded with spaces to ``width`` cells, as rich does it."""
+    if text.isascii():
+        return text[:max(width, 0)].ljust(width)
+    from rich.cells import set_cell_size
+
+    return set_cell_size(text, width)
 
 
 _COLOURS = LazyPattern(r"\x1b\[[0-9;]*m")  # all rich writes (what mail said is escaped)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, cast
 
-from eddymail.db import fastsql
 from eddymail.db.models import Agent, Message, Ticket, TicketEvent, utcnow
 from eddymail.services.actors import Actor
 from eddymail.services.tickets.results import HistoryEntry
@@ -23,6 +22,8 @@ CUSTOMER = "customer"  # the actor of what a customer's mail did (reopen by answ
 def record(ticket: Ticket | int, actor: Actor | str, action: str, *,
            message: Message | None = None, detail: dict[str, Any] | None = None) -> None:
     """Write one history entry (inside the caller's transaction)."""
+    from eddymail.db import fastsql  # (here: ``ticket show`` reads the history, writes none)
+
     if isinstance(actor, Actor):
         agent_id, label = actor.agent_id, actor.handle or actor.name
     else:
