@@ -2,18 +2,21 @@
 
 A batch is parsed before its transaction (SQLite's one writer waits only for statements,
 never for the parser), then stored in one transaction: a commit is the dearest statement of
-all, and the server hears nothing of the batch before it. Each message runs in a savepoint
-of its own, so one message the schema refuses is rolled back alone: the others are
-committed, it stays on the server untouched and is tried again next run. Any other error
-(the database locked, full, gone) fails the batch whole, as a crash would: nothing of it
-was committed, nothing was told to the server.
+all, and the server hears nothing of the batch before it. A message the schema refuses
+(``REFUSED``) does not cost the others: the transaction is rolled back and run again
+without it, so the rest is committed, and it stays on the server untouched, to be tried
+again next run (the channel reports the failure). That is cheaper than a savepoint per
+message, which SQLite pays on every message (each page a message changes is copied to a
+sub-journal, and the savepoint's release throws the copies away), while a refusal is rare.
+Any other error (the database locked, full, gone) fails the batch whole, as a crash would:
+nothing of it was committed, nothing was told to the server.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import peewee
 
@@ -36,7 +39,7 @@ REFUSED = (peewee.IntegrityError, peewee.DataError)
 @dataclass
 class StoredBatch(Generic[K]):
     """What became of a batch: the messages committed (with their results, in order) and
-    those refused and rolled back alone (with the error, reported as the channel's)."""
+    those refused and left out (with the error, reported as the channel's)."""
 
     taken: list[K] = field(default_factory=list)
     results: list[IngestResult] = field(default_factory=list)
@@ -56,36 +59,52 @@ def store_batch(messages: list[tuple[K, bytes]], options_for: Callable[[K], Inge
                 ingest: Callable[[K, Prepared, IngestOptions], IngestResult],
                 steps: CrashPoints) -> StoredBatch[K]:
     """Parse ``messages`` ((key, raw bytes)), then store them with ``ingest`` in one
-    transaction, each in a savepoint (see the module docstring).
+    transaction, again without any message the schema refused (see the module docstring).
 
-    On PostgreSQL the transaction runs again from the start when the engine failed it to
-    break a deadlock with another host's batch.
+    On PostgreSQL the transaction also runs again from the start when the engine failed it
+    to break a deadlock with another host's batch.
     """
     prepared: list[tuple[K, Prepared, IngestOptions]] = []
     for key, raw in messages:
         options = options_for(key)
         prepared.append((key, ingestion.prepare(raw, options), options))
+    refused: list[tuple[K, Exception]] = []
 
     def transaction() -> StoredBatch[K]:
-        batch: StoredBatch[K] = StoredBatch()
+        batch: StoredBatch[K] = StoredBatch(refused=list(refused))
+        left_out = {key for key, _ in refused}
         with database_proxy.atomic():
             for key, message, options in prepared:
+                if key in left_out:
+                    continue
                 crash_point(steps.downloaded)
                 try:
-                    with database_proxy.atomic():  # a savepoint: this message alone
-                        result = ingest(key, message, options)
+                    result = ingest(key, message, options)
                 except REFUSED as error:
-                    batch.refused.append((key, error))
-                    continue
+                    raise _Refused(key, error) from error
                 if steps.stored:
                     crash_point(steps.stored)
                 batch.taken.append(key)
                 batch.results.append(result)
         return batch
 
-    batch = keylocks.retrying(transaction)
+    while True:
+        try:
+            batch = keylocks.retrying(transaction)
+            break
+        except _Refused as refusal:  # rolled back: again, without this message
+            refused.append((refusal.key, refusal.error))
     crash_point(steps.committed)
     return batch
+
+
+class _Refused(Exception):
+    """The schema refused message ``key`` (its batch's transaction is being rolled back)."""
+
+    def __init__(self, key: Any, error: Exception) -> None:
+        super().__init__()
+        self.key = key
+        self.error = error
 
 
 def batches(keys: list[K], sizes: dict[K, int], count: int) -> list[list[K]]:

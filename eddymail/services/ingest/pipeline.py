@@ -166,7 +166,8 @@ def ingest_raw(
                               source=source, options=options)
 
     if database_proxy.in_transaction():
-        # The caller's transaction: a fetch batch gives each message a savepoint itself.
+        # The caller's transaction: a fetch batch (services/fetch/batch.py) runs again
+        # without a message the database refused, so none needs a savepoint of its own.
         return store()
 
     def own_transaction() -> IngestResult:
