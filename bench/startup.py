@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/startup.py [--runs N] [--imap] [--imports]
+    .venv/bin/python bench/startup.py [--runs N] [--imap] [--instructions] [--imports]
 
 Every case is a child process run the way cron or a mail server runs it (the ``eddymail``
 console script of this virtualenv, with its own HOME and database), measured for CPU time
@@ -26,6 +26,8 @@ Cases and the targets of issue 14:
   store as well, as eddymail does (``--ca-file`` is added to the system store, never put in
   its place), and both ratios are printed.
 
+``--instructions`` counts each case's instructions under valgrind (cachegrind) against
+``python -c pass``'s: a ratio the machine's load does not move, for a busy machine.
 ``--imports`` prints the modules each case imports beyond ``python -c pass``, the heaviest of
 them (``python -X importtime``, cumulative) and the import time itself by package (self time,
 what is left to take away). This is a script that prints figures, not a test.
@@ -270,6 +272,35 @@ def idle_fetch(directory: Path, runs: int) -> None:
         shutil.rmtree(dovecot_dir, ignore_errors=True)
 
 
+# --- instructions (--instructions) ------------------------------------------------------------
+
+
+def print_instructions(workspace: Workspace, chosen: Sequence[Case]) -> None:
+    """Each case's instruction count under valgrind (cachegrind, ``Ir``), next to
+    ``python -c pass``'s: a ratio that does not move with the machine's load (CPU time also
+    counts the kernel's work and cache misses, which this does not)."""
+    if shutil.which("valgrind") is None:
+        print("\n--instructions: valgrind is not installed")
+        return
+
+    def instructions(argv: Sequence[str], stdin: bytes | None) -> int:
+        completed = subprocess.run(
+            ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+             *argv], env=workspace.environment, input=stdin, capture_output=True, check=False)
+        found = re.search(rb"I\s+refs:\s+([\d,]+)", completed.stderr)
+        if completed.returncode != 0 or found is None:
+            raise RuntimeError(f"valgrind {' '.join(argv)} failed: {completed.stderr[-500:]!r}")
+        return int(found.group(1).replace(b",", b""))
+
+    baseline = instructions([sys.executable, "-c", "pass"], None)
+    print(f"\ninstructions (valgrind cachegrind, one run each): python -c pass "
+          f"{baseline / 1e6:.1f}M")
+    for number, case in enumerate(chosen):
+        stdin = case.stdin(20_000 + number) if case.stdin else None
+        count = instructions([*eddymail_command(), *case.argv], stdin)
+        print(f"  {case.label:<54} {count / 1e6:7.1f}M  {count / baseline:5.2f}x")
+
+
 # --- what each case imports (--imports) -----------------------------------------------------
 
 
@@ -318,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=15, help="measured rounds (default 15)")
     parser.add_argument("--imap", action="store_true",
                         help="also -q fetch with nothing new (starts a private Dovecot)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each case's instructions under valgrind (load-free)")
     parser.add_argument("--imports", action="store_true",
                         help="also list what each case imports beyond python -c pass")
     options = parser.parse_args(argv)
@@ -339,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{len(queued['outbox'])} notifications; {load_average()} at the end)")
         if options.imap:
             idle_fetch(directory / "imap", options.runs)
+        if options.instructions:
+            print_instructions(workspace, chosen)
         if options.imports:
             print_imports(workspace, chosen)
     finally:
