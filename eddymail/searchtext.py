@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from eddymail.patterns import LazyPattern
 
@@ -93,8 +93,7 @@ MAX_TERMS = 16
 _CHUNK = LazyPattern(r'"([^"]*)"?|(\S+)')
 
 
-@dataclass(frozen=True)
-class Term:
+class Term(NamedTuple):
     """One thing a match must contain: a word, or words next to each other (a phrase).
 
     ``prefix``: the last word may go on ("print*" finds "printer").

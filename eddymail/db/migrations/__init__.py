@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -61,8 +60,7 @@ class Migration(NamedTuple):
         module.upgrade(database)
 
 
-@dataclass(frozen=True)
-class SchemaStatus:
+class SchemaStatus(NamedTuple):
     """Where a database's schema stands against this version of the code."""
 
     applied: list[str]
