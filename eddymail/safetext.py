@@ -60,6 +60,8 @@ def for_terminal(text: object, *, multiline: bool = True) -> str:
     if text is None:
         return ""
     text = str(text)
+    if text.isascii() and text.isprintable():  # nothing to escape (most lines: no regex)
+        return text
     pattern = _UNSAFE if multiline else _UNSAFE_IN_LINE
     return pattern.sub(_escape, text)
 

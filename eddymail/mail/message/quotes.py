@@ -61,6 +61,8 @@ def split_quoted(body: str) -> SplitText:
 
 
 def _starts_history(line: str, following: list[str]) -> bool:
+    if ":" not in line and not line.startswith(("-", "_")):  # no pattern below can match
+        return False
     if _SEPARATORS.match(line):
         return True
     if _ATTRIBUTION.match(line) and (not following or following[0].lstrip().startswith(">")
