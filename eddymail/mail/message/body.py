@@ -11,7 +11,6 @@ within one budget for the whole message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from eddymail.mail.message.charsets import decode_body
@@ -58,15 +57,22 @@ class Segment(NamedTuple):
     inline: bool = True
 
 
-@dataclass
 class Collected:
-    """What a look at one message (or one branch of it) found."""
+    """What a look at one message (or one branch of it) found.
 
-    segments: list[Segment] = field(default_factory=list)
-    attachments: list[AttachmentDraft] = field(default_factory=list)
-    has_html: bool = False
-    delivery_status: bool = False
-    report_original_ids: list[str] = field(default_factory=list)
+    A plain class, not a dataclass: it is made once per branch and never compared or
+    printed, and a dataclass would compile its methods on every start-up of ``ingest``.
+    """
+
+    __slots__ = ("attachments", "delivery_status", "has_html", "report_original_ids",
+                 "segments")
+
+    def __init__(self) -> None:
+        self.segments: list[Segment] = []
+        self.attachments: list[AttachmentDraft] = []
+        self.has_html = False
+        self.delivery_status = False
+        self.report_original_ids: list[str] = []
 
     def absorb(self, other: Collected, *, body: bool) -> None:
         """Take over another branch's findings; its body only when ``body`` is set."""

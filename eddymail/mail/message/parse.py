@@ -67,7 +67,9 @@ class Address(NamedTuple):
         return {"address": self.address, "name": self.name}
 
 
-@dataclass(frozen=True)
+# eq off (and repr too for ParsedMessage): never compared, and each generated method is
+# compiled at import (every start-up of ``ingest``).
+@dataclass(frozen=True, eq=False)
 class ParsedAttachment:
     """One attachment, inline image or forwarded message.
 
@@ -88,7 +90,7 @@ class ParsedAttachment:
     data: bytes | memoryview = field(repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ParsedMessage:
     """What eddymail makes of one message; ``to_json`` is the ``mail inspect`` document.
 

@@ -19,7 +19,9 @@ from eddymail.errors import MessageParseError
 from eddymail.patterns import LazyPattern
 
 
-@dataclass(frozen=True)
+# eq/repr off: never compared or printed, and each generated method is compiled at import
+# (every start-up of ``ingest``).
+@dataclass(frozen=True, eq=False, repr=False)
 class ParseLimits:
     """What one message may cost. The defaults fit any mail a person would send.
 

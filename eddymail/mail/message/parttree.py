@@ -49,7 +49,9 @@ _PARSER_DEFECTS: dict[str, str | None] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+# eq/repr off: never compared or printed, and each generated method is compiled at import
+# (every start-up of ``ingest``).
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Headers:
     """Header fields by lower-case name, values as received (folded, bytes), in order.
 
@@ -84,7 +86,7 @@ class Headers:
         return decode_header(self.first(name) or b"", self.hint)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class MimeInfo:
     """What a part's MIME headers say, decoded: the type (lower case, the default when
     missing or invalid), its parameters, the disposition, the file name and Content-ID."""
@@ -96,7 +98,7 @@ class MimeInfo:
     content_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Part:
     """One part of a message, decoded; the top one stands for the message itself.
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+# eq/repr off: never compared or printed, and each generated method is compiled at import
+# (every start-up of ``ingest``).
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class RawPart:
     """One entity as the feed parser cuts it: its header fields, then a body or parts.
 
