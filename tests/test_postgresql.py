@@ -440,8 +440,8 @@ def _race(monkeypatch, table: str, jobs) -> list[BaseException]:
 
 
 def _ingest_job(raw: bytes, channel_name: str):
-    from eddymail.services.ingest.pipeline import IngestOptions
     from eddymail.services.ingest.rawmail import destination, ingest_bytes
+    from eddymail.services.ingest.records import IngestOptions
 
     def job() -> None:
         ingest_bytes("<stdin>", raw, destination=destination(channel_name, None),

@@ -12,7 +12,7 @@ from eddymail.cli.app import json_option, state, with_database
 from eddymail.errors import EddymailError, UsageError
 from eddymail.services.ingest import quarantine
 from eddymail.services.ingest import rawmail as messages
-from eddymail.services.ingest.pipeline import QUARANTINED, IngestOptions
+from eddymail.services.ingest.records import QUARANTINED, IngestOptions
 
 
 @click.group("mail")

@@ -23,8 +23,7 @@ import peewee
 from eddymail.crashpoints import crash_point
 from eddymail.db import keylocks
 from eddymail.db.connection import database_proxy
-from eddymail.services.ingest import pipeline as ingestion
-from eddymail.services.ingest.pipeline import IngestOptions, IngestResult, Prepared
+from eddymail.services.ingest.records import IngestOptions, IngestResult, Prepared
 
 K = TypeVar("K", bound=Hashable)
 
@@ -64,6 +63,8 @@ def store_batch(messages: list[tuple[K, bytes]], options_for: Callable[[K], Inge
     On PostgreSQL the transaction also runs again from the start when the engine failed it
     to break a deadlock with another host's batch.
     """
+    from eddymail.services.ingest import pipeline as ingestion  # messages to store
+
     prepared: list[tuple[K, Prepared, IngestOptions]] = []
     for key, raw in messages:
         options = options_for(key)

@@ -16,7 +16,7 @@ import peewee
 
 from eddymail.db import fastsql
 from eddymail.db.models import Channel, ChannelCursor, LedgerEntry
-from eddymail.services.ingest.pipeline import PENDING, SKIPPED
+from eddymail.services.ingest.records import PENDING, SKIPPED
 
 
 def cursor_of(channel: Channel) -> ChannelCursor | None:

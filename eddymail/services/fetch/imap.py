@@ -24,8 +24,14 @@ from eddymail.services.fetch.state import (
     mark_connected,
     response_limit,
 )
-from eddymail.services.ingest import pipeline as ingestion
-from eddymail.services.ingest.pipeline import PENDING, SKIPPED, IngestOptions, Source
+from eddymail.services.ingest.records import (
+    PENDING,
+    SKIPPED,
+    IngestOptions,
+    IngestResult,
+    Prepared,
+    Source,
+)
 
 
 def fetch_imap(channel: Channel, password: str | BearerToken, settings: FetchSettings,
@@ -140,6 +146,8 @@ def _take_imap(client: ImapClient, channel: Channel, department: Department, tod
                progress: Progress | None) -> None:
     if not todo:
         return
+    from eddymail.services.ingest import pipeline as ingestion  # a message to store
+
     sizes = client.fetch_sizes(todo)
     oversized = [uid for uid in todo if sizes.get(uid, 0) > settings.max_message_bytes]
     wanted = [uid for uid in todo if uid not in oversized and uid in sizes]
@@ -161,8 +169,7 @@ def _take_imap(client: ImapClient, channel: Channel, department: Department, tod
     def options_for(uid: int) -> IngestOptions:
         return first_options if uid in pending else options
 
-    def ingest(uid: int, message: ingestion.Prepared,
-               message_options: IngestOptions) -> ingestion.IngestResult:
+    def ingest(uid: int, message: Prepared, message_options: IngestOptions) -> IngestResult:
         return ingestion.ingest_raw(message, channel=channel, department=department,
                                     source=Source("imap", channel.folder, uidvalidity, uid),
                                     options=message_options)

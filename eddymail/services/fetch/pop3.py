@@ -23,8 +23,14 @@ from eddymail.services.fetch.state import (
     mark_connected,
     response_limit,
 )
-from eddymail.services.ingest import pipeline as ingestion
-from eddymail.services.ingest.pipeline import PENDING, SKIPPED, IngestOptions, Source
+from eddymail.services.ingest.records import (
+    PENDING,
+    SKIPPED,
+    IngestOptions,
+    IngestResult,
+    Prepared,
+    Source,
+)
 
 
 def fetch_pop3(channel: Channel, credential: str | BearerToken, settings: FetchSettings,
@@ -122,7 +128,7 @@ class _Take:
         self.done = 0
         self.refused: list[tuple[tuple[int, str], Exception]] = []
 
-    def _counted(self, result: ingestion.IngestResult) -> None:
+    def _counted(self, result: IngestResult) -> None:
         self.report.count(result)
         self.done += 1
         if self.progress:
@@ -130,6 +136,8 @@ class _Take:
 
     def oversized(self, messages: list[tuple[int, str]]) -> None:
         """Quarantine messages over the size limit with their headers (TOP n 0) alone."""
+        from eddymail.services.ingest import pipeline as ingestion  # a message to store
+
         for number, uidl in messages:
             self.deadline.check()
             self._counted(ingestion.quarantine_oversized(
@@ -173,7 +181,9 @@ class _Take:
         """Start retrieving ``batch`` (RETR each) in the background."""
         return Ahead(lambda: [(key, self.client.retrieve(key[0])) for key in batch])
 
-    def _ingest(self, key: tuple[int, str], message: ingestion.Prepared,
-                options: IngestOptions) -> ingestion.IngestResult:
+    def _ingest(self, key: tuple[int, str], message: Prepared,
+                options: IngestOptions) -> IngestResult:
+        from eddymail.services.ingest import pipeline as ingestion  # a message to store
+
         return ingestion.ingest_raw(message, channel=self.channel, department=self.department,
                                     source=Source("pop3", uidl=key[1]), options=options)

@@ -28,7 +28,7 @@ from eddymail.services.channels.endpoints import incoming_endpoint, provider_hin
 from eddymail.services.channels.firstimport import INITIAL_ALL, POP3_HAS_NO_DATES, FirstImport
 from eddymail.services.channels.lookup import find_channel
 from eddymail.services.channels.signin import Credential, with_sign_in
-from eddymail.services.ingest.pipeline import PENDING, SKIPPED
+from eddymail.services.ingest.records import PENDING, SKIPPED
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 

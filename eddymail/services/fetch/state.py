@@ -18,8 +18,8 @@ from eddymail.errors import MailServerError
 from eddymail.mail.wire.endpoint import Endpoint
 from eddymail.services.channels.endpoints import incoming_endpoint
 from eddymail.services.channels.firstimport import FirstImport, parse_initial
-from eddymail.services.ingest import pipeline as ingestion
-from eddymail.services.ingest.pipeline import IngestOptions
+from eddymail.services.ingest import records
+from eddymail.services.ingest.records import IngestOptions
 
 Progress = Callable[[str, int, int], None]  # channel name, done, total
 
@@ -43,13 +43,13 @@ class ChannelFetchReport:
     error: str | None = None
     hint: str | None = None
 
-    def count(self, result: ingestion.IngestResult) -> None:
+    def count(self, result: records.IngestResult) -> None:
         """Add one message's outcome."""
         self.fetched += 1
         attribute = {
-            ingestion.NEW_TICKET: "new_tickets", ingestion.FOLLOWUP: "followups",
-            ingestion.DUPLICATE: "duplicates", ingestion.RECORDED: "recorded",
-            ingestion.QUARANTINED: "quarantined",
+            records.NEW_TICKET: "new_tickets", records.FOLLOWUP: "followups",
+            records.DUPLICATE: "duplicates", records.RECORDED: "recorded",
+            records.QUARANTINED: "quarantined",
         }[result.status]
         setattr(self, attribute, getattr(self, attribute) + 1)
         self.notices.extend(result.notices)

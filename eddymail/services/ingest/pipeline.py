@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -34,9 +33,19 @@ from eddymail.db.models import (
 )
 from eddymail.errors import MessageParseError, NotFoundError
 from eddymail.mail.message.addresskeys import address_key
-from eddymail.mail.message.parselimits import ParseLimits
-from eddymail.services import settings
 from eddymail.services.actors import describe_actor
+from eddymail.services.ingest.records import (
+    DUPLICATE,
+    FOLLOWUP,
+    NEW_TICKET,
+    PENDING,
+    QUARANTINED,
+    RECORDED,
+    IngestOptions,
+    IngestResult,
+    Prepared,
+    Source,
+)
 from eddymail.services.outgoing import notifications, staff
 from eddymail.services.tickets import history, search, users
 
@@ -48,90 +57,6 @@ if TYPE_CHECKING:
     from eddymail.services.ingest import staffanswers
 
 log = logging.getLogger("eddymail.ingest")
-
-NEW_TICKET = "new_ticket"
-FOLLOWUP = "followup"
-DUPLICATE = "duplicate"
-RECORDED = "recorded"  # stored, but opens no ticket (bounce, auto-reply, our own mail)
-QUARANTINED = "quarantined"
-PENDING = "pending"  # ledger only: chosen for the first fetch, not taken yet
-SKIPPED = "skipped"  # ledger only: old mail left alone at the first connection
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a message came from: its key in the ingestion ledger."""
-
-    kind: str  # imap | pop3 | file
-    folder: str | None = None
-    uidvalidity: int | None = None
-    uid: int | None = None
-    uidl: str | None = None
-
-    def ledger_key(self, channel: Channel | None) -> dict | None:
-        """The ledger columns that identify this exact delivery (None for files)."""
-        channel_id = channel.id if channel is not None else None
-        if self.kind == "imap":
-            return {"channel": channel_id, "folder": self.folder,
-                    "uidvalidity": self.uidvalidity, "uid": self.uid}
-        if self.kind == "pop3":
-            return {"channel": channel_id, "uidl": self.uidl}
-        return None
-
-
-@dataclass
-class IngestOptions:
-    """Settings of one run, read once rather than per message."""
-
-    notify: bool = True
-    limits: ParseLimits = field(default_factory=ParseLimits)
-    tag_format: str = ""
-    own_addresses: set[str] = field(default_factory=set)
-    staff_run: staff.StaffRun | None = None  # None: no staff notifications in this run
-    _senders: dict[int, Channel | None] = field(default_factory=dict, repr=False)
-
-    def sender_for(self, department: Department) -> Channel | None:
-        """The channel that sends this department's notifications (looked up once per run)."""
-        if department.id not in self._senders:
-            self._senders[department.id] = notifications.sender_channel(department)
-        return self._senders[department.id]
-
-    @classmethod
-    def for_run(cls, *, notify: bool = True, max_message_bytes: int | None = None) -> IngestOptions:
-        """Options with the team settings of this database."""
-        limits = ParseLimits() if max_message_bytes is None else ParseLimits(
-            max_message_bytes=max_message_bytes)
-        own = notifications.own_addresses()
-        return cls(
-            notify=notify,
-            limits=limits,
-            tag_format=settings.get_value(settings.TAG_FORMAT),
-            own_addresses=own,
-            staff_run=staff.StaffRun(own=own),
-        )
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    """What became of one message."""
-
-    status: str
-    ticket_id: int | None = None
-    message_id: int | None = None
-    subject: str = ""
-    error: str | None = None
-    notices: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A message parsed (or found unparseable) before any transaction is opened."""
-
-    raw: bytes
-    sha256: str
-    parsed: ParsedMessage | None
-    error: str | None
-
 
 def prepare(raw: bytes, options: IngestOptions) -> Prepared:
     """Parse ``raw``: the slow part, done before the write transaction so that no lock is

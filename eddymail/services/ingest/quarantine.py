@@ -15,7 +15,7 @@ import peewee
 from eddymail.db.models import Channel, LedgerEntry, RawMessage
 from eddymail.errors import NotFoundError
 from eddymail.mail.message.headerpeek import peek_headers
-from eddymail.services.ingest.pipeline import QUARANTINED
+from eddymail.services.ingest.records import QUARANTINED
 
 #: How much of a quarantined message is read to find its headers.
 HEADER_BYTES = 64 * 1024

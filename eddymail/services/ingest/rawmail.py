@@ -20,7 +20,14 @@ from eddymail.mail.message.parse import ParsedMessage, parse_message
 from eddymail.services.channels.lookup import find_channel
 from eddymail.services.departments import find_department
 from eddymail.services.ingest import pipeline as ingestion
-from eddymail.services.ingest.pipeline import QUARANTINED, IngestOptions, IngestResult, Source
+from eddymail.services.ingest.records import (
+    PENDING,
+    QUARANTINED,
+    SKIPPED,
+    IngestOptions,
+    IngestResult,
+    Source,
+)
 
 
 def inspect_file(path: Path) -> ParsedMessage:
@@ -140,7 +147,7 @@ def list_messages(*, quarantined: bool, channel_name: str | None = None,
         .join(Channel, join_type=outer, on=(LedgerEntry.channel == Channel.id))
         .switch(LedgerEntry)
         .join(RawMessage, join_type=outer, on=(LedgerEntry.raw == RawMessage.id))
-        .where(LedgerEntry.status.not_in([ingestion.PENDING, ingestion.SKIPPED]))
+        .where(LedgerEntry.status.not_in([PENDING, SKIPPED]))
         .order_by(LedgerEntry.id.desc())
         .limit(limit)
     )
