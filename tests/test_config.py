@@ -156,7 +156,6 @@ def test_bad_oauth_tables_are_named(tmp_path, text, message):
 @pytest.mark.parametrize("environment", [
     {},  # neither variable: the defaults under $HOME
     {"XDG_CONFIG_HOME": "/srv/helpdesk/config", "XDG_DATA_HOME": "/srv/helpdesk/data"},
-    {"XDG_CONFIG_HOME": " ", "XDG_DATA_HOME": ""},  # blank: the defaults
     {"XDG_CONFIG_HOME": "/trailing/slash/", "HOME": "/home/olga"},
 ])
 def test_the_per_user_directories_are_those_platformdirs_names(monkeypatch, environment):
@@ -175,13 +174,16 @@ def test_the_per_user_directories_are_those_platformdirs_names(monkeypatch, envi
     assert default_data_dir() == Path(platformdirs.user_data_dir("eddymail"))
 
 
-def test_a_relative_xdg_directory_is_ignored(monkeypatch, tmp_path):
+@pytest.mark.parametrize("config_home, data_home", [("relative/config", "data"), (" ", "\t"),
+                                                       ("", "")])
+def test_a_relative_or_blank_xdg_directory_is_ignored(monkeypatch, tmp_path, config_home,
+                                                       data_home):
     # The XDG Base Directory specification: a relative path "should be considered invalid
-    # and ignored" (platformdirs 4 agrees; 2.x used it as it was).
+    # and ignored", as is an empty one (platformdirs 4 agrees; 2.x used the value as it was).
     from eddymail.config import default_config_path, default_data_dir
 
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/config")
-    monkeypatch.setenv("XDG_DATA_HOME", "data")
+    monkeypatch.setenv("XDG_CONFIG_HOME", config_home)
+    monkeypatch.setenv("XDG_DATA_HOME", data_home)
     assert default_config_path() == tmp_path / ".config" / "eddymail" / "eddymail.toml"
     assert default_data_dir() == tmp_path / ".local" / "share" / "eddymail"
