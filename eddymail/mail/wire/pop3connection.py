@@ -79,9 +79,12 @@ class Pop3Connection:
         """:meth:`multiline`, each line handed to ``take`` as it comes: a message of tens of
         megabytes is never held as a list of its lines (half as big again as its bytes)."""
         self.command(*words)
+        # A message of 5 KB is a hundred lines, one with 200 KB attached thousands: the
+        # reader's readline is called directly, not through _line.
+        readline = self.stream.line_reader()
         size = 0
         while True:
-            line = self._line()
+            line = _without_line_end(readline(MAX_LINE + 1))
             if line == b".":
                 return
             if line.startswith(b".."):
@@ -158,14 +161,19 @@ class Pop3Connection:
         return line
 
     def _line(self) -> bytes:
-        line = self.stream.readline(MAX_LINE + 1)
-        if len(line) > MAX_LINE:
-            raise poplib.error_proto(f"-ERR line longer than {MAX_LINE} bytes")
-        if not line:
-            raise poplib.error_proto("-ERR EOF")
-        if line.endswith(b"\r\n"):
-            return line[:-2]
-        return line[:-1] if line.endswith(b"\n") else line
+        return _without_line_end(self.stream.readline(MAX_LINE + 1))
+
+
+def _without_line_end(line: bytes) -> bytes:
+    """A line read with a limit of ``MAX_LINE + 1`` bytes, without its CRLF (or LF); one
+    over the limit, or none at all (the stream ended), raises ``error_proto``."""
+    if len(line) > MAX_LINE:
+        raise poplib.error_proto(f"-ERR line longer than {MAX_LINE} bytes")
+    if not line:
+        raise poplib.error_proto("-ERR EOF")
+    if line.endswith(b"\r\n"):
+        return line[:-2]
+    return line[:-1] if line.endswith(b"\n") else line
 
 
 def _decoded(data: bytes) -> bytes:

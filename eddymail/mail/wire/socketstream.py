@@ -94,6 +94,12 @@ class SocketStream:
         """One line with its line end, at most ``limit`` bytes; ``b""`` at end of stream."""
         return self._file.readline(limit)
 
+    def line_reader(self) -> Callable[[int], bytes]:
+        """:meth:`readline` without the calls around it, for a loop over many lines (a POP3
+        message is read a line at a time): valid until the stream is closed or moves to
+        TLS."""
+        return self._file.readline
+
     def read(self, size: int) -> bytes:
         """Exactly ``size`` bytes, or fewer when the stream ends first."""
         return self._file.read(size)
