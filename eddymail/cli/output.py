@@ -295,6 +295,21 @@ class Output:
             return
         self._say(False, (for_terminal(message), style or ""))
 
+    def escaped_lines(self, lines: Sequence[tuple[str, str]]) -> None:
+        """Many result lines, each (text, style), written at once (silent under ``-q`` and
+        ``--json``). The caller has already passed every untrusted part of each text through
+        ``for_terminal`` (escaping a whole line again would only cost: the escape is per
+        character); ``ticket show`` of a long thread writes its thread this way."""
+        if self.quiet or self.json_mode or not lines:
+            return
+        if self._writes_plain(to_stderr=False):
+            body = "\n".join(text for text, _ in lines)
+            if "\t" not in body:  # else rich expands the tabs, line by line below
+                _write(sys.stdout, body + "\n", flush=not self._held)
+                return
+        for text, style in lines:
+            self._say(False, (text, style))
+
     def success(self, message: str) -> None:
         """A confirmation ("Department Support added.")."""
         self.line(message, style="green")

@@ -7,10 +7,12 @@ import click
 from eddymail.cli.app import LazyGroup, agent_option, json_option, state, with_database
 from eddymail.cli.layout import short_age
 from eddymail.cli.output import Styled
+from eddymail.safetext import for_terminal
 from eddymail.services.tickets import queries as tickets
 from eddymail.services.tickets.queries import (
     PRIORITIES,
     STATUS_FILTERS,
+    ThreadMessage,
     TicketDetail,
     TicketSummary,
 )
@@ -190,49 +192,57 @@ def render_ticket(detail: TicketDetail, *, full: bool = False) -> None:
         pairs.append(("Carried tag", f"#{detail.carried_tag} (not joined: the sender takes no "
                                      "part in that ticket)"))
     out.fields(pairs, title=f"Ticket #{detail.id}")
-    for message in detail.messages:
-        label = DIRECTION_LABELS.get(message.direction, message.direction)
-        if message.automatic == "bounce":
-            label = "delivery failure (bounce)"
-        elif message.automatic:
-            label += f", {message.automatic.replace('_', ' ')}"
-        # The real address first: a display name is whatever the sender chose to write.
-        sender = message.from_["address"] or message.author
-        if message.from_["name"]:
-            sender = f"{sender} ({message.from_['name']})"
-        out.line("")
-        out.line(f"── {label}: {sender} · {message.created_at:%Y-%m-%d %H:%M} UTC", style="bold")
-        if message.auth_status == "fail":
-            out.line("   Sender verification FAILED: the From address may be forged "
-                     "(kept, but it registered nobody and joined no ticket)", style="red")
-        elif message.auth_status == "missing":
-            out.line("   Sender NOT VERIFIED: the mail provider added no Authentication-Results "
-                     "(kept, but it registered nobody and joined no ticket)", style="red")
-        for label, entries in (("Cc", message.cc), ("Bcc", message.bcc)):
-            if entries:
-                out.line(f"   {label}: " + ", ".join(entry["address"] for entry in entries),
-                         style="dim")
-        if message.message_id_reused:
-            out.line("   Its Message-ID came before with a different message (stored "
-                     "anyway; threaded by its other headers)", style="yellow")
-        if message.reply_to_differs:
-            shown = ", ".join(entry["address"] for entry in message.reply_to)
-            out.line(f"   Reply-To differs from From: {shown} (replies go to the requester)",
-                     style="yellow")
-        out.text((message.body_text if full else message.new_text).rstrip() or "(empty)")
-        if message.quoted_lines and not full:
-            out.line(f"   … {message.quoted_lines} quoted line(s) folded (--full shows them)",
-                     style="dim")
-        for attachment in message.attachments:
-            # The real extension on its own: padding cannot push ".exe" off the line.
-            out.line(f"  [attachment {attachment.id}] {attachment.extension or 'no extension'}"
-                     f": {attachment.shown_name} ({attachment.content_type}, "
-                     f"{attachment.size} bytes)", style="dim")
+    out.escaped_lines([line for message in detail.messages
+                       for line in _message_lines(message, full=full)])
     if detail.history:
         out.line("")
         out.line("History", style="bold")
         for entry in detail.history:
             out.line(f"  {entry.at:%Y-%m-%d %H:%M} UTC  {entry.actor}: {describe_event(entry)}")
+
+
+def _message_lines(message: ThreadMessage, *, full: bool) -> list[tuple[str, str]]:
+    """One message of the thread as (text, style) lines, every part that came from mail or
+    from a person escaped (the rest is our own printable text)."""
+    label = DIRECTION_LABELS.get(message.direction, message.direction)
+    if message.automatic == "bounce":
+        label = "delivery failure (bounce)"
+    elif message.automatic:
+        label += f", {message.automatic.replace('_', ' ')}"
+    # The real address first: a display name is whatever the sender chose to write.
+    sender = message.from_["address"] or message.author
+    if message.from_["name"]:
+        sender = f"{sender} ({message.from_['name']})"
+    lines = [("", ""), (f"── {for_terminal(f'{label}: {sender}')} · "
+                        f"{message.created_at:%Y-%m-%d %H:%M} UTC", "bold")]
+    if message.auth_status == "fail":
+        lines.append(("   Sender verification FAILED: the From address may be forged "
+                      "(kept, but it registered nobody and joined no ticket)", "red"))
+    elif message.auth_status == "missing":
+        lines.append(("   Sender NOT VERIFIED: the mail provider added no Authentication-"
+                      "Results (kept, but it registered nobody and joined no ticket)", "red"))
+    for name, entries in (("Cc", message.cc), ("Bcc", message.bcc)):
+        if entries:
+            shown = for_terminal(", ".join(entry["address"] for entry in entries))
+            lines.append((f"   {name}: {shown}", "dim"))
+    if message.message_id_reused:
+        lines.append(("   Its Message-ID came before with a different message (stored "
+                      "anyway; threaded by its other headers)", "yellow"))
+    if message.reply_to_differs:
+        shown = for_terminal(", ".join(entry["address"] for entry in message.reply_to))
+        lines.append((f"   Reply-To differs from From: {shown} (replies go to the requester)",
+                      "yellow"))
+    lines.append((for_terminal((message.body_text if full else message.new_text).rstrip()
+                               or "(empty)"), ""))
+    if message.quoted_lines and not full:
+        lines.append((f"   … {message.quoted_lines} quoted line(s) folded (--full shows them)",
+                      "dim"))
+    for attachment in message.attachments:
+        # The real extension on its own: padding cannot push ".exe" off the line.
+        about = for_terminal(f"{attachment.extension or 'no extension'}: "
+                             f"{attachment.shown_name} ({attachment.content_type}, ")
+        lines.append((f"  [attachment {attachment.id}] {about}{attachment.size} bytes)", "dim"))
+    return lines
 
 
 def _agent(handle: str | None, name: str) -> str:
