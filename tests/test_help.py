@@ -60,7 +60,7 @@ def test_help_lists_commands_by_their_own_summaries():
 
 def test_help_lists_every_command_and_imports_none(tmp_path):
     # In a fresh interpreter: the list is complete and no command module was loaded for it
-    # (cli/layout.py lays out what output.py shows: no command).
+    # (cli/layout.py and cli/plaintext.py lay out what output.py shows: no command).
     script = (
         "import sys\n"
         "from eddymail.cli import cli\n"
@@ -70,7 +70,7 @@ def test_help_lists_every_command_and_imports_none(tmp_path):
         "    pass\n"
         "loaded = sorted(m for m in sys.modules if m.startswith('eddymail.cli.') and\n"
         "                m not in ('eddymail.cli.app', 'eddymail.cli.output',\n"
-        "                          'eddymail.cli.layout'))\n"
+        "                          'eddymail.cli.layout', 'eddymail.cli.plaintext'))\n"
         "print('LOADED', loaded)\n"
     )
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

@@ -188,3 +188,43 @@ def test_on_a_terminal_ticket_list_still_draws_with_rich(eddymail, support, tmp_
     deliver(eddymail, tmp_path, "The printer is jammed")
     monkeypatch.setenv("TTY_COMPATIBLE", "1")
     assert "rich.console" in loaded_modules(tmp_path, "ticket", "list")
+
+
+@pytest.mark.parametrize("body", [
+    "Line\twith a tab \u202eevil \x1b[2J\nsecond line\n",  # a tab: rich expands it
+    "No tab \u202eevil \x1b[2J \u200bzero\nsecond line\n",  # the one-write path
+    "Пишу \x9b31m по-русски \u2066isolate\u2069\n",  # non-ASCII around the escapes
+])
+def test_every_mail_part_of_a_piped_thread_is_spelled_out(eddymail, support, tmp_path, body):
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"] = '"Eve \x1b]0;title\x07 \u202eName" <eve@x.example>'
+    message["To"] = "help@example.test"
+    message["Cc"] = "carol@x.example"
+    message["Reply-To"] = "other@x.example"
+    message["Subject"] = "Hostile thread"
+    message["Message-ID"] = f"<hostile-{len(body)}@x.example>"
+    message.set_content(body)
+    message.add_attachment(b"MZ", maintype="application", subtype="octet-stream",
+                           filename="invoice\u202efdp.exe")
+    path = tmp_path / "hostile.eml"
+    path.write_bytes(message.as_bytes())
+    number = eddymail.json("ingest", "--department", "Support", str(path))["messages"][0][
+        "ticket_id"]
+    output = eddymail("ticket", "show", str(number)).stdout
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e", "\u200b", "\u2066", "\t"):
+        assert raw not in output, repr(raw)
+    header = next(line for line in output.splitlines() if line.startswith("── "))
+    assert "Eve \\x1b]0;title\\x07 \\u202eName" in header and header.endswith(" UTC")
+    assert "   Cc: carol@x.example" in output
+    assert "Reply-To differs from From: other@x.example" in output
+    # (a stored file name is already made safe: the override becomes "_")
+    assert "[attachment 1] .exe: invoice_fdp.exe (application/octet-stream, 2 bytes)" in output
+    shown_body = body.replace("\x1b", "\\x1b").replace("\u202e", "\\u202e").replace(
+        "\u200b", "\\u200b").replace("\x9b", "\\x9b").replace("\u2066", "\\u2066").replace(
+        "\u2069", "\\u2069").replace("\t", "   ").rstrip()
+    assert shown_body.split("\n")[-1] in output
+    order = [output.index(part) for part in (header, "Cc:", shown_body.split("\n")[-1],
+                                              "[attachment")]
+    assert order == sorted(order)

@@ -10,30 +10,36 @@ Rules kept here so no command can get them wrong:
 
 rich's console is imported only when something is drawn for a person at a terminal: a
 message line, a table or a "name: value" view going to a pipe or a file (cron, a mail
-server running ``ingest``, ``ticket list | grep``) is written here as the same plain text
-rich would write there (``tests/test_plain_output.py`` compares them), so those runs do not
-pay for importing and running rich.
+server running ``ingest``, ``ticket list | grep``) is written as the same plain text rich
+would write there (laid out by ``cli/plaintext.py``; ``tests/test_plain_output.py``
+compares them), so those runs do not pay for importing and running rich.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
 import json
 import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from eddymail.cli.layout import (
     fit_widths,
-    local_time,
     plain_width,
     share_widths,
     shows_styles,
+)
+from eddymail.cli.plaintext import (
+    Ruler,
+    Styled,
+    cell_text,
+    plain_fields,
+    plain_table,
+    to_jsonable,
+    widest_line,
+    write,
 )
 from eddymail.patterns import LazyPattern
 from eddymail.safetext import for_json, for_terminal
@@ -41,51 +47,6 @@ from eddymail.safetext import for_json, for_terminal
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
-
-
-def to_jsonable(value: Any) -> Any:
-    """Dataclasses, datetimes, tuples and sets turned into plain JSON values.
-
-    A field named with a trailing underscore (``from_``, a Python keyword) gets its JSON
-    name without it (``from``).
-    """
-    if value is None or isinstance(value, str | int | float):  # most values: first
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {key: to_jsonable(getattr(value, name))
-                for name, key in _json_names(type(value))}
-    if isinstance(value, dict):
-        return {str(key): to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(item) for item in value]
-    if isinstance(value, datetime):
-        return iso_utc(value)
-    return value
-
-
-@functools.cache
-def _json_names(kind: type) -> tuple[tuple[str, str], ...]:
-    """(attribute, JSON key) of each field of a dataclass (asked once per class: ``ticket
-    show --json`` of a long thread converts thousands)."""
-    return tuple((f.name, f.name.removesuffix("_")) for f in dataclasses.fields(kind))
-
-
-def iso_utc(moment: datetime) -> str:
-    """ISO-8601 in UTC with a ``Z``; naive datetimes are taken as UTC (as stored)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.replace(microsecond=0).isoformat() + "Z"
-
-
-@dataclasses.dataclass(frozen=True)
-class Styled:
-    """A table cell of styled pieces, each shown safely; ``"\\n"`` pieces break the line.
-
-    For cells the command composes (a subject with its search snippet below it) without
-    being able to import rich.
-    """
-
-    pieces: tuple[tuple[str, str], ...]  # (text, style)
 
 
 def cell(value: Any) -> Text:
@@ -98,20 +59,6 @@ def cell(value: Any) -> Text:
             text.append("\n" if piece == "\n" else for_terminal(piece, multiline=False), style)
         return text
     return Text(cell_text(value))
-
-
-def cell_text(value: Any) -> str:
-    """The text of ``cell(value)`` without its styles: what a pipe or a file gets."""
-    if value is None:
-        return ""
-    if isinstance(value, Styled):
-        return "".join("\n" if piece == "\n" else for_terminal(piece, multiline=False)
-                       for piece, _ in value.pieces)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, datetime):
-        return local_time(value)
-    return for_terminal(value, multiline=False)
 
 
 class Output:
@@ -184,7 +131,7 @@ class Output:
         wrapped = set(wrap)
         headers = [for_terminal(column, multiline=False) for column in columns]
         texts = [[cell_text(value) for value in row] for row in rows]
-        naturals = [max([_cells(header), *(_widest_line(row[index]) for row in texts)])
+        naturals = [max([_RULER.cells(header), *(widest_line(row[index], _RULER) for row in texts)])
                     for index, header in enumerate(headers)]
         # Between two columns: a space of padding each side and the (blank) rule.
         available = self.width - 3 * (len(columns) - 1)
@@ -193,7 +140,7 @@ class Output:
                   else fit_widths(naturals, available))
         if (self._writes_plain(to_stderr=False) and not title and not wrapped
                 and sum(widths) <= available):
-            _write(sys.stdout, plain_table(headers, texts, widths), flush=not self._held)
+            write(sys.stdout, plain_table(headers, texts, widths, _RULER), flush=not self._held)
             return
         from rich import box
         from rich.table import Table
@@ -267,10 +214,10 @@ class Output:
         pairs = [(for_terminal(name, multiline=False), value) for name, value in pairs]
         if self._writes_plain(to_stderr=False):
             lines = plain_fields([(name, cell_text(value)) for name, value in pairs],
-                                 self.width)
+                                 self.width, _RULER)
             if lines is not None:  # else a value must fold, as rich folds it
                 title_line = [for_terminal(title, multiline=False)] if title else []
-                _write(sys.stdout, "\n".join([*title_line, *lines]) + "\n",
+                write(sys.stdout, "\n".join([*title_line, *lines]) + "\n",
                        flush=not self._held)
                 return
         from rich.table import Table
@@ -305,7 +252,7 @@ class Output:
         if self._writes_plain(to_stderr=False):
             body = "\n".join(text for text, _ in lines)
             if "\t" not in body:  # else rich expands the tabs, line by line below
-                _write(sys.stdout, body + "\n", flush=not self._held)
+                write(sys.stdout, body + "\n", flush=not self._held)
                 return
         for text, style in lines:
             self._say(False, (text, style))
@@ -388,7 +335,7 @@ class Output:
         if "\t" not in plain and self._writes_plain(to_stderr):
             if to_stderr and self._held:
                 sys.stdout.flush()  # what came before it on a shared pipe stays before it
-            _write(sys.stderr if to_stderr else sys.stdout, plain + "\n",
+            write(sys.stderr if to_stderr else sys.stdout, plain + "\n",
                    flush=to_stderr or not self._held)
             return
         from rich.text import Text
@@ -412,73 +359,21 @@ class Output:
         return not known[1]
 
 
-def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
-                widths: Sequence[int]) -> str:
-    """The table ``Output.table`` draws with rich, as rich writes it to a pipe or a file:
-    cells cut to their column's width with "…", three spaces between columns, a rule under
-    the headers, a multi-line cell making its row as high. Widths are terminal cells, so
-    wide (CJK) and combining characters line up."""
-    def fitted(text: str, width: int) -> str:
-        if _cells(text) > width:
-            text = _sized(text, width - 1) + "…"
-        return _sized(text, width)
-
-    lines: list[str] = []
-    for number, row in enumerate([headers, *rows]):
-        cells = [text.split("\n") for text in row]
-        for index in range(max(len(lines_of_cell) for lines_of_cell in cells)):
-            lines.append("   ".join(
-                fitted(cell_lines[index] if index < len(cell_lines) else "", width)
-                for cell_lines, width in zip(cells, widths, strict=True)))
-        if number == 0:
-            lines.append("─" * (sum(widths) + 3 * (len(widths) - 1)))
-    return "\n".join(lines) + "\n"
-
-
-def plain_fields(pairs: Sequence[tuple[str, str]], width: int) -> list[str] | None:
-    """The lines of ``Output.fields`` as rich writes them to a pipe or a file: names, two
-    spaces, values, every column padded to its widest. None when a value would have to
-    fold (rich's folding is left to rich)."""
-    if not pairs:
-        return []
-    names = max(_cells(name) for name, _ in pairs)
-    values = max(_cells(value) for _, value in pairs)
-    if names + 2 + values > width:
-        return None
-    return [_sized(name, names) + "  " + _sized(value, values)
-            for name, value in pairs]
-
-
-def _write(stream: TextIO, text: str, *, flush: bool = True) -> None:
-    stream.write(text)
-    if flush:
-        stream.flush()
-
-
-def _widest_line(text: str) -> int:
-    """The width of the widest line of ``text`` in terminal cells."""
-    return max(_cells(line) for line in text.split("\n")) if text else 0
-
-
-# Shown text is escaped (``safetext``): ASCII in it is printable, one cell a character, so
-# only other text needs rich's tables of character widths (and rich.cells imported).
-def _cells(text: str) -> int:
-    """How many terminal cells ``text`` (one line, escaped) takes, as rich counts them."""
-    if text.isascii():
-        return len(text)
+def _cell_len(text: str) -> int:
     from rich.cells import cell_len
 
     return cell_len(text)
 
 
-def _sized(text: str, width: int) -> str:
-    """``text`` cut or padded with spaces to ``width`` cells, as rich does it."""
-    if text.isascii():
-        return text[:max(width, 0)].ljust(width)
+def _set_cell_size(text: str, width: int) -> str:
     from rich.cells import set_cell_size
 
     return set_cell_size(text, width)
 
+
+# rich's widths of characters outside ASCII, for the plain layouts (rich.cells imported
+# only when such a character is shown).
+_RULER = Ruler(_cell_len, _set_cell_size)
 
 _COLOURS = LazyPattern(r"\x1b\[[0-9;]*m")  # all rich writes (what mail said is escaped)
 

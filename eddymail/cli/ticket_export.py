@@ -15,7 +15,7 @@ from typing import BinaryIO
 import click
 
 from eddymail.cli.app import json_option, state, with_database
-from eddymail.cli.output import to_jsonable
+from eddymail.cli.plaintext import to_jsonable
 from eddymail.safetext import for_json, for_terminal
 from eddymail.services.tickets import export as exporting
 from eddymail.services.tickets.queries import STATUS_FILTERS

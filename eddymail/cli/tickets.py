@@ -6,7 +6,7 @@ import click
 
 from eddymail.cli.app import LazyGroup, agent_option, json_option, state, with_database
 from eddymail.cli.layout import short_age
-from eddymail.cli.output import Styled
+from eddymail.cli.plaintext import Styled
 from eddymail.safetext import for_terminal
 from eddymail.services.tickets import queries as tickets
 from eddymail.services.tickets.queries import (
