@@ -1,14 +1,18 @@
 """The work a fetch does per message and per batch, counted (never timed), and what a batch
-does when one of its messages is refused by the database (``services/fetch/batch.py``)."""
+does when one of its messages fails alone: refused by the database, or breaking eddymail's
+own code (``services/fetch/batch.py``)."""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
 
+import peewee
 import pytest
 
+from eddymail import errors
 from eddymail.db.connection import _SqliteDatabase
+from eddymail.services.fetch.batch import fails_alone
 from tests.mailfactory import make_mail
 
 # One new ticket from a customer already known: its ledger row read, raw bytes inserted,
@@ -160,3 +164,63 @@ def test_a_refused_message_is_left_out_of_its_batch_and_taken_next_run(
     subjects = [ticket["subject"] for ticket in
                 eddymail.json("ticket", "list", "--status", "all")["tickets"]]
     assert sorted(subjects) == ["after it", "before it", REFUSED_SUBJECT]
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+@pytest.mark.parametrize("bug", [ValueError("no thread for this mail"), KeyError("charset"),
+                                 RecursionError("maximum recursion depth exceeded")])
+def test_a_message_that_breaks_storing_fails_alone(eddymail, channel, dovecot, mail_user,
+                                                   monkeypatch, protocol, bug):
+    """A message that brings out a bug while it is stored (an error of eddymail's own, not the
+    database's) costs only itself: the others of its batch are committed and deleted, the
+    bug is then told as one (exit 1, the CLI's "unexpected" boundary), and the message stays
+    on the server to be taken (once) when the code stores it."""
+    from eddymail.services.ingest import pipeline
+
+    channel("--initial", "all", "--after-fetch", "delete", protocol=protocol)
+    for subject in ("first", "break me", "last"):
+        dovecot.deliver(mail_user, make_mail(subject))
+    real = pipeline.automatic_kind
+
+    def breaking(parsed, own_addresses):
+        if parsed.subject == "break me":
+            raise bug
+        return real(parsed, own_addresses)
+
+    monkeypatch.setattr(pipeline, "automatic_kind", breaking)
+    told = eddymail("fetch", code=1)
+    assert f"Unexpected {type(bug).__name__}" in told.stderr and "bug" in told.stderr
+    left = [stored.raw for stored in dovecot.messages(mail_user)]
+    assert len(left) == 1 and b"break me" in left[0]
+    subjects = [ticket["subject"] for ticket in
+                eddymail.json("ticket", "list", "--status", "all")["tickets"]]
+    assert sorted(subjects) == ["first", "last"]
+
+    monkeypatch.setattr(pipeline, "automatic_kind", real)
+    again = eddymail.json("fetch")["channels"][0]
+    assert again["ok"] and again["new_tickets"] == 1
+    assert dovecot.messages(mail_user) == []
+    subjects = [ticket["subject"] for ticket in
+                eddymail.json("ticket", "list", "--status", "all")["tickets"]]
+    assert sorted(subjects) == ["break me", "first", "last"]
+
+
+@pytest.mark.parametrize("error", [
+    sqlite3.IntegrityError("UNIQUE constraint failed"),  # the driver's, unwrapped
+    peewee.IntegrityError("value too long"), peewee.DataError("invalid byte sequence"),
+    ValueError("bug"), KeyError("bug"), UnicodeEncodeError("utf-8", "\udc80", 0, 1, "bug"),
+    RecursionError("deep"), peewee.DoesNotExist("the ticket went away"),
+])
+def test_what_fails_alone(error):
+    assert fails_alone(error)
+
+
+@pytest.mark.parametrize("error", [
+    sqlite3.OperationalError("database or disk is full"),  # the driver's, unwrapped
+    sqlite3.DatabaseError("database disk image is malformed"),
+    peewee.OperationalError("database is locked"), peewee.InterfaceError("connection gone"),
+    peewee.InternalError("current transaction is aborted"), OSError(28, "No space left"),
+    MemoryError(), errors.TemporaryFailure("busy"), errors.LockBusyError("locked"),
+])
+def test_what_fails_the_batch_whole(error):
+    assert not fails_alone(error)

@@ -2,14 +2,15 @@
 
 A batch is parsed before its transaction (SQLite's one writer waits only for statements,
 never for the parser), then stored in one transaction: a commit is the dearest statement of
-all, and the server hears nothing of the batch before it. A message the schema refuses
-(``REFUSED``) does not cost the others: the transaction is rolled back and run again
-without it, so the rest is committed, and it stays on the server untouched, to be tried
-again next run (the channel reports the failure). That is cheaper than a savepoint per
-message, which SQLite pays on every message (each page a message changes is copied to a
-sub-journal, and the savepoint's release throws the copies away), while a refusal is rare.
-Any other error (the database locked, full, gone) fails the batch whole, as a crash would:
-nothing of it was committed, nothing was told to the server.
+all, and the server hears nothing of the batch before it. A message that fails on its own
+(the schema refuses it, or storing it raises an error of eddymail's own: a bug some mail
+brings out) does not cost the others: the transaction is rolled back and run again without
+it, so the rest is committed, and it stays on the server untouched, to be tried again next
+run (the channel reports the failure). That is cheaper than a savepoint per message, which
+SQLite pays on every message (each page a message changes is copied to a sub-journal, and
+the savepoint's release throws the copies away), while such a failure is rare. The
+database's own failures (locked, full, gone, a deadlock to retry) fail the batch whole, as a
+crash would: nothing of it was committed, nothing was told to the server.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-import peewee
-
+from eddymail import errors
 from eddymail.crashpoints import crash_point
 from eddymail.db import keylocks
 from eddymail.db.connection import database_proxy
@@ -30,9 +30,25 @@ K = TypeVar("K", bound=Hashable)
 # A batch of downloads also stops at this many bytes (unless one message is larger).
 BATCH_BYTES = 16 * 1024 * 1024
 
-# What one message may fail with without failing its batch: the schema refused something in
-# it (a value too long for PostgreSQL's column, a constraint): its failure alone.
-REFUSED = (peewee.IntegrityError, peewee.DataError)
+# DB-API 2 names every driver's exceptions alike (peewee too, and the driver's own may come
+# unwrapped): a refusal of one message's values (a value too long for PostgreSQL's column, a
+# constraint) is that message's failure; any other database error is the database's.
+_REFUSAL_NAMES = {"IntegrityError", "DataError"}
+_DATABASE_NAMES = {"DatabaseError", "InterfaceError"}
+# Conditions of the machine or of eddymail's own database handling, never of one message.
+_NOT_THE_MESSAGE = (OSError, MemoryError, errors.DatabaseError, errors.LockBusyError,
+                    errors.TemporaryFailure)
+
+
+def fails_alone(error: Exception) -> bool:
+    """Whether ``error``, raised while one message was stored, is that message's failure
+    (its batch goes on without it) rather than the database's or the machine's (the batch
+    fails whole; a deadlock is for ``keylocks.retrying``)."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if names & _REFUSAL_NAMES:
+        return True
+    return not (names & _DATABASE_NAMES or isinstance(error, _NOT_THE_MESSAGE)
+                or keylocks.is_retryable(error))
 
 
 @dataclass
@@ -58,7 +74,7 @@ def store_batch(messages: list[tuple[K, bytes]], options_for: Callable[[K], Inge
                 ingest: Callable[[K, Prepared, IngestOptions], IngestResult],
                 steps: CrashPoints) -> StoredBatch[K]:
     """Parse ``messages`` ((key, raw bytes)), then store them with ``ingest`` in one
-    transaction, again without any message the schema refused (see the module docstring).
+    transaction, again without any message that failed alone (see the module docstring).
 
     On PostgreSQL the transaction also runs again from the start when the engine failed it
     to break a deadlock with another host's batch.
@@ -81,7 +97,9 @@ def store_batch(messages: list[tuple[K, bytes]], options_for: Callable[[K], Inge
                 crash_point(steps.downloaded)
                 try:
                     result = ingest(key, message, options)
-                except REFUSED as error:
+                except Exception as error:
+                    if not fails_alone(error):
+                        raise
                     raise _Refused(key, error) from error
                 if steps.stored:
                     crash_point(steps.stored)
@@ -100,7 +118,7 @@ def store_batch(messages: list[tuple[K, bytes]], options_for: Callable[[K], Inge
 
 
 class _Refused(Exception):
-    """The schema refused message ``key`` (its batch's transaction is being rolled back)."""
+    """Message ``key`` failed alone (its batch's transaction is being rolled back)."""
 
     def __init__(self, key: Any, error: Exception) -> None:
         super().__init__()
