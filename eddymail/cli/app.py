@@ -23,7 +23,7 @@ from eddymail.safetext import for_terminal
 # Everything else is imported where it is used, so that `eddymail --version`, `--help` and a
 # mail server piping one message into `ingest` load only what they need (issue 14).
 if TYPE_CHECKING:
-    from eddymail.services.agents import Actor
+    from eddymail.services.actors import Actor
     from eddymail.services.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -44,7 +44,7 @@ from eddymail.services.outgoing import notifications
 # The outbox (with the message composer) and the quote splitter are imported where a staff
 # notification is really queued: most runs have no agents, or nothing to tell them.
 if TYPE_CHECKING:
-    from eddymail.services.agents import Actor
+    from eddymail.services.actors import Actor
 
 log = logging.getLogger("eddymail.staff")
 

@@ -16,7 +16,7 @@ from eddymail.db.connection import database_proxy
 from eddymail.db.models import Ticket, TicketTag, utcnow
 from eddymail.errors import ValidationError
 from eddymail.services import naming
-from eddymail.services.agents import Actor
+from eddymail.services.actors import Actor
 from eddymail.services.tickets import history
 from eddymail.services.tickets.queries import PRIORITIES, active_ticket, tags_of
 

@@ -26,7 +26,7 @@ from eddymail.db.models import (
     utcnow,
 )
 from eddymail.errors import ValidationError
-from eddymail.services.agents import Actor
+from eddymail.services.actors import Actor
 from eddymail.services.tickets import history, users
 from eddymail.services.tickets.labels import PRIORITIES
 from eddymail.services.tickets.queries import active_ticket

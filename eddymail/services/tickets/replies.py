@@ -27,7 +27,7 @@ from eddymail.mail.message.compose import OutgoingAttachment, OutgoingMail, vali
 from eddymail.mail.message.markdown import reply_html
 from eddymail.mail.message.subjects import reply_subject
 from eddymail.services import settings
-from eddymail.services.agents import Actor
+from eddymail.services.actors import Actor
 from eddymail.services.outgoing import notifications
 from eddymail.services.outgoing.outbox import queue_mail
 from eddymail.services.tickets import history, search, users

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from eddymail.db.connection import database_proxy
 from eddymail.db.models import Agent, Department, Message, Ticket, utcnow
 from eddymail.errors import ValidationError
-from eddymail.services.agents import Actor, find_agent
+from eddymail.services.actors import Actor
+from eddymail.services.agents import find_agent
 from eddymail.services.departments import find_department
 from eddymail.services.outgoing import staff
 from eddymail.services.tickets import history, search
